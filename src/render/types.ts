@@ -1,0 +1,56 @@
+// What renderers produce. Renderers are pure: (cluster, node, facts) -> scripts and files.
+// `kha plan` and the activities call the same functions, so the plan is what runs.
+
+export const PHASES = [
+  'preflight',
+  'host-prep',
+  'container-runtime',
+  'packages',
+  'kube-vip',
+  'kubeadm-init',
+  'calico',
+  'control-plane-join',
+  'worker-join',
+  'verify',
+] as const;
+export type PhaseName = (typeof PHASES)[number];
+/** Teardown is not part of a deployment's order but is rendered the same way. */
+export type AnyPhaseName = PhaseName | 'reset';
+
+/** A file a script writes on the host; listed separately so reviewers and golden tests can read it. */
+export interface RenderedFile {
+  path: string;
+  content: string;
+  mode: number;
+}
+
+/**
+ * A self-contained bash script. It embeds the files it writes, starts with `set -euo pipefail`,
+ * and is safe to run twice. Secrets never appear in it: a script that needs one reads it from the
+ * environment variables named in `secretEnv`, which the activity supplies over the SSH channel.
+ */
+export interface RenderedScript {
+  /** Short name, unique within the phase, e.g. "join", "mint-credentials", "switch-admin-conf". */
+  name: string;
+  /** Where it runs: on the node itself, or on a healthy control-plane node on the node's behalf. */
+  runsOn: 'node' | 'control-plane';
+  content: string;
+  secretEnv: string[];
+  /** Its output carries secrets (minted credentials): never stream, log or keep it in errors. */
+  sensitiveOutput: boolean;
+}
+
+export interface PhaseRender {
+  phase: AnyPhaseName;
+  node: string;
+  scripts: RenderedScript[];
+  files: RenderedFile[];
+}
+
+/** Facts learned at deploy time (preflight) that renderers need. */
+export interface RenderFacts {
+  /** Full Kubernetes version, e.g. "v1.35.2". */
+  kubernetesVersion: string;
+  /** Debian package version for kubeadm/kubelet/kubectl, e.g. "1.35.2-1.1". */
+  packageVersion: string;
+}

@@ -1,0 +1,250 @@
+// The cluster file's schema. Every string that can reach a shell has a strict pattern here,
+// so renderers may rely on values being safe to quote.
+import { z } from 'zod';
+
+export const API_VERSION = 'kha.dev/v1alpha1';
+export const KIND = 'Cluster';
+
+// Patterns shared by the schema and by tests.
+export const patterns = {
+  dnsLabel: /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
+  dnsName: /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/,
+  ipv4: /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/,
+  cidr4: /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}\/(3[0-2]|[12]?\d)$/,
+  interfaceName: /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/,
+  k8sVersion: /^v?1\.\d{1,2}(\.\d{1,3})?$/,
+  semver: /^v?\d{1,3}\.\d{1,3}\.\d{1,3}$/,
+  userName: /^[a-z_][a-z0-9_-]{0,31}$/,
+  // Absolute or ~-relative path without spaces, quotes or shell metacharacters.
+  path: /^(~\/|\/)[A-Za-z0-9._+\/-]*$/,
+  url: /^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~:\/+%@-]*)?$/,
+  // An image reference without tag: registry/path.
+  imageRepo: /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?(\/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$/,
+  registryHost: /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/,
+  labelKey: /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/,
+  labelValue: /^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$/,
+  envName: /^[A-Z_][A-Z0-9_]{0,63}$/,
+  fingerprint: /^SHA256:[A-Za-z0-9+\/]{43}=?$/,
+} as const;
+
+const str = (re: RegExp, what: string) =>
+  z.string().regex(re, { message: `must be ${what}` });
+
+export const Ipv4 = str(patterns.ipv4, 'an IPv4 address such as 192.0.2.10');
+export const Cidr4 = str(patterns.cidr4, 'an IPv4 CIDR such as 10.244.0.0/16');
+export const InterfaceName = str(patterns.interfaceName, 'a network interface name such as enp1s0 (letters, digits, _ . -; at most 15 characters)');
+export const PathStr = str(patterns.path, 'an absolute or ~/ path of letters, digits and ._+/- only');
+export const UrlStr = str(patterns.url, 'an http(s) URL of letters, digits and ._~:/+%@- only');
+export const ImageRepo = str(patterns.imageRepo, 'an image repository such as registry.k8s.io or registry.example.com/google_containers');
+export const Port = z.number().int().min(1).max(65535);
+export const EnvName = str(patterns.envName, 'an environment variable name such as KHA_SSH_PASSPHRASE');
+
+export const BastionSpec = z.strictObject({
+  address: z.union([Ipv4, str(patterns.dnsName, 'a DNS name')]),
+  port: Port.default(22),
+  user: str(patterns.userName, 'a Unix user name').optional(),
+  privateKeyPath: PathStr.optional(),
+});
+
+const knownHosts = z.strictObject({
+  policy: z.enum(['known-hosts-file', 'pinned', 'accept-new']).default('accept-new'),
+  file: PathStr.optional(),
+  fingerprints: z
+    .record(z.string().regex(patterns.dnsName, { message: 'must be a node name or address' }).or(Ipv4), str(patterns.fingerprint, 'a SHA256 fingerprint such as SHA256:<43 base64 characters>'))
+    .optional(),
+});
+
+const sshCommon = {
+  user: str(patterns.userName, 'a Unix user name such as root or ubuntu').optional(),
+  port: Port.optional(),
+  privateKeyPath: PathStr.optional(),
+  bastion: BastionSpec.optional(),
+};
+
+export const SshDefaults = z.strictObject({
+  ...sshCommon,
+  user: sshCommon.user.default('root'),
+  port: Port.default(22),
+  passphraseEnv: EnvName.optional(),
+  useAgent: z.boolean().default(false),
+  passwordEnv: EnvName.optional(),
+  knownHosts: knownHosts.default({ policy: 'accept-new' }),
+  sudo: z.enum(['auto', 'always', 'never']).default('auto'),
+  connectTimeoutSeconds: z.number().int().min(1).max(600).default(15),
+  commandTimeoutSeconds: z.number().int().min(1).max(86400).default(1800),
+});
+
+export const NodeSsh = z.strictObject({ ...sshCommon });
+
+export const Taint = z.strictObject({
+  key: str(patterns.labelKey, 'a taint key such as node-role.kubernetes.io/infra'),
+  value: str(patterns.labelValue, 'a taint value of letters, digits and _.-').optional(),
+  effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']),
+});
+
+export const NodeSpec = z.strictObject({
+  name: str(patterns.dnsLabel, 'a lower-case DNS label such as k8scp-01'),
+  address: Ipv4,
+  role: z.enum(['control-plane', 'worker']),
+  advertiseAddress: Ipv4.optional(),
+  interface: InterfaceName.optional(),
+  labels: z.record(str(patterns.labelKey, 'a label key'), str(patterns.labelValue, 'a label value of letters, digits and _.-')).default({}),
+  taints: z.array(Taint).default([]),
+  ssh: NodeSsh.optional(),
+});
+
+export const KubeVipSpec = z.strictObject({
+  version: str(patterns.semver, 'a kube-vip version such as v1.0.1').default('v1.0.1'),
+  image: ImageRepo.default('ghcr.io/kube-vip/kube-vip'),
+  mode: z.enum(['arp', 'bgp']).default('arp'),
+});
+
+export const EndpointSpec = z.strictObject({
+  name: str(patterns.dnsName, 'a DNS name such as control-plane-endpoint').optional(),
+  vip: Ipv4,
+  port: Port.default(6443),
+  interface: InterfaceName,
+  writeHostsEntry: z.boolean().default(true),
+  kubeVip: KubeVipSpec.default({ version: 'v1.0.1', image: 'ghcr.io/kube-vip/kube-vip', mode: 'arp' }),
+});
+
+export const RegistryMirror = z.strictObject({
+  registry: str(patterns.registryHost, 'a registry host such as docker.io'),
+  endpoints: z.array(UrlStr).min(1),
+});
+
+export const RuntimeSpec = z.strictObject({
+  type: z.enum(['containerd', 'docker']).default('containerd'),
+  containerd: z
+    .strictObject({
+      // distro: Debian/Ubuntu containerd package; docker: containerd.io from Docker's apt repo.
+      packageSource: z.enum(['distro', 'docker']).default('distro'),
+      dockerRepository: UrlStr.default('https://download.docker.com/linux'),
+      configVersion: z.union([z.literal(2), z.literal(3)]).optional(),
+    })
+    .default({ packageSource: 'distro', dockerRepository: 'https://download.docker.com/linux' }),
+  criDockerd: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      version: str(patterns.semver, 'a cri-dockerd version such as v0.3.21').default('v0.3.21'),
+      packageUrl: UrlStr.optional(),
+    })
+    .optional(),
+  registryMirrors: z.array(RegistryMirror).default([]),
+});
+
+export const PackagesSpec = z.strictObject({
+  repository: UrlStr.default('https://pkgs.k8s.io/core:/stable:'),
+  extra: z.array(str(/^[a-z0-9][a-z0-9.+-]*$/, 'a Debian package name')).default(['ipset', 'ipvsadm', 'conntrack', 'socat']),
+});
+
+export const CalicoSpec = z.strictObject({
+  version: str(patterns.semver, 'a Calico version such as v3.31.2').default('v3.31.2'),
+  installMethod: z.enum(['operator', 'manifest']).default('operator'),
+  manifestUrl: UrlStr.optional(),
+  registry: ImageRepo.optional(),
+  encapsulation: z.enum(['IPIP', 'IPIPCrossSubnet', 'VXLAN', 'VXLANCrossSubnet', 'None']).default('IPIP'),
+  nodeAddressDetection: z
+    .strictObject({
+      method: z.enum(['node-internal-ip', 'interface', 'can-reach', 'first-found']).default('node-internal-ip'),
+      interface: str(/^[a-zA-Z0-9_.*|-]{1,64}$/, 'an interface name or regular expression of letters, digits and _.*|-').optional(),
+      canReach: Ipv4.optional(),
+    })
+    .default({ method: 'node-internal-ip' }),
+});
+
+export const NetworkingSpec = z.strictObject({
+  podSubnet: Cidr4.default('10.244.0.0/16'),
+  serviceSubnet: Cidr4.default('10.96.0.0/12'),
+  dnsDomain: str(patterns.dnsName, 'a DNS domain such as cluster.local').default('cluster.local'),
+  kubeProxyMode: z.enum(['ipvs', 'iptables', 'nftables']).default('ipvs'),
+  ipvsStrictARP: z.boolean().optional(),
+  calico: CalicoSpec.default({
+    version: 'v3.31.2',
+    installMethod: 'operator',
+    encapsulation: 'IPIP',
+    nodeAddressDetection: { method: 'node-internal-ip' },
+  }),
+});
+
+export const HostPrepSpec = z.strictObject({
+  disableUfw: z.boolean().default(true),
+  disableIPv6LinkLocal: z.boolean().default(false),
+  disableSwap: z.boolean().default(true),
+});
+
+export const RetrySpec = z.strictObject({
+  maximumAttempts: z.number().int().min(1).max(100).default(3),
+  initialIntervalSeconds: z.number().min(0.1).max(3600).default(5),
+  backoffCoefficient: z.number().min(1).max(10).default(2),
+  maximumIntervalSeconds: z.number().min(1).max(86400).default(120),
+});
+
+export const PolicySpec = z.strictObject({
+  retry: RetrySpec.default({ maximumAttempts: 3, initialIntervalSeconds: 5, backoffCoefficient: 2, maximumIntervalSeconds: 120 }),
+  compensation: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      rounds: z.number().int().min(0).max(10).default(1),
+      rebootTimeoutSeconds: z.number().int().min(10).max(3600).default(600),
+    })
+    .default({ enabled: true, rounds: 1, rebootTimeoutSeconds: 600 }),
+  approveBeforeWorkers: z.boolean().default(true),
+  workerJoinConcurrency: z.number().int().min(1).max(100).default(5),
+});
+
+export const ClusterSpecBody = z.strictObject({
+  kubernetes: z.strictObject({
+    version: str(patterns.k8sVersion, 'a Kubernetes version such as 1.35 or 1.35.2'),
+  }),
+  ssh: SshDefaults.default({
+    user: 'root',
+    port: 22,
+    useAgent: false,
+    knownHosts: { policy: 'accept-new' },
+    sudo: 'auto',
+    connectTimeoutSeconds: 15,
+    commandTimeoutSeconds: 1800,
+  }),
+  nodes: z.array(NodeSpec),
+  controlPlaneEndpoint: EndpointSpec,
+  containerRuntime: RuntimeSpec.default({
+    type: 'containerd',
+    containerd: { packageSource: 'distro', dockerRepository: 'https://download.docker.com/linux' },
+    registryMirrors: [],
+  }),
+  packages: PackagesSpec.default({ repository: 'https://pkgs.k8s.io/core:/stable:', extra: ['ipset', 'ipvsadm', 'conntrack', 'socat'] }),
+  images: z
+    .strictObject({ repository: ImageRepo.default('registry.k8s.io') })
+    .default({ repository: 'registry.k8s.io' }),
+  networking: NetworkingSpec.default({
+    podSubnet: '10.244.0.0/16',
+    serviceSubnet: '10.96.0.0/12',
+    dnsDomain: 'cluster.local',
+    kubeProxyMode: 'ipvs',
+    calico: { version: 'v3.31.2', installMethod: 'operator', encapsulation: 'IPIP', nodeAddressDetection: { method: 'node-internal-ip' } },
+  }),
+  hostPrep: HostPrepSpec.default({ disableUfw: true, disableIPv6LinkLocal: false, disableSwap: true }),
+  policy: PolicySpec.default({
+    retry: { maximumAttempts: 3, initialIntervalSeconds: 5, backoffCoefficient: 2, maximumIntervalSeconds: 120 },
+    compensation: { enabled: true, rounds: 1, rebootTimeoutSeconds: 600 },
+    approveBeforeWorkers: true,
+    workerJoinConcurrency: 5,
+  }),
+});
+
+export const ClusterFile = z.strictObject({
+  apiVersion: z.literal(API_VERSION, { message: `must be ${API_VERSION}` }),
+  kind: z.literal(KIND, { message: `must be ${KIND}` }),
+  metadata: z.strictObject({
+    name: str(patterns.dnsLabel, 'a lower-case DNS label such as prod-eu1'),
+  }),
+  spec: ClusterSpecBody,
+});
+
+export type ClusterFileInput = z.input<typeof ClusterFile>;
+/** The parsed file with defaults filled, before cross-field normalisation. */
+export type ClusterFileParsed = z.output<typeof ClusterFile>;
+export type NodeSpecT = z.output<typeof NodeSpec>;
+export type SshDefaultsT = z.output<typeof SshDefaults>;
+export type BastionT = z.output<typeof BastionSpec>;
