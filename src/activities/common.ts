@@ -1,0 +1,155 @@
+// What every activity shares: one SSH session per call, heartbeats with the last output lines,
+// cancellation, mapping of executor errors to retryable or not, and redaction of anything secret-shaped.
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { ClusterSpec, NodeSpec } from '../spec/types';
+import { findNode, nodeSsh } from '../spec/types';
+import { SshSession } from '../ssh/executor';
+import { SshError } from '../ssh/errors';
+import type { RenderedScript } from '../render/types';
+import type { RunResult } from '../ssh/types';
+
+const TOKEN_RE = /\b[a-z0-9]{6}\.[a-z0-9]{16}\b/g;
+const HEX64_RE = /\b[a-f0-9]{64}\b/gi;
+const PEM_RE = /-----BEGIN [A-Z ]+-----[\s\S]*?-----END [A-Z ]+-----/g;
+const B64_BLOB_RE = /\b[A-Za-z0-9+/]{200,}={0,2}/g;
+
+/** Removes anything shaped like a bootstrap token, certificate key, hash, PEM block or embedded certificate. */
+export function redact(text: string, secrets: string[] = []): string {
+  let out = text;
+  for (const s of secrets) if (s) out = out.split(s).join('<redacted>');
+  return out
+    .replace(PEM_RE, '<redacted pem>')
+    .replace(TOKEN_RE, '<redacted token>')
+    .replace(HEX64_RE, '<redacted hex>')
+    .replace(B64_BLOB_RE, '<redacted data>');
+}
+
+export function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined; // called outside an activity (tests, CLI)
+  }
+}
+
+/** Keeps the last lines of output and heartbeats them, throttled, so the Web UI shows progress. */
+class Progress {
+  private lines: string[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  constructor(
+    private readonly ctx: Context | undefined,
+    private readonly label: string,
+  ) {
+    if (ctx) {
+      this.timer = setInterval(() => this.beat(), 5000);
+      this.timer.unref();
+    }
+  }
+  add(line: string): void {
+    this.lines.push(redact(line).slice(0, 300));
+    if (this.lines.length > 5) this.lines.shift();
+    this.beat();
+  }
+  beat(): void {
+    this.ctx?.heartbeat({ step: this.label, lastLines: this.lines });
+  }
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+}
+
+export interface ScriptRun {
+  result: RunResult;
+  stdout: string;
+}
+
+export interface RunScriptOptions {
+  env?: Record<string, string>;
+  /** Decides whether a failed run is worth retrying (default: not). */
+  transient?: (r: RunResult) => boolean;
+  /** A non-zero exit is returned instead of thrown. */
+  allowFailure?: boolean;
+  timeoutMs?: number;
+}
+
+/** Runs a rendered script; streams progress unless its output is sensitive; returns full stdout. */
+export async function runScript(session: SshSession, node: string, phase: string, script: RenderedScript, o: RunScriptOptions = {}): Promise<ScriptRun> {
+  const ctx = activityContext();
+  const progress = new Progress(ctx, `${phase}/${script.name} on ${node}`);
+  const out: string[] = [];
+  const secrets = Object.values(o.env ?? {});
+  try {
+    const result = await session.runScript(script.content, {
+      env: o.env,
+      signal: ctx?.cancellationSignal,
+      timeoutMs: o.timeoutMs,
+      onLine: (stream, line) => {
+        if (stream === 'stdout') out.push(line);
+        if (!script.sensitiveOutput) progress.add(line);
+        else progress.beat();
+      },
+    });
+    if (result.exitCode !== 0 && !o.allowFailure) {
+      const tail = script.sensitiveOutput ? '(output withheld: it carries credentials)' : redact(`${result.stderrTail || result.stdoutTail}`, secrets);
+      const message = `${phase}/${script.name} on ${node} exited with ${result.exitCode}: ${tail.trim().split('\n').slice(-8).join(' | ')}`;
+      const joinPreflight = /\[preflight\]|error execution phase preflight/.test(result.stderrTail);
+      const type = joinPreflight ? 'JoinPreflightFailed' : o.transient?.(result) ? 'TransientCommandFailed' : 'CommandFailed';
+      throw ApplicationFailure.create({ message, type, nonRetryable: type !== 'TransientCommandFailed' });
+    }
+    return { result, stdout: out.join('\n') };
+  } catch (e) {
+    throw toFailure(e, node, secrets);
+  } finally {
+    progress.stop();
+  }
+}
+
+/** Maps executor errors to ApplicationFailures whose type the workflow's retry policy knows. */
+export function toFailure(e: unknown, node: string, secrets: string[] = []): unknown {
+  if (e instanceof ApplicationFailure) return e;
+  if (e instanceof SshError) {
+    const transient = e.kind === 'Unreachable' || e.kind === 'Timeout' || e.kind === 'ConnectionLost';
+    return ApplicationFailure.create({ message: redact(e.message, secrets), type: e.kind, nonRetryable: !transient });
+  }
+  if (e instanceof Error && e.name === 'AbortError') return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  return ApplicationFailure.create({ message: `${node}: ${redact(msg, secrets)}`, type: 'CommandFailed', nonRetryable: true });
+}
+
+/** Opens one SSH session to a node for the duration of fn. */
+export async function withNode<T>(cluster: ClusterSpec, nodeName: string, fn: (s: SshSession, node: NodeSpec) => Promise<T>): Promise<T> {
+  const node = findNode(cluster, nodeName);
+  let session: SshSession;
+  try {
+    session = await SshSession.connect(nodeSsh(cluster, node), { signal: activityContext()?.cancellationSignal });
+  } catch (e) {
+    throw toFailure(e, nodeName);
+  }
+  try {
+    return await fn(session, node);
+  } finally {
+    session.close();
+  }
+}
+
+/** Tries the healthy control-plane nodes in order; the first that connects runs fn. */
+export async function withHealthyControlPlane<T>(cluster: ClusterSpec, via: string[] | undefined, fn: (s: SshSession, node: NodeSpec) => Promise<T>): Promise<T> {
+  const candidates = via && via.length ? via : cluster.spec.nodes.filter((n) => n.role === 'control-plane').map((n) => n.name);
+  let last: unknown;
+  for (const name of candidates) {
+    try {
+      return await withNode(cluster, name, fn);
+    } catch (e) {
+      last = e;
+      if (e instanceof ApplicationFailure && !['Unreachable', 'Timeout', 'ConnectionLost'].includes(e.type ?? '')) throw e;
+    }
+  }
+  throw last;
+}
+
+/** Reads `KEY value` marker lines a script printed, e.g. `KHA-RESULT unchanged`. */
+export function marker(stdout: string, key: string): string | undefined {
+  const line = stdout.split('\n').reverse().find((l) => l.startsWith(`${key} `));
+  return line?.slice(key.length + 1).trim();
+}

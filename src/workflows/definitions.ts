@@ -1,0 +1,94 @@
+// Names and types shared by the workflows, the worker and the client. Pure: workflow code imports it.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const TASK_QUEUE = 'kha';
+
+export function deployWorkflowId(cluster: string): string {
+  return `kha-deploy-${cluster}`;
+}
+export function resetWorkflowId(cluster: string): string {
+  return `kha-reset-${cluster}`;
+}
+
+export const SA_CLUSTER = defineSearchAttributeKey('KhaCluster', SearchAttributeType.KEYWORD);
+export const SA_PHASE = defineSearchAttributeKey('KhaPhase', SearchAttributeType.KEYWORD);
+export const SA_STATE = defineSearchAttributeKey('KhaState', SearchAttributeType.KEYWORD);
+export const SEARCH_ATTRIBUTES = [SA_CLUSTER, SA_PHASE, SA_STATE];
+
+export type StepState = 'pending' | 'running' | 'done' | 'skipped' | 'failed' | 'compensating' | 'waiting';
+
+export interface NodeStepStatus {
+  node: string;
+  state: StepState;
+  attempts: number;
+  compensations: number;
+  startedAt?: string;
+  endedAt?: string;
+  lastError?: string;
+  /** Short human note: "already initialized", "joined", ... */
+  note?: string;
+}
+
+export interface PhaseStatus {
+  phase: string;
+  title: string;
+  mode: 'parallel' | 'sequential' | 'single' | 'gate' | 'cluster';
+  state: StepState;
+  startedAt?: string;
+  endedAt?: string;
+  nodes: NodeStepStatus[];
+}
+
+export type DeploymentState =
+  | 'running'
+  | 'waiting-approval'
+  | 'waiting-decision'
+  | 'rolling-back'
+  | 'done'
+  | 'aborted';
+
+export interface PendingDecision {
+  phase: string;
+  node: string;
+  role: 'control-plane' | 'worker';
+  error: string;
+  /** Actions the operator may take here. */
+  allowed: DecisionAction[];
+}
+
+export interface DeploymentStatus {
+  cluster: string;
+  kubernetesVersion?: string;
+  state: DeploymentState;
+  currentPhase?: string;
+  waitingFor?: string;
+  pendingDecision?: PendingDecision;
+  phases: PhaseStatus[];
+  startedAt: string;
+  endedAt?: string;
+  kubeconfigPath?: string;
+}
+
+export type DecisionAction = 'retry' | 'skip' | 'abort-rollback' | 'abort-leave';
+export interface Decision {
+  action: DecisionAction;
+  /** Required for skip: the node the decision is about (guards against a stale decision). */
+  node?: string;
+  by?: string;
+}
+
+export interface DeployResult {
+  cluster: string;
+  kubernetesVersion: string;
+  nodesReady: number;
+  etcdMembers: number;
+  skippedNodes: string[];
+  kubeconfigPath: string;
+}
+
+export const statusQuery = defineQuery<DeploymentStatus>('status');
+export const approveWorkersUpdate = defineUpdate<string, [by?: string]>('approveWorkers');
+export const approveWorkersSignal = defineSignal<[by?: string]>('approveWorkersSignal');
+export const decisionUpdate = defineUpdate<string, [Decision]>('operatorDecision');
+export const decisionSignal = defineSignal<[Decision]>('operatorDecisionSignal');

@@ -1,0 +1,572 @@
+// deployCluster: order, concurrency, retries, compensation, approval and status. No I/O and no secrets here:
+// activities render, run over SSH and check effects; join credentials never leave an activity.
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+  log,
+} from '@temporalio/workflow';
+import type { ActivityOptions, RetryPolicy } from '@temporalio/common';
+import type * as activities from '../activities';
+import type { ClusterSpec, NodeSpec } from '../spec/types';
+import type { RenderFacts } from '../render/types';
+import type { NodeFacts } from '../activities/types';
+import { NON_RETRYABLE_ERRORS } from '../activities/types';
+import {
+  approveWorkersSignal,
+  approveWorkersUpdate,
+  decisionSignal,
+  decisionUpdate,
+  statusQuery,
+  SA_CLUSTER,
+  SA_PHASE,
+  SA_STATE,
+  type Decision,
+  type DecisionAction,
+  type DeploymentStatus,
+  type DeployResult,
+  type NodeStepStatus,
+  type PhaseStatus,
+  type StepState,
+} from './definitions';
+import { crossNodeProblems } from './checks';
+import { resolveVersion } from './version';
+import { renderProgress } from './progress';
+
+export interface DeployOptions {
+  /** Heartbeat timeout of long activities; a killed worker's activity is retried after it. */
+  heartbeatTimeoutSeconds?: number;
+  /** Where the admin kubeconfig goes on the worker's machine (default: the worker's state directory). */
+  kubeconfigPath?: string;
+  /** Limit on clock skew between nodes (default 1000 ms). */
+  maxClockSkewMs?: number;
+}
+
+export interface DeployInput {
+  cluster: ClusterSpec;
+  options?: DeployOptions;
+}
+
+type Acts = typeof activities;
+
+class Aborted extends Error {
+  constructor(readonly action: DecisionAction) {
+    super(`aborted by operator (${action})`);
+  }
+}
+
+const PHASE_TITLES: Array<[string, string, PhaseStatus['mode']]> = [
+  ['preflight', 'Preflight checks', 'parallel'],
+  ['host-prep', 'Host preparation', 'parallel'],
+  ['container-runtime', 'Container runtime', 'parallel'],
+  ['packages', 'kubeadm, kubelet, kubectl', 'parallel'],
+  ['kube-vip', 'kube-vip on the first control-plane node', 'single'],
+  ['kubeadm-init', 'kubeadm init', 'single'],
+  ['calico', 'Calico', 'cluster'],
+  ['control-plane-join', 'Control-plane joins', 'sequential'],
+  ['approval', 'Approval before workers', 'gate'],
+  ['worker-join', 'Worker joins', 'parallel'],
+  ['verify', 'Verification', 'cluster'],
+];
+
+export async function deployCluster(input: DeployInput): Promise<DeployResult> {
+  const { cluster } = input;
+  const spec = cluster.spec;
+  const opts = input.options ?? {};
+  const cps = spec.nodes.filter((n) => n.role === 'control-plane');
+  const workers = spec.nodes.filter((n) => n.role === 'worker');
+  const first = cps[0]!;
+  const now = () => new Date().toISOString();
+
+  // ---- status -------------------------------------------------------------------------------------------
+  const status: DeploymentStatus = {
+    cluster: cluster.name,
+    state: 'running',
+    startedAt: now(),
+    phases: PHASE_TITLES.map(([phase, title, mode]) => ({
+      phase,
+      title,
+      mode,
+      state: 'pending' as StepState,
+      nodes: nodesOfPhase(phase).map((n) => ({ node: n.name, state: 'pending' as StepState, attempts: 0, compensations: 0 })),
+    })),
+  };
+  function nodesOfPhase(phase: string): NodeSpec[] {
+    switch (phase) {
+      case 'kube-vip':
+      case 'kubeadm-init':
+      case 'calico':
+        return [first];
+      case 'control-plane-join':
+        return cps.slice(1);
+      case 'worker-join':
+        return workers;
+      case 'approval':
+      case 'verify':
+        return [];
+      default:
+        return spec.nodes;
+    }
+  }
+  const phaseOf = (p: string) => status.phases.find((x) => x.phase === p)!;
+  const stepOf = (p: string, node: string): NodeStepStatus => {
+    const ph = phaseOf(p);
+    let s = ph.nodes.find((n) => n.node === node);
+    if (!s) {
+      s = { node, state: 'pending', attempts: 0, compensations: 0 };
+      ph.nodes.push(s);
+    }
+    return s;
+  };
+  const pending = new Map<string, { phase: string; role: 'control-plane' | 'worker'; error: string; allowed: DecisionAction[]; decision?: Decision }>();
+  let approved = false;
+  let abortAction: DecisionAction | undefined;
+
+  function publish(): void {
+    const waiting = [...pending.entries()];
+    status.pendingDecision = waiting.length
+      ? { node: waiting[0]![0], phase: waiting[0]![1].phase, role: waiting[0]![1].role, error: waiting[0]![1].error, allowed: waiting[0]![1].allowed }
+      : undefined;
+    if (status.state === 'running' || status.state === 'waiting-decision' || status.state === 'waiting-approval') {
+      if (waiting.length) {
+        status.state = 'waiting-decision';
+        status.waitingFor = `operator decision for ${waiting.map(([n, w]) => `${n} (${w.phase})`).join(', ')}: kha retry | kha skip NODE | kha abort [--rollback]`;
+      } else if (status.state === 'waiting-decision') {
+        status.state = 'running';
+        status.waitingFor = undefined;
+      }
+    }
+    upsertSearchAttributes([
+      { key: SA_CLUSTER, value: cluster.name },
+      { key: SA_PHASE, value: status.currentPhase ?? 'none' },
+      { key: SA_STATE, value: status.state },
+    ]);
+    setCurrentDetails(renderProgress(status));
+  }
+
+  function startPhase(p: string): void {
+    status.currentPhase = p;
+    const ph = phaseOf(p);
+    ph.state = 'running';
+    ph.startedAt = now();
+    publish();
+  }
+  function endPhase(p: string): void {
+    const ph = phaseOf(p);
+    ph.state = ph.nodes.some((n) => n.state === 'skipped') && ph.nodes.every((n) => n.state === 'done' || n.state === 'skipped') ? 'done' : 'done';
+    ph.endedAt = now();
+    publish();
+  }
+
+  // ---- handlers ------------------------------------------------------------------------------------------
+  setHandler(statusQuery, () => status);
+  const approve = (by?: string) => {
+    approved = true;
+    log.info('workers approved', { by: by ?? 'unknown' });
+  };
+  setHandler(approveWorkersUpdate, (by?: string) => {
+    approve(by);
+    return `approved: joining ${workers.length} worker node(s)`;
+  }, {
+    validator: () => {
+      if (status.state !== 'waiting-approval') {
+        throw new Error(`nothing waits for approval: the deployment is ${status.state}${status.currentPhase ? ` in phase ${status.currentPhase}` : ''}`);
+      }
+    },
+  });
+  setHandler(approveWorkersSignal, (by?: string) => {
+    if (status.state === 'waiting-approval' || !approved) approve(by);
+  });
+
+  function pickPending(d: Decision): string {
+    if (d.node) {
+      if (!pending.has(d.node)) throw new Error(`no decision is pending for ${d.node}; pending: ${[...pending.keys()].join(', ') || 'none'}`);
+      return d.node;
+    }
+    if (pending.size === 0) throw new Error(`no decision is pending: the deployment is ${status.state}`);
+    if (d.action === 'skip' || (d.action === 'retry' && pending.size > 1)) {
+      if (pending.size > 1) throw new Error(`decisions are pending for ${[...pending.keys()].join(', ')}: name the node`);
+    }
+    return [...pending.keys()][0]!;
+  }
+  function validateDecision(d: Decision): void {
+    if (d.action === 'abort-rollback' || d.action === 'abort-leave') {
+      if (pending.size === 0) throw new Error(`no decision is pending: the deployment is ${status.state}`);
+      return;
+    }
+    const node = pickPending(d);
+    const w = pending.get(node)!;
+    if (!w.allowed.includes(d.action)) {
+      throw new Error(`${d.action} is not allowed for ${node} (${w.role}, phase ${w.phase}); allowed: ${w.allowed.join(', ')}`);
+    }
+  }
+  function applyDecision(d: Decision): string {
+    if (d.action === 'abort-rollback' || d.action === 'abort-leave') {
+      abortAction = d.action;
+      main.cancel();
+      return `aborting (${d.action === 'abort-rollback' ? 'rolling back touched nodes' : 'leaving nodes as they are'})`;
+    }
+    const node = pickPending(d);
+    pending.get(node)!.decision = d;
+    return `${d.action} ${node}`;
+  }
+  setHandler(decisionUpdate, (d: Decision) => applyDecision(d), { validator: validateDecision });
+  setHandler(decisionSignal, (d: Decision) => {
+    try {
+      validateDecision(d);
+      applyDecision(d);
+    } catch (e) {
+      log.warn('operator decision ignored', { error: String(e) });
+    }
+  });
+
+  // ---- activities ----------------------------------------------------------------------------------------
+  const r = spec.policy.retry;
+  const retry: RetryPolicy = {
+    maximumAttempts: r.maximumAttempts,
+    initialInterval: r.initialIntervalSeconds * 1000,
+    backoffCoefficient: r.backoffCoefficient,
+    maximumInterval: r.maximumIntervalSeconds * 1000,
+    nonRetryableErrorTypes: [...NON_RETRYABLE_ERRORS],
+  };
+  const baseOptions: ActivityOptions = {
+    startToCloseTimeout: (spec.ssh.commandTimeoutSeconds + spec.ssh.connectTimeoutSeconds * 2 + 60) * 1000,
+    heartbeatTimeout: (opts.heartbeatTimeoutSeconds ?? 60) * 1000,
+    retry,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  };
+  const acts = proxyActivities<Acts>(baseOptions);
+  const rebootMs = spec.policy.compensation.rebootTimeoutSeconds * 1000;
+
+  // Each activity sees the control-plane nodes and its own node only: keeps history small on large clusters.
+  function forNode(node: string): ClusterSpec {
+    return { ...cluster, spec: { ...spec, nodes: spec.nodes.filter((n) => n.role === 'control-plane' || n.name === node) } };
+  }
+  function call<K extends keyof Acts>(name: K, phase: string, node: string, args: Parameters<Acts[K]>, extra?: Partial<ActivityOptions>): ReturnType<Acts[K]> {
+    const fn = acts[name] as unknown as { executeWithOptions(o: ActivityOptions, a: unknown[]): Promise<unknown> };
+    return fn.executeWithOptions({ ...baseOptions, ...extra, summary: `${phase} · ${node}` }, args) as ReturnType<Acts[K]>;
+  }
+
+  const healthy: string[] = [first.name];
+  const touched = new Set<string>();
+  const skipped: string[] = [];
+  let facts: RenderFacts | undefined;
+
+  function failureText(e: unknown): string {
+    let cur: unknown = e;
+    // The ActivityFailure wraps the activity's own ApplicationFailure; its message is what operators need.
+    while (cur && typeof cur === 'object' && 'cause' in cur && (cur as { cause?: unknown }).cause) cur = (cur as { cause: unknown }).cause;
+    const msg = cur instanceof Error ? cur.message : String(cur);
+    const type = cur instanceof ApplicationFailure && cur.type ? `${cur.type}: ` : '';
+    return `${type}${msg}`.slice(0, 2000);
+  }
+
+  /** Runs one node step; on failure after retries (and compensation, where given) waits for an operator. */
+  async function step(
+    phase: string,
+    node: NodeSpec,
+    run: (attempt: number) => Promise<string | void>,
+    compensate?: (round: number) => Promise<void>,
+  ): Promise<'done' | 'skipped'> {
+    const s = stepOf(phase, node.name);
+    s.startedAt ??= now();
+    let rounds = 0;
+    for (;;) {
+      s.state = 'running';
+      s.attempts++;
+      publish();
+      try {
+        const note = await run(s.attempts);
+        s.state = 'done';
+        s.note = note ?? s.note;
+        s.lastError = undefined;
+        s.endedAt = now();
+        publish();
+        return 'done';
+      } catch (e) {
+        if (isCancellation(e)) throw e;
+        s.lastError = failureText(e);
+        if (compensate && spec.policy.compensation.enabled && rounds < spec.policy.compensation.rounds) {
+          rounds++;
+          s.state = 'compensating';
+          s.compensations++;
+          publish();
+          await CancellationScope.nonCancellable(() => compensate(rounds));
+          continue;
+        }
+        s.state = 'waiting';
+        const allowed: DecisionAction[] = node.role === 'worker' && phase !== 'preflight'
+          ? ['retry', 'skip', 'abort-rollback', 'abort-leave']
+          : ['retry', 'abort-rollback', 'abort-leave'];
+        pending.set(node.name, { phase, role: node.role, error: s.lastError, allowed });
+        publish();
+        try {
+          await condition(() => pending.get(node.name)?.decision !== undefined);
+        } finally {
+          const d = pending.get(node.name)?.decision;
+          pending.delete(node.name);
+          publish();
+          if (d?.action === 'skip') {
+            s.state = 'skipped';
+            s.note = `skipped by operator after: ${s.lastError}`;
+            skipped.push(node.name);
+          }
+        }
+        if (s.state === 'skipped') {
+          publish();
+          return 'skipped';
+        }
+        rounds = 0; // a retry after the operator fixed the host gets fresh compensation rounds
+      }
+    }
+  }
+
+  async function parallel(phase: string, nodes: NodeSpec[], fn: (n: NodeSpec) => Promise<unknown>, limit = nodes.length): Promise<void> {
+    let next = 0;
+    const runners = Array.from({ length: Math.min(limit, nodes.length) }, async () => {
+      while (next < nodes.length) {
+        const n = nodes[next++]!;
+        await fn(n);
+      }
+    });
+    await Promise.all(runners);
+  }
+
+  async function compensateJoin(node: NodeSpec): Promise<void> {
+    // Reset what the failed join left, drop the member and Node from the cluster, then reboot to clear the rest.
+    await call('resetNode', 'compensation', node.name, [{ cluster: forNode(node.name), node: node.name }]);
+    await call('removeNodeFromCluster', 'compensation', node.name, [{ cluster: forNode(node.name), node: node.name, via: [...healthy] }]);
+    await call('rebootNode', 'compensation', node.name, [{ cluster: forNode(node.name), node: node.name }], {
+      startToCloseTimeout: rebootMs + 60_000,
+    });
+  }
+
+  // ---- the deployment ------------------------------------------------------------------------------------
+  const main = new CancellationScope();
+  let result: DeployResult | undefined;
+  try {
+    result = await main.run(async () => {
+      // 1. preflight
+      startPhase('preflight');
+      const nodeFacts = new Map<string, NodeFacts>();
+      await parallel('preflight', spec.nodes, (n) =>
+        step('preflight', n, async () => {
+          const f = await call('preflightNode', 'preflight', n.name, [
+            { cluster: forNode(n.name), node: n.name, listVersions: n.name === first.name, expectVipFree: false },
+          ]);
+          nodeFacts.set(n.name, f);
+          return `${f.os} ${f.arch}, ${f.cpus} CPU, ${f.memoryMb} MB`;
+        }),
+      );
+      // Cross-node checks, then version resolution; a problem waits for the operator like a failed step.
+      await step('preflight', { ...first, name: 'cluster' }, async () => {
+        const all = spec.nodes.map((n) => nodeFacts.get(n.name)!).filter(Boolean);
+        const problems = crossNodeProblems({
+          facts: all,
+          firstControlPlane: first.name,
+          controlPlanes: cps.map((n) => n.name),
+          vipInterface: (name) => cps.find((c) => c.name === name)?.interface ?? spec.controlPlaneEndpoint.interface,
+          maxClockSkewMs: opts.maxClockSkewMs ?? 1000,
+        });
+        if (problems.length) {
+          throw ApplicationFailure.nonRetryable(problems.map((p) => `${p.node}: ${p.message}`).join('; '), 'PreflightFailed');
+        }
+        const resolved = resolveVersion(spec.kubernetes.version, nodeFacts.get(first.name)?.availableVersions ?? []);
+        if (typeof resolved === 'string') throw ApplicationFailure.nonRetryable(resolved, 'PreflightFailed');
+        facts = resolved;
+        status.kubernetesVersion = resolved.kubernetesVersion;
+        return `Kubernetes ${resolved.kubernetesVersion} (package ${resolved.packageVersion}) for every node`;
+      });
+      endPhase('preflight');
+      const f = facts!;
+
+      // 2-4. host prep, container runtime, packages: every node in parallel
+      for (const [phase, act] of [
+        ['host-prep', 'hostPrep'],
+        ['container-runtime', 'containerRuntime'],
+      ] as const) {
+        startPhase(phase);
+        await parallel(phase, spec.nodes, (n) =>
+          step(phase, n, async () => {
+            touched.add(n.name);
+            const res = await call(act, phase, n.name, [{ cluster: forNode(n.name), node: n.name, facts: f }]);
+            return res.note;
+          }),
+        );
+        endPhase(phase);
+      }
+      startPhase('packages');
+      const versions = new Map<string, string>();
+      await parallel('packages', spec.nodes, (n) =>
+        step('packages', n, async () => {
+          touched.add(n.name);
+          const res = await call('installPackages', 'packages', n.name, [{ cluster: forNode(n.name), node: n.name, facts: f }]);
+          const v = res.versions;
+          if (v.kubeadm !== v.kubelet || v.kubelet !== v.kubectl || v.kubeadm !== f.packageVersion) {
+            throw ApplicationFailure.nonRetryable(
+              `versions differ on ${n.name}: kubeadm ${v.kubeadm}, kubelet ${v.kubelet}, kubectl ${v.kubectl}; expected ${f.packageVersion}`,
+              'PreflightFailed',
+            );
+          }
+          versions.set(n.name, v.kubeadm);
+          return res.note;
+        }),
+      );
+      endPhase('packages');
+
+      // 5-6. kube-vip and kubeadm init on the first control-plane node; the VIP must answer before anything joins
+      startPhase('kube-vip');
+      await step('kube-vip', first, async () => (await call('kubeVipFirstNode', 'kube-vip', first.name, [{ cluster: forNode(first.name), node: first.name, facts: f }])).note);
+      endPhase('kube-vip');
+      startPhase('kubeadm-init');
+      await step('kubeadm-init', first, async () => {
+        const init = await call('kubeadmInit', 'kubeadm-init', first.name, [{ cluster: forNode(first.name), node: first.name, facts: f }]);
+        await call('waitForVip', 'kubeadm-init', first.name, [{ cluster: forNode(first.name), node: first.name, facts: f }]);
+        await call('switchKubeVipToAdminConf', 'kubeadm-init', first.name, [{ cluster: forNode(first.name), node: first.name, facts: f }]);
+        await call('waitForVip', 'kubeadm-init', first.name, [{ cluster: forNode(first.name), node: first.name, facts: f }]);
+        return init.note;
+      });
+      endPhase('kubeadm-init');
+
+      // 7. Calico
+      startPhase('calico');
+      await step('calico', first, async () => (await call('installCalico', 'calico', first.name, [{ cluster: forNode(first.name), node: first.name, facts: f, via: [first.name] }])).note);
+      endPhase('calico');
+
+      // 8. control-plane joins, one at a time, each gated on etcd health
+      startPhase('control-plane-join');
+      for (const n of cps.slice(1)) {
+        await step(
+          'control-plane-join',
+          n,
+          async () => {
+            touched.add(n.name);
+            const res = await call('joinControlPlane', 'control-plane-join', n.name, [{ cluster: forNode(n.name), node: n.name, facts: f, via: [...healthy] }]);
+            await call('waitEtcdHealthy', 'control-plane-join', n.name, [{ cluster: forNode(n.name), node: n.name, facts: f, via: [...healthy] }]);
+            return res.note;
+          },
+          () => compensateJoin(n),
+        );
+        if (stepOf('control-plane-join', n.name).state === 'done') healthy.push(n.name);
+      }
+      endPhase('control-plane-join');
+
+      // 9. approval
+      const gate = phaseOf('approval');
+      if (workers.length && spec.policy.approveBeforeWorkers && !approved) {
+        startPhase('approval');
+        status.state = 'waiting-approval';
+        status.waitingFor = `approval: check the control plane, then run: kha approve ${cluster.name}`;
+        publish();
+        await condition(() => approved);
+        status.state = 'running';
+        status.waitingFor = undefined;
+        gate.state = 'done';
+        gate.endedAt = now();
+        publish();
+      } else {
+        gate.state = 'skipped';
+        publish();
+      }
+
+      // 10. workers, bounded by the policy's concurrency, each minting its own credentials
+      startPhase('worker-join');
+      await parallel(
+        'worker-join',
+        workers,
+        (n) =>
+          step(
+            'worker-join',
+            n,
+            async () => {
+              touched.add(n.name);
+              return (await call('joinWorker', 'worker-join', n.name, [{ cluster: forNode(n.name), node: n.name, facts: f, via: [...healthy] }])).note;
+            },
+            () => compensateJoin(n),
+          ),
+        spec.policy.workerJoinConcurrency,
+      );
+      endPhase('worker-join');
+
+      // 11. verification and the admin kubeconfig
+      startPhase('verify');
+      let verified: { nodesReady: number; etcdMembers: number } = { nodesReady: 0, etcdMembers: 0 };
+      let kubeconfigPath = '';
+      await step('verify', { ...first, name: 'cluster' }, async () => {
+        const v = await call('verifyCluster', 'verify', first.name, [{ cluster: forNode(first.name), node: first.name, facts: f, via: [...healthy] }]);
+        const expectedNodes = spec.nodes.length - skipped.length;
+        const problems = [...v.problems];
+        if (v.nodesReady < expectedNodes) problems.push(`${v.nodesReady}/${expectedNodes} nodes Ready (not ready: ${v.notReady.join(', ') || 'missing'})`);
+        if (v.etcdMembers !== cps.length) problems.push(`etcd has ${v.etcdMembers} members, expected ${cps.length}`);
+        if (problems.length) throw ApplicationFailure.nonRetryable(problems.join('; '), 'VerificationFailed');
+        const kc = await call('fetchKubeconfig', 'verify', first.name, [{ cluster: forNode(first.name), node: first.name, path: opts.kubeconfigPath }]);
+        kubeconfigPath = kc.path;
+        status.kubeconfigPath = kc.path;
+        verified = { nodesReady: v.nodesReady, etcdMembers: v.etcdMembers };
+        return `${v.nodesReady} nodes Ready, ${v.etcdMembers} etcd members, kube-proxy ${v.kubeProxyMode}, kubeconfig ${kc.path}`;
+      });
+      endPhase('verify');
+      return {
+        cluster: cluster.name,
+        kubernetesVersion: f.kubernetesVersion,
+        nodesReady: verified.nodesReady,
+        etcdMembers: verified.etcdMembers,
+        skippedNodes: skipped,
+        kubeconfigPath,
+      };
+    });
+  } catch (e) {
+    if (!abortAction) throw e;
+    await CancellationScope.nonCancellable(async () => {
+      if (abortAction === 'abort-rollback') {
+        status.state = 'rolling-back';
+        status.waitingFor = undefined;
+        publish();
+        await rollback([...touched]);
+      }
+      status.state = 'aborted';
+      status.endedAt = now();
+      publish();
+    });
+    throw ApplicationFailure.nonRetryable(
+      `deployment of ${cluster.name} aborted by the operator${abortAction === 'abort-rollback' ? `; rolled back ${touched.size} node(s)` : '; nodes left as they are'}`,
+      'DeploymentAborted',
+    );
+  }
+  status.state = 'done';
+  status.currentPhase = undefined;
+  status.endedAt = now();
+  publish();
+  return result!;
+
+  // Workers first (in parallel), then control-plane nodes one at a time, the first one last.
+  async function rollback(nodes: string[]): Promise<void> {
+    const order = [
+      ...workers.filter((n) => nodes.includes(n.name)),
+      ...cps.slice(1).filter((n) => nodes.includes(n.name)).reverse(),
+      ...(nodes.includes(first.name) ? [first] : []),
+    ];
+    const phase = phaseOf('verify');
+    void phase;
+    const ws = order.filter((n) => n.role === 'worker');
+    await Promise.all(ws.map((n) => resetForRollback(n)));
+    for (const n of order.filter((x) => x.role === 'control-plane')) await resetForRollback(n);
+  }
+  async function resetForRollback(n: NodeSpec): Promise<void> {
+    try {
+      await call('resetNode', 'rollback', n.name, [{ cluster: forNode(n.name), node: n.name }]);
+    } catch (e) {
+      log.warn('rollback reset failed', { node: n.name, error: failureText(e) });
+      stepOf('verify', n.name).lastError = `rollback failed: ${failureText(e)}`;
+    }
+  }
+}
+
+void workflowInfo;

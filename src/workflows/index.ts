@@ -1,0 +1,3 @@
+// Every workflow the worker registers.
+export { deployCluster } from './deploy-cluster';
+export { resetCluster } from './reset-cluster';

@@ -1,0 +1,31 @@
+// The Markdown progress table shown as the workflow's current details in the Web UI. Pure.
+import type { DeploymentStatus, StepState } from './definitions';
+
+const MARK: Record<StepState, string> = {
+  pending: '·',
+  running: '▶',
+  done: '✔',
+  skipped: '↷',
+  failed: '✖',
+  compensating: '↺',
+  waiting: '⏸',
+};
+
+function cell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+export function renderProgress(s: DeploymentStatus): string {
+  const lines: string[] = [];
+  lines.push(`**${s.cluster}**: ${s.state}${s.kubernetesVersion ? ` · Kubernetes ${s.kubernetesVersion}` : ''}`);
+  if (s.waitingFor) lines.push('', `**Waiting for** ${cell(s.waitingFor)}`);
+  if (s.pendingDecision) lines.push('', `**${s.pendingDecision.node}** failed in ${s.pendingDecision.phase}: ${cell(s.pendingDecision.error)}`);
+  lines.push('', '| phase | state | nodes |', '|---|---|---|');
+  for (const p of s.phases) {
+    const nodes = p.nodes
+      .map((n) => `${MARK[n.state]} ${n.node}${n.attempts > 1 ? ` ×${n.attempts}` : ''}${n.compensations ? ` ↺${n.compensations}` : ''}`)
+      .join(', ');
+    lines.push(`| ${MARK[p.state]} ${cell(p.title)} | ${p.state} | ${cell(nodes) || '—'} |`);
+  }
+  return lines.join('\n');
+}
