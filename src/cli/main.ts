@@ -4,6 +4,8 @@ type Command = { summary: string; load: () => Promise<{ run(argv: string[]): Pro
 
 const commands: Record<string, Command> = {
   // Each helper adds its commands here, one line each.
+  validate: { summary: 'check a cluster file and print every problem', load: () => import('./validate') },
+  schema: { summary: 'print the JSON Schema of the cluster file', load: () => import('./schema') },
 };
 
 function usage(): string {

@@ -40,7 +40,8 @@ export const Port = z.number().int().min(1).max(65535);
 export const EnvName = str(patterns.envName, 'an environment variable name such as KHA_SSH_PASSPHRASE');
 
 export const BastionSpec = z.strictObject({
-  address: z.union([Ipv4, str(patterns.dnsName, 'a DNS name')]),
+  // One pattern (an IPv4 address also matches it) so a bad value gets one clear message.
+  address: str(patterns.dnsName, 'an IPv4 address or a DNS name such as bastion.example.com'),
   port: Port.default(22),
   user: str(patterns.userName, 'a Unix user name').optional(),
   privateKeyPath: PathStr.optional(),
@@ -50,7 +51,7 @@ const knownHosts = z.strictObject({
   policy: z.enum(['known-hosts-file', 'pinned', 'accept-new']).default('accept-new'),
   file: PathStr.optional(),
   fingerprints: z
-    .record(z.string().regex(patterns.dnsName, { message: 'must be a node name or address' }).or(Ipv4), str(patterns.fingerprint, 'a SHA256 fingerprint such as SHA256:<43 base64 characters>'))
+    .record(str(patterns.dnsName, 'a node name or address'), str(patterns.fingerprint, 'a SHA256 fingerprint such as SHA256:<43 base64 characters>'))
     .optional(),
 });
 
@@ -120,7 +121,7 @@ export const RuntimeSpec = z.strictObject({
       // distro: Debian/Ubuntu containerd package; docker: containerd.io from Docker's apt repo.
       packageSource: z.enum(['distro', 'docker']).default('distro'),
       dockerRepository: UrlStr.default('https://download.docker.com/linux'),
-      configVersion: z.union([z.literal(2), z.literal(3)]).optional(),
+      configVersion: z.literal([2, 3]).optional(),
     })
     .default({ packageSource: 'distro', dockerRepository: 'https://download.docker.com/linux' }),
   criDockerd: z

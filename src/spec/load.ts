@@ -1,0 +1,112 @@
+// Loads a cluster file: YAML with positions, the zod schema, cross-field checks, normalisation.
+// Every problem is collected and reported at once, sorted by line.
+import { readFileSync, statSync } from 'node:fs';
+import { LineCounter, parseDocument } from 'yaml';
+import { ClusterFile } from './schema';
+import type { ClusterSpec } from './types';
+import { crossFieldChecks, normalise } from './checks';
+import { duplicateKeys, locate, sourceText } from './positions';
+import { fieldPath, sortIssues, SpecError, type SpecIssue } from './issues';
+import { DEFAULT_MESSAGE, mapZodIssue } from './zod-messages';
+
+export { formatIssue, formatWarning, SpecError, type SpecIssue } from './issues';
+
+export interface LoadResult {
+  /** Present only when there are no errors. */
+  cluster?: ClusterSpec;
+  errors: SpecIssue[];
+  warnings: SpecIssue[];
+}
+
+/** Cluster files are small; anything this large is the wrong file. */
+const MAX_BYTES = 1024 * 1024;
+
+const yamlMessages: Record<string, string> = {
+  MULTIPLE_DOCS: 'the file holds several YAML documents (---); a cluster file is one document',
+  BLOCK_AS_IMPLICIT_KEY:
+    'YAML reads this value as a nested key because it holds ": " or ends with ":"; put the value in quotes, or fix the indentation',
+  TAB_AS_INDENT: 'tabs are not allowed as indentation in YAML; indent with spaces',
+};
+
+export function loadClusterText(text: string, source: string): LoadResult {
+  const errors: SpecIssue[] = [];
+  const warnings: SpecIssue[] = [];
+  const lc = new LineCounter();
+  // Duplicate keys are found by our own walk, which knows the field path of each.
+  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: false, prettyErrors: false });
+  const issue = (line: number, col: number, field: string, message: string): SpecIssue => ({ file: source, line, col, field, message });
+
+  for (const e of doc.errors) {
+    const p = lc.linePos(e.pos[0]);
+    errors.push(issue(p.line, p.col, '(yaml)', yamlMessages[e.code] ?? e.message));
+  }
+  for (const w of doc.warnings) {
+    const p = lc.linePos(w.pos[0]);
+    warnings.push(issue(p.line, p.col, '(yaml)', w.message));
+  }
+  if (errors.length) return { errors: sortIssues(errors), warnings: sortIssues(warnings) };
+
+  for (const d of duplicateKeys(doc)) {
+    const p = lc.linePos(d.offset);
+    const first = lc.linePos(d.firstOffset).line;
+    errors.push(issue(p.line, p.col, fieldPath(d.path), `duplicate key "${d.key}" (first given on line ${first}); keep one`));
+  }
+
+  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  if (data === null || data === undefined) {
+    errors.push(issue(1, 1, '(document)', `the file is empty: a cluster file starts with apiVersion, kind, metadata and spec`));
+    return { errors, warnings };
+  }
+
+  const at = (path: PropertyKey[], anchor: 'value' | 'key') => locate(doc, lc, path, anchor);
+  const parsed = ClusterFile.safeParse(data, { reportInput: true, error: () => DEFAULT_MESSAGE });
+  if (!parsed.success) {
+    for (const zi of parsed.error.issues) {
+      for (const m of mapZodIssue(zi, ClusterFile, (p) => sourceText(doc, p))) {
+        const p = at(m.path, m.anchor);
+        errors.push(issue(p.line, p.col, fieldPath(m.path), m.message));
+      }
+    }
+    return { errors: sortIssues(errors), warnings: sortIssues(warnings) };
+  }
+
+  for (const f of crossFieldChecks(parsed.data)) {
+    const p = at(f.path, f.anchor);
+    (f.severity === 'error' ? errors : warnings).push(issue(p.line, p.col, fieldPath(f.path), f.message));
+  }
+  if (errors.length) return { errors: sortIssues(errors), warnings: sortIssues(warnings) };
+  const file = normalise(parsed.data);
+  return { cluster: { name: file.metadata.name, source, spec: file.spec }, errors: [], warnings: sortIssues(warnings) };
+}
+
+function readError(path: string, err: unknown): SpecIssue {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why =
+    code === 'ENOENT' ? 'no such file' :
+    code === 'EACCES' || code === 'EPERM' ? 'permission denied: cannot read the file' :
+    code === 'EISDIR' ? 'is a directory, not a cluster file' :
+    `cannot read the file: ${(err as Error).message}`;
+  return { file: path, line: 0, col: 0, field: '(file)', message: why };
+}
+
+export function loadClusterFile(path: string): LoadResult {
+  let text: string;
+  try {
+    const st = statSync(path);
+    if (st.isDirectory()) return { errors: [readError(path, Object.assign(new Error('directory'), { code: 'EISDIR' }))], warnings: [] };
+    if (st.size > MAX_BYTES) {
+      return { errors: [{ file: path, line: 0, col: 0, field: '(file)', message: `is ${st.size} bytes; a cluster file is at most ${MAX_BYTES} bytes` }], warnings: [] };
+    }
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    return { errors: [readError(path, err)], warnings: [] };
+  }
+  return loadClusterText(text, path);
+}
+
+/** For modules that need a valid cluster or nothing: throws SpecError with every error. */
+export function loadClusterOrThrow(path: string): ClusterSpec {
+  const r = loadClusterFile(path);
+  if (!r.cluster) throw new SpecError(r.errors, r.warnings);
+  return r.cluster;
+}
