@@ -59,6 +59,17 @@ class Progress {
   }
 }
 
+/** Heartbeats every few seconds while fn runs (reboots, waits) so a live activity is not timed out. */
+export async function heartbeating<T>(label: string, fn: () => Promise<T>): Promise<T> {
+  const progress = new Progress(activityContext(), label);
+  progress.beat();
+  try {
+    return await fn();
+  } finally {
+    progress.stop();
+  }
+}
+
 export interface ScriptRun {
   result: RunResult;
   stdout: string;

@@ -1,7 +1,6 @@
 // How kha reaches a Temporal service: TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE, mTLS client certificates or an API
 // key (Temporal Cloud). The same settings serve the CLI's client and `kha worker`.
 import { readFileSync } from 'node:fs';
-import type { ConnectionOptions } from '@temporalio/client';
 
 export interface TemporalSettings {
   address: string;
@@ -39,7 +38,15 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): TemporalS
   return { address, namespace, tls, apiKey };
 }
 
-export function connectionOptions(s: TemporalSettings): ConnectionOptions {
+/** Options accepted by both the client's Connection and the worker's NativeConnection. */
+export interface KhaConnectionOptions {
+  address: string;
+  tls?: TemporalSettings['tls'];
+  apiKey?: string;
+  metadata?: Record<string, string>;
+}
+
+export function connectionOptions(s: TemporalSettings): KhaConnectionOptions {
   return {
     address: s.address,
     tls: s.tls,

@@ -175,7 +175,7 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
     approve(by);
     return `approved: joining ${workers.length} worker node(s)`;
   }, {
-    validator: () => {
+    validator: (_by?: string) => {
       if (status.state !== 'waiting-approval') {
         throw new Error(`nothing waits for approval: the deployment is ${status.state}${status.currentPhase ? ` in phase ${status.currentPhase}` : ''}`);
       }

@@ -1,0 +1,15 @@
+// Every activity the worker registers. The workflow imports only the types of these.
+export { preflightNode } from './preflight';
+export { hostPrep, containerRuntime, installPackages } from './nodes';
+export {
+  kubeVipFirstNode,
+  kubeadmInit,
+  waitForVip,
+  switchKubeVipToAdminConf,
+  installCalico,
+  joinControlPlane,
+  joinWorker,
+  waitEtcdHealthy,
+} from './controlplane';
+export { resetNode, removeNodeFromCluster, rebootNode } from './compensation';
+export { verifyCluster, fetchKubeconfig } from './verify';

@@ -1,0 +1,69 @@
+// Preflight: read-only facts from one node, checked against the node's own requirements. The cross-node
+// checks (duplicates, clock skew, existing clusters) run in the workflow over every node's facts.
+import { renderPhase } from '../render';
+import { parseFacts } from '../render/preflight';
+import type { NodeFacts, PreflightCall } from './types';
+import { runScript, withNode, toFailure } from './common';
+import { assumedFacts } from '../workflows/version';
+
+const SUPPORTED_OS: Record<string, string[]> = { ubuntu: ['22.04', '24.04'], debian: ['12', '13'] };
+
+export async function preflightNode(call: PreflightCall): Promise<NodeFacts> {
+  const { cluster, node } = call;
+  return withNode(cluster, node, async (session, spec) => {
+    const render = renderPhase(cluster, node, 'preflight', call.facts ?? assumedFacts(cluster.spec.kubernetes.version));
+    const script = render.scripts[0]!;
+    const t0 = Date.now();
+    const { stdout } = await runScript(session, node, 'preflight', script, { env: call.listVersions ? { KHA_LIST_VERSIONS: '1' } : {} });
+    const t1 = Date.now();
+    let h;
+    try {
+      h = parseFacts(stdout);
+    } catch (e) {
+      throw toFailure(e, node);
+    }
+    // The script's own clock reading sits between t0 and t1; runs are short, so the midpoint bounds the error.
+    const clockOffsetMs = h.timeMs - (t0 + t1) / 2;
+    const problems: string[] = [];
+    const supported = SUPPORTED_OS[h.os.id];
+    if (!supported || !supported.includes(h.os.versionId)) {
+      problems.push(`unsupported OS ${h.os.id} ${h.os.versionId} (supported: Ubuntu 22.04/24.04, Debian 12/13)`);
+    }
+    if (h.arch !== 'x86_64' && h.arch !== 'aarch64') problems.push(`unsupported architecture ${h.arch}`);
+    if (!h.root && !h.passwordlessSudo) problems.push(`user ${h.sudoUser} is not root and has no passwordless sudo`);
+    if (spec.role === 'control-plane') {
+      if (h.cpus < 2) problems.push(`control-plane nodes need at least 2 CPUs (has ${h.cpus})`);
+      if (h.memoryMb < 1700) problems.push(`control-plane nodes need at least 1700 MB of memory (has ${h.memoryMb} MB)`);
+    }
+    if (h.criSockets.length > 1) problems.push(`more than one CRI socket: ${h.criSockets.join(', ')}; kubeadm needs exactly one`);
+    // Ports in use only matter on a node that is not already part of this deployment.
+    const joined = h.state.kubeletConf || h.state.adminConf;
+    if (!joined && h.portsInUse.length) problems.push(`required ports in use: ${h.portsInUse.join(', ')}`);
+    const vip = cluster.spec.controlPlaneEndpoint.vip;
+    const vipAnswers = h.interfaces.some((i) => i.ipv4.some((a) => a.split('/')[0] === vip)) || false;
+    if (call.listVersions && h.availableVersions?.error) problems.push(`package repository: ${h.availableVersions.error}`);
+    return {
+      node,
+      hostname: h.hostname,
+      macs: h.macs,
+      productUuid: h.productUuid,
+      machineId: h.machineId,
+      os: `${h.os.id} ${h.os.versionId}`,
+      arch: h.arch,
+      cpus: h.cpus,
+      memoryMb: h.memoryMb,
+      clockOffsetMs,
+      interfaces: h.interfaces.map((i) => i.name),
+      criSockets: h.criSockets,
+      portsInUse: h.portsInUse,
+      privileged: h.root || h.passwordlessSudo,
+      clusterCaHash: h.state.caCertHash || undefined,
+      kubeletConfPresent: h.state.kubeletConf,
+      adminConfPresent: h.state.adminConf,
+      installed: { kubeadm: h.installed.kubeadm || undefined, kubelet: h.installed.kubelet || undefined, kubectl: h.installed.kubectl || undefined },
+      availableVersions: h.availableVersions?.versions,
+      vipAnswers,
+      problems,
+    };
+  });
+}
