@@ -1,0 +1,6 @@
+// The SSH executor's public surface.
+export * from './types';
+export * from './errors';
+export { SshSession, SessionPool, withSession, withSessions } from './executor';
+export type { ConnectOptions, RebootOptions } from './executor';
+export { fingerprint, parseKnownHosts, knownHostsName, defaultKnownHostsFile } from './hostkeys';
