@@ -143,12 +143,16 @@ function checkNetworks(spec: Spec, f: Findings): void {
   for (const [key, c] of [['podSubnet', pod], ['serviceSubnet', svc]] as const) {
     if (!c) continue;
     const path = [S, 'networking', key];
-    const inside = spec.nodes.flatMap((n) =>
-      [n.address, n.advertiseAddress].filter((a): a is string => !!a && cidrContains(c, a)).map((a) => `${n.name} ${a}`),
-    );
+    const inside = [
+      ...new Set(
+        spec.nodes.flatMap((n) =>
+          [n.address, n.advertiseAddress].filter((a): a is string => !!a && cidrContains(c, a)).map((a) => `${n.name} ${a}`),
+        ),
+      ),
+    ];
     if (inside.length) {
-      const what = inside.length === 1 ? 'the address of node' : `the addresses of ${inside.length} nodes:`;
-      f.error(path, `${c.text} contains ${what} ${names([...new Set(inside)])}; the ${label[key]} subnet must not overlap the nodes' network`);
+      const what = inside.length === 1 ? 'the address of node' : `${inside.length} node addresses:`;
+      f.error(path, `${c.text} contains ${what} ${names(inside)}; the ${label[key]} subnet must not overlap the nodes' network`);
     }
     if (cidrContains(c, spec.controlPlaneEndpoint.vip)) {
       f.error(path, `${c.text} contains the VIP ${spec.controlPlaneEndpoint.vip}; the ${label[key]} subnet must not overlap the nodes' network`);

@@ -7,7 +7,7 @@ import type { ClusterSpec } from './types';
 import { crossFieldChecks, normalise } from './checks';
 import { duplicateKeys, locate, sourceText } from './positions';
 import { fieldPath, sortIssues, SpecError, type SpecIssue } from './issues';
-import { DEFAULT_MESSAGE, mapZodIssue } from './zod-messages';
+import { DEFAULT_MESSAGE, dropExplainedMissing, mapZodIssue } from './zod-messages';
 
 export { formatIssue, formatWarning, SpecError, type SpecIssue } from './issues';
 
@@ -28,6 +28,21 @@ const yamlMessages: Record<string, string> = {
   TAB_AS_INDENT: 'tabs are not allowed as indentation in YAML; indent with spaces',
 };
 
+/**
+ * An unclosed quote runs to the end of the file, where YAML reports it; the opening quote is the
+ * last one before that point, which is where the fix goes.
+ */
+function unclosedQuote(text: string, end: number, message: string): { offset: number; message: string } | undefined {
+  const quote = /"quote/.test(message) ? '"' : /'quote/.test(message) ? "'" : undefined;
+  if (!quote) return undefined;
+  for (let i = Math.min(end, text.length) - 1; i >= 0; i--) {
+    if (text[i] === quote && !(quote === '"' && text[i - 1] === '\\')) {
+      return { offset: i, message: `this ${quote === '"' ? 'double' : 'single'} quote is never closed; add the closing ${quote}` };
+    }
+  }
+  return undefined;
+}
+
 export function loadClusterText(text: string, source: string): LoadResult {
   const errors: SpecIssue[] = [];
   const warnings: SpecIssue[] = [];
@@ -37,8 +52,9 @@ export function loadClusterText(text: string, source: string): LoadResult {
   const issue = (line: number, col: number, field: string, message: string): SpecIssue => ({ file: source, line, col, field, message });
 
   for (const e of doc.errors) {
-    const p = lc.linePos(e.pos[0]);
-    errors.push(issue(p.line, p.col, '(yaml)', yamlMessages[e.code] ?? e.message));
+    const q = e.code === 'MISSING_CHAR' ? unclosedQuote(text, e.pos[0], e.message) : undefined;
+    const p = lc.linePos(q ? q.offset : e.pos[0]);
+    errors.push(issue(p.line, p.col, '(yaml)', q ? q.message : yamlMessages[e.code] ?? e.message));
   }
   for (const w of doc.warnings) {
     const p = lc.linePos(w.pos[0]);
@@ -61,11 +77,10 @@ export function loadClusterText(text: string, source: string): LoadResult {
   const at = (path: PropertyKey[], anchor: 'value' | 'key') => locate(doc, lc, path, anchor);
   const parsed = ClusterFile.safeParse(data, { reportInput: true, error: () => DEFAULT_MESSAGE });
   if (!parsed.success) {
-    for (const zi of parsed.error.issues) {
-      for (const m of mapZodIssue(zi, ClusterFile, (p) => sourceText(doc, p))) {
-        const p = at(m.path, m.anchor);
-        errors.push(issue(p.line, p.col, fieldPath(m.path), m.message));
-      }
+    const mapped = parsed.error.issues.flatMap((zi) => mapZodIssue(zi, ClusterFile, (p) => sourceText(doc, p)));
+    for (const m of dropExplainedMissing(mapped)) {
+      const p = at(m.path, m.anchor);
+      errors.push(issue(p.line, p.col, fieldPath(m.path), m.message));
     }
     return { errors: sortIssues(errors), warnings: sortIssues(warnings) };
   }

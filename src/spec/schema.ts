@@ -89,7 +89,7 @@ export const NodeSpec = z.strictObject({
   role: z.enum(['control-plane', 'worker']),
   advertiseAddress: Ipv4.optional(),
   interface: InterfaceName.optional(),
-  labels: z.record(str(patterns.labelKey, 'a label key'), str(patterns.labelValue, 'a label value of letters, digits and _.-')).default({}),
+  labels: z.record(str(patterns.labelKey, 'a label key such as team or topology.kubernetes.io/zone (letters, digits, - _ . and an optional DNS prefix/)'), str(patterns.labelValue, 'a label value of letters, digits and _.-')).default({}),
   taints: z.array(Taint).default([]),
   ssh: NodeSsh.optional(),
 });

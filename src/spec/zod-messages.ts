@@ -17,8 +17,8 @@ function defOf(s: unknown): AnyDef | undefined {
   return (s as { _zod?: { def?: AnyDef } } | undefined)?._zod?.def;
 }
 
-/** The object schema at a path (through defaults, optionals, arrays and records), for listing its keys. */
-export function objectKeysAt(schema: unknown, path: ReadonlyArray<PropertyKey>): string[] {
+/** The schema at a path, through defaults, optionals, arrays and records. */
+export function schemaAt(schema: unknown, path: ReadonlyArray<PropertyKey>): unknown {
   let cur: unknown = schema;
   const unwrap = (): void => {
     for (let d = defOf(cur); d && (d.type === 'default' || d.type === 'optional' || d.type === 'nullable' || d.type === 'prefault' || d.type === 'pipe'); d = defOf(cur)) {
@@ -28,15 +28,27 @@ export function objectKeysAt(schema: unknown, path: ReadonlyArray<PropertyKey>):
   unwrap();
   for (const seg of path) {
     const d = defOf(cur);
-    if (!d) return [];
+    if (!d) return undefined;
     if (d.type === 'object' && d.shape) cur = d.shape[String(seg)];
     else if (d.type === 'array') cur = d.element;
     else if (d.type === 'record') cur = d.valueType;
-    else return [];
+    else return undefined;
     unwrap();
   }
-  const d = defOf(cur);
+  return cur;
+}
+
+export function objectKeysAt(schema: unknown, path: ReadonlyArray<PropertyKey>): string[] {
+  const d = defOf(schemaAt(schema, path));
   return d?.type === 'object' && d.shape ? Object.keys(d.shape) : [];
+}
+
+/** What a string field must look like, as its schema says it ("must be an IPv4 address ..."). */
+function stringRule(schema: unknown, path: ReadonlyArray<PropertyKey>): string | undefined {
+  const s = schemaAt(schema, path) as { safeParse?: (v: unknown, o: object) => { success: boolean; error?: { issues: Array<{ message: string }> } } } | undefined;
+  const r = s?.safeParse?.('\u0001', { error: () => DEFAULT_MESSAGE });
+  const msg = r && !r.success ? r.error?.issues[0]?.message : undefined;
+  return msg && msg !== DEFAULT_MESSAGE ? msg : undefined;
 }
 
 export function editDistance(a: string, b: string): number {
@@ -95,6 +107,19 @@ function quoteList(values: readonly unknown[]): string {
 type Issue = z.core.$ZodIssue & { input?: unknown };
 
 /**
+ * Drops "required field is missing" where an unknown field in the same object was guessed to be
+ * that field: the typo is the one thing to fix.
+ */
+export function dropExplainedMissing(issues: MappedIssue[]): MappedIssue[] {
+  const guessed = new Set<string>();
+  for (const i of issues) {
+    const m = /\(did you mean "([^"]+)"\?\)$/.exec(i.message);
+    if (i.anchor === 'key' && m) guessed.add(JSON.stringify([...i.path.slice(0, -1), m[1]]));
+  }
+  return issues.filter((i) => !(i.message === 'required field is missing' && guessed.has(JSON.stringify(i.path))));
+}
+
+/**
  * One message per issue (an unknown-keys issue becomes one message per key).
  * `source` gives the text of a scalar as written in the file.
  */
@@ -102,6 +127,16 @@ export function mapZodIssue(issue: Issue, schema: unknown, source: (path: Proper
   const path = issue.path as PropertyKey[];
   const custom = issue.message !== DEFAULT_MESSAGE ? issue.message : undefined;
   const got = (): string => describeValue(issue.input, source(path));
+  // zod reports a missing enum or literal as a bad value; for a person it is a missing field.
+  if (issue.input === undefined && issue.code !== 'unrecognized_keys' && issue.code !== 'invalid_key') {
+    return [{ path, message: 'required field is missing', anchor: 'value' }];
+  }
+  if (issue.input === null && (issue.code === 'invalid_type' || issue.code === 'invalid_value')) {
+    const rule = issue.code === 'invalid_type' && issue.expected === 'string' ? stringRule(schema, path) : undefined;
+    if (rule) return [{ path, message: `has no value; it ${rule}`, anchor: 'value' }];
+    const want = issue.code === 'invalid_type' ? typeWords[issue.expected] ?? issue.expected : `one of ${quoteList(issue.values)}`;
+    return [{ path, message: `has no value; expected ${want}`, anchor: 'value' }];
+  }
   switch (issue.code) {
     case 'unrecognized_keys': {
       const known = objectKeysAt(schema, path);
@@ -112,14 +147,19 @@ export function mapZodIssue(issue: Issue, schema: unknown, source: (path: Proper
       });
     }
     case 'invalid_type': {
-      if (issue.input === undefined) return [{ path, message: custom ?? 'required field is missing', anchor: 'value' }];
       const want = typeWords[issue.expected] ?? issue.expected;
       if (issue.expected === 'string' && (typeof issue.input === 'number' || typeof issue.input === 'boolean')) {
         const text = source(path) ?? String(issue.input);
         return [{ path, message: `must be a string, got ${got()}: put it in quotes, "${text}"`, anchor: 'value' }];
       }
       if (issue.expected === 'int' && typeof issue.input === 'number') {
-        return [{ path, message: `must be a whole number (got ${got()})`, anchor: 'value' }];
+        return [{ path, message: `must be a whole number (got ${issue.input})`, anchor: 'value' }];
+      }
+      if ((issue.expected === 'number' || issue.expected === 'int') && typeof issue.input === 'string' && /^-?\d+(\.\d+)?$/.test(issue.input)) {
+        return [{ path, message: `must be a number, not a string: write ${issue.input} without quotes`, anchor: 'value' }];
+      }
+      if (issue.expected === 'boolean' && typeof issue.input === 'string' && /^(true|false)$/i.test(issue.input)) {
+        return [{ path, message: `must be true or false, not a string: write ${issue.input.toLowerCase()} without quotes`, anchor: 'value' }];
       }
       return [{ path, message: `must be ${want} (got ${got()})`, anchor: 'value' }];
     }
@@ -143,7 +183,7 @@ export function mapZodIssue(issue: Issue, schema: unknown, source: (path: Proper
       if (issue.origin === 'string') {
         return [{ path, message: `must be ${word} ${String(bound)} characters long`, anchor: 'value' }];
       }
-      return [{ path, message: `must be ${word} ${String(bound)} (got ${got()})`, anchor: 'value' }];
+      return [{ path, message: `must be ${word} ${String(bound)} (got ${String(issue.input)})`, anchor: 'value' }];
     }
     case 'invalid_key': {
       const inner = issue.issues.map((i) => (i.message !== DEFAULT_MESSAGE ? i.message : 'is not allowed')).join('; ');
