@@ -48,7 +48,8 @@ export function loadClusterText(text: string, source: string): LoadResult {
   const warnings: SpecIssue[] = [];
   const lc = new LineCounter();
   // Duplicate keys are found by our own walk, which knows the field path of each.
-  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: false, prettyErrors: false });
+  // Merge keys (<<: *anchor) let nodes share settings, as operators write them in other tools.
+  const doc = parseDocument(text, { lineCounter: lc, uniqueKeys: false, prettyErrors: false, merge: true });
   const issue = (line: number, col: number, field: string, message: string): SpecIssue => ({ file: source, line, col, field, message });
 
   for (const e of doc.errors) {

@@ -48,7 +48,7 @@ export const BastionSpec = z.strictObject({
 });
 
 const knownHosts = z.strictObject({
-  policy: z.enum(['known-hosts-file', 'pinned', 'accept-new']).default('accept-new'),
+  policy: z.enum(['known-hosts-file', 'pinned', 'accept-new']).default('accept-new').describe('known-hosts-file: check against file; pinned: check against fingerprints; accept-new: record each key on first contact, refuse changes.'),
   file: PathStr.optional(),
   fingerprints: z
     .record(str(patterns.dnsName, 'a node name or address'), str(patterns.fingerprint, 'a SHA256 fingerprint such as SHA256:<43 base64 characters>'))
@@ -70,7 +70,7 @@ export const SshDefaults = z.strictObject({
   useAgent: z.boolean().default(false),
   passwordEnv: EnvName.optional(),
   knownHosts: knownHosts.default({ policy: 'accept-new' }),
-  sudo: z.enum(['auto', 'always', 'never']).default('auto'),
+  sudo: z.enum(['auto', 'always', 'never']).default('auto').describe('auto: use sudo when the user is not root; always; never (the user must be root).'),
   connectTimeoutSeconds: z.number().int().min(1).max(600).default(15),
   commandTimeoutSeconds: z.number().int().min(1).max(86400).default(1800),
 });
@@ -84,11 +84,11 @@ export const Taint = z.strictObject({
 });
 
 export const NodeSpec = z.strictObject({
-  name: str(patterns.dnsLabel, 'a lower-case DNS label such as k8scp-01'),
-  address: Ipv4,
-  role: z.enum(['control-plane', 'worker']),
-  advertiseAddress: Ipv4.optional(),
-  interface: InterfaceName.optional(),
+  name: str(patterns.dnsLabel, 'a lower-case DNS label such as k8scp-01').describe('Host name and Kubernetes node name.'),
+  address: Ipv4.describe('Address kha connects to over SSH; also the advertise address unless advertiseAddress is set.'),
+  role: z.enum(['control-plane', 'worker']).describe('control-plane nodes run etcd and the API server (use an odd number, 3 for HA); the first one runs kubeadm init.'),
+  advertiseAddress: Ipv4.optional().describe('Address the API server advertises and kubelet uses as node-ip, when it differs from address (another NIC).'),
+  interface: InterfaceName.optional().describe("This node's NIC for the VIP, when it differs from controlPlaneEndpoint.interface."),
   labels: z.record(str(patterns.labelKey, 'a label key such as team or topology.kubernetes.io/zone (letters, digits, - _ . and an optional DNS prefix/)'), str(patterns.labelValue, 'a label value of letters, digits and _.-')).default({}),
   taints: z.array(Taint).default([]),
   ssh: NodeSsh.optional(),
@@ -101,10 +101,10 @@ export const KubeVipSpec = z.strictObject({
 });
 
 export const EndpointSpec = z.strictObject({
-  name: str(patterns.dnsName, 'a DNS name such as control-plane-endpoint').optional(),
-  vip: Ipv4,
+  name: str(patterns.dnsName, 'a DNS name such as control-plane-endpoint').optional().describe('DNS name of the API endpoint; written to /etc/hosts with the VIP when writeHostsEntry is true. Without it the VIP is used.'),
+  vip: Ipv4.describe("Virtual IP held by kube-vip on the control-plane nodes: a free address in the nodes' network."),
   port: Port.default(6443),
-  interface: InterfaceName,
+  interface: InterfaceName.describe('NIC that kube-vip binds the VIP to on control-plane nodes.'),
   writeHostsEntry: z.boolean().default(true),
   kubeVip: KubeVipSpec.default({ version: 'v1.0.1', image: 'ghcr.io/kube-vip/kube-vip', mode: 'arp' }),
 });
@@ -115,7 +115,7 @@ export const RegistryMirror = z.strictObject({
 });
 
 export const RuntimeSpec = z.strictObject({
-  type: z.enum(['containerd', 'docker']).default('containerd'),
+  type: z.enum(['containerd', 'docker']).default('containerd').describe('containerd, or docker through cri-dockerd (criDockerd.enabled: true): the dockershim is gone since 1.24.'),
   containerd: z
     .strictObject({
       // distro: Debian/Ubuntu containerd package; docker: containerd.io from Docker's apt repo.
@@ -135,7 +135,7 @@ export const RuntimeSpec = z.strictObject({
 });
 
 export const PackagesSpec = z.strictObject({
-  repository: UrlStr.default('https://pkgs.k8s.io/core:/stable:'),
+  repository: UrlStr.default('https://pkgs.k8s.io/core:/stable:').describe('Base URL of the Kubernetes package repository (one repository per minor below it), or a mirror of the same layout.'),
   extra: z.array(str(/^[a-z0-9][a-z0-9.+-]*$/, 'a Debian package name')).default(['ipset', 'ipvsadm', 'conntrack', 'socat']),
 });
 
@@ -155,11 +155,11 @@ export const CalicoSpec = z.strictObject({
 });
 
 export const NetworkingSpec = z.strictObject({
-  podSubnet: Cidr4.default('10.244.0.0/16'),
-  serviceSubnet: Cidr4.default('10.96.0.0/12'),
+  podSubnet: Cidr4.default('10.244.0.0/16').describe('Pod network (Calico pool); each node gets a /24 of it. Must not overlap the nodes or the service subnet.'),
+  serviceSubnet: Cidr4.default('10.96.0.0/12').describe('ClusterIP range, at most a /12. Must not overlap the nodes or the pod subnet.'),
   dnsDomain: str(patterns.dnsName, 'a DNS domain such as cluster.local').default('cluster.local'),
-  kubeProxyMode: z.enum(['ipvs', 'iptables', 'nftables']).default('ipvs'),
-  ipvsStrictARP: z.boolean().optional(),
+  kubeProxyMode: z.enum(['ipvs', 'iptables', 'nftables']).default('ipvs').describe('kube-proxy backend. IPVS is deprecated since 1.35; nftables needs 1.31 or newer.'),
+  ipvsStrictARP: z.boolean().optional().describe('strictARP for IPVS; kha sets it to true when kube-vip uses ARP.'),
   calico: CalicoSpec.default({
     version: 'v3.31.2',
     installMethod: 'operator',
@@ -190,13 +190,15 @@ export const PolicySpec = z.strictObject({
       rebootTimeoutSeconds: z.number().int().min(10).max(3600).default(600),
     })
     .default({ enabled: true, rounds: 1, rebootTimeoutSeconds: 600 }),
-  approveBeforeWorkers: z.boolean().default(true),
-  workerJoinConcurrency: z.number().int().min(1).max(100).default(5),
+  approveBeforeWorkers: z.boolean().default(true).describe('Wait for an approval after the control plane is up, before joining workers.'),
+  workerJoinConcurrency: z.number().int().min(1).max(100).default(5).describe('How many workers join at once.'),
 });
 
 export const ClusterSpecBody = z.strictObject({
   kubernetes: z.strictObject({
-    version: str(patterns.k8sVersion, 'a Kubernetes version such as 1.35 or 1.35.2'),
+    version: str(patterns.k8sVersion, 'a Kubernetes version such as 1.35 or 1.35.2').describe(
+      'A minor ("1.35", resolved once to its newest patch and pinned on every node) or a patch ("1.35.2"); 1.28 or newer. Quote it.',
+    ),
   }),
   ssh: SshDefaults.default({
     user: 'root',
