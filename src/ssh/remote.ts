@@ -4,7 +4,8 @@
 // Over the channel's stdin we send: `export NAME=$'...'` lines, a `#script <bytes>` line, the script.
 // The wrapper keeps reading stdin after that as a lifeline: when the client closes the channel
 // (cancel, timeout) or the connection dies, stdin ends and the wrapper kills the script's process
-// group. Signals over SSH channels are not dependable for non-pty sessions, so we do not use them.
+// group: TERM, then KILL for whatever is left after 3 s. Signals over SSH channels are not
+// dependable for non-pty sessions, so we do not use them.
 import { StringDecoder } from 'node:string_decoder';
 
 /** First stdout line of the wrapper: proves the wrapper (and sudo before it) started. */
@@ -31,12 +32,19 @@ head -c "$n" >"$d/script" || exit ${WRAPPER_FAILED}
 exec 3<&0
 setsid bash "$d/script" </dev/null 3<&- &
 p=$!
-( while read -r _; do :; done; kill -TERM -- "-$p"; sleep 3; kill -KILL -- "-$p" ) <&3 >/dev/null 2>&1 &
+(
+  while read -r _; do :; done
+  : >"$d/stopping"
+  kill -TERM -- "-$p" || exit 0
+  i=0
+  while [ "$i" -lt 30 ] && kill -0 -- "-$p"; do sleep 0.1; i=$((i + 1)); done
+  kill -KILL -- "-$p"
+) <&3 >/dev/null 2>&1 &
 w=$!
 exec 3<&-
 wait "$p"
 rc=$?
-kill "$w" 2>/dev/null
+if [ -e "$d/stopping" ]; then wait "$w"; else kill "$w" 2>/dev/null; fi
 exit "$rc"`;
 
 /** Single-quote a value for a POSIX shell. */
