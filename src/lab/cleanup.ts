@@ -1,0 +1,120 @@
+// Tearing a lab down, also after a crash: supervisor, every process in the lab's namespaces,
+// mounts under the lab directory, namespaces, bridge, files. Each step tolerates missing parts.
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { controlRequest } from './control';
+import { labPaths, readState, MAX_SUBNET_INDEX } from './layout';
+import { bridgeExists, deleteNetworks, listLabNetns, netnsInode } from './net';
+import { pidAlive, pidsInNetns, readProc, run, sleep } from './proc';
+
+/** Which lab directory uses a subnet index (this machine only). */
+const REGISTRY = '/run/kha-lab';
+
+export function claimSubnet(index: number, dir: string): void {
+  mkdirSync(REGISTRY, { recursive: true });
+  writeFileSync(join(REGISTRY, `subnet-${index}`), resolve(dir) + '\n');
+}
+
+function subnetOwner(index: number): string | undefined {
+  try {
+    return readFileSync(join(REGISTRY, `subnet-${index}`), 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function releaseSubnet(index: number, dir: string): void {
+  if (subnetOwner(index) === resolve(dir)) rmSync(join(REGISTRY, `subnet-${index}`), { force: true });
+}
+
+/** The supervisor pid of a lab directory, when that process is alive and is our supervisor. */
+export function liveSupervisor(dir: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(labPaths(dir).supervisorPid, 'utf8').trim());
+    const cmd = readProc(pid, 'cmdline')?.split('\0') ?? [];
+    return pid > 0 && cmd.some((a) => a.endsWith('supervisor.js')) && cmd.includes(dir) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The directory of another running lab that uses this subnet index, if any. */
+export function subnetHeldBy(index: number, dir: string): string | undefined {
+  const owner = subnetOwner(index);
+  return owner && owner !== resolve(dir) && liveSupervisor(owner) ? owner : undefined;
+}
+
+/** The lowest subnet index from 1 on that no other lab holds or left behind. */
+export function pickSubnet(): number {
+  for (let i = 1; i <= MAX_SUBNET_INDEX; i++) {
+    if (!bridgeExists(i) && listLabNetns(i).length === 0 && !subnetOwner(i)) return i;
+  }
+  throw new Error('no free lab subnet (198.18.1.0/24 .. 198.18.255.0/24 all in use)');
+}
+
+async function killAll(pids: number[]): Promise<void> {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  const deadline = Date.now() + 10_000;
+  while (pids.some(pidAlive) && Date.now() < deadline) await sleep(20);
+}
+
+/** Kills every process in the subnet's namespaces and removes namespaces and bridge. */
+export async function clearSubnet(index: number, extraNetns: string[] = []): Promise<void> {
+  const names = [...new Set([...listLabNetns(index), ...extraNetns])];
+  const inodes = names.map(netnsInode).filter((i): i is number => i !== undefined);
+  for (let round = 0; round < 3; round++) {
+    const pids = inodes.flatMap(pidsInNetns);
+    if (!pids.length) break;
+    await killAll(pids);
+  }
+  await deleteNetworks(index, names);
+}
+
+/** Mount points at or under dir in this mount namespace, deepest first. */
+function mountsUnder(dir: string): string[] {
+  const abs = resolve(dir);
+  const out: string[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const mp = line.split(' ')[4];
+    if (!mp) continue;
+    const path = mp.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (path === abs || path.startsWith(abs + '/')) out.push(path);
+  }
+  return out.sort((a, b) => b.length - a.length);
+}
+
+const LAB_FILES = ['hosts', 'shared', 'keys', 'lab.json', 'status.json', 'control.sock', 'supervisor.pid', 'supervisor.log', 'host-init.sh', 'known_hosts'];
+
+/**
+ * Removes everything a lab in dir created, whether it is running, was shut down or crashed.
+ * With keepLog, supervisor.log stays (for a post-mortem).
+ */
+export async function downDir(dir: string, opts: { keepLog?: boolean } = {}): Promise<void> {
+  const p = labPaths(dir);
+  const state = readState(dir);
+  if (existsSync(p.control)) await controlRequest(dir, { op: 'shutdown' }, 5000).catch(() => undefined);
+  const sup = liveSupervisor(dir);
+  if (sup) await killAll([sup]);
+  if (state) {
+    await clearSubnet(state.subnetIndex, state.hosts.map((h) => h.netns));
+    releaseSubnet(state.subnetIndex, dir);
+  }
+  for (const m of mountsUnder(dir)) await run('umount', ['-l', m], { allowFail: true });
+  if (!existsSync(dir)) return;
+  for (const f of LAB_FILES) {
+    if (opts.keepLog && f === 'supervisor.log') continue;
+    rmSync(join(dir, f), { recursive: true, force: true });
+  }
+  for (const f of readdirSync(dir)) if (/^(lab|status)\.json\..*\.tmp$/.test(f)) rmSync(join(dir, f), { force: true });
+  try {
+    rmdirSync(dir);
+  } catch {
+    // not empty: files that are not the lab's stay
+  }
+}

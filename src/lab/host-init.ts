@@ -1,0 +1,80 @@
+// The first process of a lab host. The supervisor starts it as
+//   nsenter --net=/run/netns/<ns> unshare --mount --uts --ipc --pid --fork --propagation private sh <this>
+// so it runs as PID 1 of a fresh PID namespace in private mount/UTS/IPC namespaces. It builds the
+// host's root (overlay over /, own /proc, /sys, /dev, /run, /tmp), pivots into it and becomes sshd.
+// Killing it kills every process of the host, and its mounts vanish with its mount namespace.
+export const HOST_INIT_SCRIPT = `#!/bin/sh
+set -eu
+: "\${KHA_HOST:?}" "\${KHA_HOSTDIR:?}" "\${KHA_LABDIR:?}" "\${KHA_SHARED:?}"
+M="$KHA_HOSTDIR/merged"
+# Our pid as this machine sees it (/proc is still the machine's here); it stays PID 1 of the host.
+read -r KPID _ </proc/self/stat
+echo "$KPID" >"$KHA_HOSTDIR/init.pid"
+mount -t overlay overlay -o "lowerdir=/,upperdir=$KHA_HOSTDIR/upper,workdir=$KHA_HOSTDIR/work" "$M"
+hostname "$KHA_HOST"
+
+mount -t proc -o nosuid,nodev,noexec proc "$M/proc"
+# /proc/sys read-only: sysctls of the real kernel must not change from inside a host.
+mount --bind "$M/proc/sys" "$M/proc/sys"
+mount -o remount,bind,ro "$M/proc/sys"
+mount --bind "$KHA_HOSTDIR/boot_id" "$M/proc/sys/kernel/random/boot_id"
+if [ -e "$M/proc/sysrq-trigger" ]; then mount --bind /dev/null "$M/proc/sysrq-trigger"; fi
+mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$M/sys"
+
+# A private /dev: writes there stay in the host.
+mount -t tmpfs -o mode=755,size=1m,nosuid tmpfs "$M/dev"
+for d in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do
+  IFS=: read -r n ma mi <<EOF
+$d
+EOF
+  mknod -m 666 "$M/dev/$n" c "$ma" "$mi"
+done
+mkdir -m 755 "$M/dev/pts"
+mkdir -m 1777 "$M/dev/shm"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=620,gid=5 devpts "$M/dev/pts"
+ln -s pts/ptmx "$M/dev/ptmx"
+ln -s /proc/self/fd "$M/dev/fd"
+ln -s /proc/self/fd/0 "$M/dev/stdin"
+ln -s /proc/self/fd/1 "$M/dev/stdout"
+ln -s /proc/self/fd/2 "$M/dev/stderr"
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$M/dev/shm"
+
+# Runtime state: new on every boot.
+mount -t tmpfs -o mode=755,nosuid,nodev tmpfs "$M/run"
+mkdir -p "$M/run/sshd" "$M/run/lock"
+chmod 755 "$M/run/sshd"
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$M/tmp"
+
+# Hide the lab directory (keys, other hosts' layers) that the lower layer would show.
+if [ -d "$M$KHA_LABDIR" ]; then
+  mount -t tmpfs -o ro,mode=755,size=4k tmpfs "$M$KHA_LABDIR"
+fi
+mkdir -p "$M/kha-lab"
+mount --bind "$KHA_SHARED" "$M/kha-lab"
+
+cd "$M"
+pivot_root . .
+umount -l .
+cd /
+unset KHA_HOST KHA_HOSTDIR KHA_LABDIR KHA_SHARED
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
+`;
+
+/** sshd_config of every lab host: Debian's defaults plus the per-host key only. */
+export const SSHD_CONFIG = `# Written by the kha lab.
+Port 22
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+UsePAM yes
+X11Forwarding no
+PrintMotd no
+UseDNS no
+AcceptEnv LANG LC_*
+MaxStartups 200:30:400
+MaxSessions 64
+Subsystem sftp /usr/lib/openssh/sftp-server
+`;

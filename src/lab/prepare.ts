@@ -1,0 +1,128 @@
+// Builds what a lab needs before any host boots: keys, and each host's upper layer (users,
+// authorized_keys, sshd config and host key, hostname, hosts file, sudoers, tool wrappers).
+// Written straight into the upper directory, which is allowed while the overlay is not mounted.
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { run } from './proc';
+import { SSHD_CONFIG } from './host-init';
+import { writeToolWrappers } from './tools';
+import type { LabPaths, LabState } from './layout';
+
+export const LAB_USER = 'kha';
+export const LAB_PW_USER = 'khapw';
+
+interface LabUsers {
+  uid: number; // kha; khapw is uid + 1
+  rootPub: string;
+  userPub: string;
+  pwUserPub: string;
+  pwHash: string;
+}
+
+async function keygen(path: string, comment: string): Promise<string> {
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path]);
+  return readFileSync(`${path}.pub`, 'utf8').trim();
+}
+
+/** The first uid from 1900 on that /etc/passwd and /etc/group leave free for two users. */
+function freeUid(): number {
+  const used = new Set<number>();
+  for (const f of ['/etc/passwd', '/etc/group']) {
+    for (const line of readFileSync(f, 'utf8').split('\n')) used.add(Number(line.split(':')[2]));
+  }
+  let uid = 1900;
+  while (used.has(uid) || used.has(uid + 1)) uid += 2;
+  return uid;
+}
+
+/** Lab-wide keys and the khapw password. */
+export async function prepareKeys(p: LabPaths): Promise<LabUsers> {
+  mkdirSync(p.keys, { recursive: true, mode: 0o700 });
+  const [rootPub, userPub, pwUserPub] = await Promise.all([
+    keygen(p.rootKey, 'kha-lab-root'),
+    keygen(p.userKey, 'kha-lab-kha'),
+    keygen(p.pwUserKey, 'kha-lab-khapw'),
+  ]);
+  const password = randomBytes(12).toString('base64url');
+  writeFileSync(p.pwUserPassword, password + '\n', { mode: 0o600 });
+  const pwHash = (await run('openssl', ['passwd', '-6', '-stdin'], { input: password + '\n' })).stdout.trim();
+  return { uid: freeUid(), rootPub, userPub, pwUserPub, pwHash };
+}
+
+function put(path: string, content: string, mode = 0o644, uid = 0, gid = 0): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, content, { mode });
+  chmodSync(path, mode);
+  chownSync(path, uid, gid);
+}
+
+function dir(path: string, mode: number, uid = 0, gid = 0): void {
+  mkdirSync(path, { recursive: true });
+  chmodSync(path, mode);
+  chownSync(path, uid, gid);
+}
+
+/** Copies a file of this machine into the upper layer with its owner and mode, then appends. */
+function extend(upper: string, path: string, extra: string): void {
+  const st = statSync(path);
+  const text = readFileSync(path, 'utf8');
+  put(join(upper, path), text + (text.endsWith('\n') || text === '' ? '' : '\n') + extra, st.mode & 0o7777, st.uid, st.gid);
+}
+
+export async function prepareHost(p: LabPaths, state: LabState, name: string, users: LabUsers): Promise<void> {
+  const hp = p.host(name);
+  for (const d of [hp.upper, hp.work, hp.merged]) mkdirSync(d, { recursive: true });
+  writeFileSync(hp.bootId, randomUUID() + '\n');
+  const u = hp.upper;
+  // Directories the upper layer creates take their attributes from here, so set them like the originals.
+  for (const d of ['/etc', '/etc/ssh', '/root', '/home', '/usr', '/usr/local', '/usr/local/sbin', '/usr/local/bin']) {
+    const st = statSync(d);
+    dir(join(u, d), st.mode & 0o7777, st.uid, st.gid);
+  }
+
+  put(join(u, 'etc/hostname'), `${name}\n`);
+  put(join(u, 'etc/machine-id'), randomBytes(16).toString('hex') + '\n', 0o444);
+  const hostsLines = state.hosts.map((h) => `${h.address}\t${h.name}`).join('\n');
+  put(join(u, 'etc/hosts'), `127.0.0.1\tlocalhost\n127.0.1.1\t${name}\n::1\tlocalhost ip6-localhost ip6-loopback\n${hostsLines}\n`);
+
+  const { uid } = users;
+  extend(u, '/etc/passwd', `${LAB_USER}:x:${uid}:${uid}:kha lab user:/home/${LAB_USER}:/bin/bash\n${LAB_PW_USER}:x:${uid + 1}:${uid + 1}:kha lab user with sudo password:/home/${LAB_PW_USER}:/bin/bash\n`);
+  extend(u, '/etc/group', `${LAB_USER}:x:${uid}:\n${LAB_PW_USER}:x:${uid + 1}:\n`);
+  extend(u, '/etc/shadow', `${LAB_USER}:*:20000:0:99999:7:::\n${LAB_PW_USER}:${users.pwHash}:20000:0:99999:7:::\n`);
+  if (existsSync('/etc/gshadow')) extend(u, '/etc/gshadow', `${LAB_USER}:!::\n${LAB_PW_USER}:!::\n`);
+  put(join(u, 'etc/sudoers.d/kha-lab'), `${LAB_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n${LAB_PW_USER} ALL=(ALL:ALL) ALL\n`, 0o440);
+  chmodSync(join(u, 'etc/sudoers.d'), 0o755);
+
+  // Debian's stock shell start-up files, not this machine's (which may change PATH).
+  for (const [home, id] of [['root', 0], [`home/${LAB_USER}`, uid], [`home/${LAB_PW_USER}`, uid + 1]] as const) {
+    for (const f of existsSync('/etc/skel') ? readdirSync('/etc/skel') : []) {
+      put(join(u, home, f), readFileSync(join('/etc/skel', f), 'utf8'), 0o644, id, id);
+    }
+  }
+  dir(join(u, 'root/.ssh'), 0o700);
+  put(join(u, 'root/.ssh/authorized_keys'), users.rootPub + '\n', 0o600);
+  for (const [user, id, pub] of [[LAB_USER, uid, users.userPub], [LAB_PW_USER, uid + 1, users.pwUserPub]] as const) {
+    dir(join(u, 'home', user), 0o755, id, id);
+    dir(join(u, 'home', user, '.ssh'), 0o700, id, id);
+    put(join(u, 'home', user, '.ssh/authorized_keys'), pub + '\n', 0o600, id, id);
+  }
+
+  put(join(u, 'etc/ssh/sshd_config'), SSHD_CONFIG);
+  // The host's own key; the machine's other host keys are whited out (overlay whiteout = 0:0 char device).
+  const keyPath = join(u, 'etc/ssh/ssh_host_ed25519_key');
+  const others = readdirSync('/etc/ssh').filter((f) => f.startsWith('ssh_host_') && !f.startsWith('ssh_host_ed25519_key'));
+  await run('sh', ['-c', 'ssh-keygen -q -t ed25519 -N "" -C "root@$1" -f "$2" && shift 2 && for f in "$@"; do mknod "$f" c 0 0; done', 'sh', name, keyPath, ...others.map((f) => join(u, 'etc/ssh', f))]);
+
+  writeToolWrappers(u);
+}
+
+/** known_hosts lines for every host, by name and by address. */
+export function knownHostsText(p: LabPaths, state: LabState): string {
+  return state.hosts
+    .map((h) => {
+      const [type, key] = readFileSync(join(p.host(h.name).upper, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8').trim().split(/\s+/);
+      return `${h.name},${h.address} ${type} ${key}`;
+    })
+    .join('\n') + '\n';
+}
