@@ -6,6 +6,7 @@ const commands: Record<string, Command> = {
   // Each helper adds its commands here, one line each.
   validate: { summary: 'check a cluster file and print every problem', load: () => import('./validate') },
   schema: { summary: 'print the JSON Schema of the cluster file', load: () => import('./schema') },
+  lab: { summary: 'start, stop or show a lab of simulated hosts (kha lab up|down|status)', load: () => import('./lab') },
 };
 
 function usage(): string {
