@@ -22,6 +22,12 @@ export interface RenderedFile {
   path: string;
   content: string;
   mode: number;
+  /**
+   * Set when a script picks one of several contents for the same path at run time (e.g. the
+   * containerd config for 2.x or 1.x), or when the file is a template filled from secret env
+   * variables on the host. `kha plan` writes such a file as `<path>.<variant>`.
+   */
+  variant?: string;
 }
 
 /**

@@ -1,0 +1,84 @@
+// Packages: the Kubernetes apt repository of the minor, kubelet/kubeadm/kubectl at one pinned
+// version for every node, held, plus the extra tools (ipset, ipvsadm, ...).
+import type { ClusterSpec, NodeSpec } from '../spec/types';
+import { kubeMinor } from '../spec/types';
+import { APT_LIB, file, lines, q, script, writeFile } from './shell';
+import type { PhaseRender, RenderFacts } from './types';
+
+export const K8S_KEYRING = '/etc/apt/keyrings/kubernetes-apt-keyring.gpg';
+export const K8S_SOURCES = '/etc/apt/sources.list.d/kubernetes.list';
+export const K8S_PACKAGES = ['kubelet', 'kubeadm', 'kubectl'] as const;
+
+/** `<repository>/v<minor>/deb/`, e.g. https://pkgs.k8s.io/core:/stable:/v1.35/deb/ */
+export function k8sRepoUrl(c: ClusterSpec, facts: RenderFacts): string {
+  return `${c.spec.packages.repository}/v${kubeMinor(facts.kubernetesVersion)}/deb/`;
+}
+
+export function renderPackages(c: ClusterSpec, n: NodeSpec, facts: RenderFacts): PhaseRender {
+  const repo = k8sRepoUrl(c, facts);
+  const sources = file(K8S_SOURCES, `deb [signed-by=${K8S_KEYRING}] ${repo} /`);
+  const extra = c.spec.packages.extra;
+  const body = lines(
+    APT_LIB,
+    '',
+    'apt_install ca-certificates curl gpg',
+    '',
+    `# Repository of Kubernetes ${kubeMinor(facts.kubernetesVersion)}; its key is fetched once.`,
+    `repo_url=${q(repo)}`,
+    `if [ ! -s ${q(K8S_KEYRING)} ]; then`,
+    '  key_dir="$(mktemp -d)"',
+    '  curl -fsSL "${repo_url}Release.key" -o "$key_dir/Release.key"',
+    '  gpg --batch --yes --dearmor -o "$key_dir/keyring.gpg" "$key_dir/Release.key"',
+    `  kha_write_file ${q(K8S_KEYRING)} 644 <"$key_dir/keyring.gpg"`,
+    '  rm -rf -- "$key_dir"',
+    '  apt_updated=0',
+    'fi',
+    writeFile(sources),
+    'if kha_changed; then apt_updated=0; fi',
+    '',
+    `# kubelet, kubeadm and kubectl at ${facts.packageVersion} on every node, held against upgrades.`,
+    `version=${q(facts.packageVersion)}`,
+    'need_install=0',
+    `for p in ${K8S_PACKAGES.join(' ')}; do`,
+    '  installed="$(dpkg-query -W -f="\\${Version}" "$p" 2>/dev/null || true)"',
+    '  if [ "$installed" != "$version" ]; then need_install=1; fi',
+    'done',
+    'if [ "$need_install" = 1 ]; then',
+    '  if [ "$apt_updated" = 0 ]; then',
+    '    apt-get update -q',
+    '    apt_updated=1',
+    '  fi',
+    '  apt-get install -y -q --allow-change-held-packages --allow-downgrades \\',
+    '    "kubelet=$version" "kubeadm=$version" "kubectl=$version"',
+    'fi',
+    'held="$(apt-mark showhold)"',
+    `for p in ${K8S_PACKAGES.join(' ')}; do`,
+    '  if ! printf \'%s\\n\' "$held" | grep -qx -- "$p"; then apt-mark hold "$p" >/dev/null; fi',
+    'done',
+    '',
+    extra.length ? lines('# Tools kube-proxy, Calico and kubeadm preflight use.', `apt_install ${extra.map(q).join(' ')}`) : null,
+    '',
+    'if ! systemctl is-enabled --quiet kubelet; then',
+    '  systemctl enable kubelet >/dev/null 2>&1',
+    'fi',
+    '# kubelet restarts in a loop until kubeadm init or join configures it; that is expected.',
+    'systemctl start kubelet || true',
+    'kha_log "kubeadm $(kubeadm version -o short) installed"',
+  );
+  return {
+    phase: 'packages',
+    node: n.name,
+    files: [sources],
+    scripts: [
+      script({
+        cluster: c.name,
+        node: n.name,
+        phase: 'packages',
+        name: 'packages',
+        summary: `Installs kubelet, kubeadm and kubectl ${facts.packageVersion} from ${repo} and holds them.`,
+        body,
+        apt: true,
+      }),
+    ],
+  };
+}

@@ -1,0 +1,206 @@
+// Building blocks for rendered bash scripts: quoting, a small helper library embedded in every
+// script, and file blocks that write embedded content only when it differs from what is there.
+import type { RenderedFile, RenderedScript } from './types';
+
+/** Single-quotes a value for bash. Spec values are pattern-checked already; this is the second fence. */
+export function q(value: string | number): string {
+  const s = String(value);
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return `'${s}'`;
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** File mode as the octal digits chmod and `stat -c %a` use, e.g. 0o644 -> "644". */
+export function octal(mode: number): string {
+  return mode.toString(8);
+}
+
+/** Joins shell lines, dropping empty fragments produced by conditionals. */
+export function lines(...parts: Array<string | false | null | undefined | string[]>): string {
+  const out: string[] = [];
+  for (const p of parts) {
+    if (p === false || p === null || p === undefined) continue;
+    if (Array.isArray(p)) out.push(...p);
+    else out.push(p);
+  }
+  return out.join('\n');
+}
+
+// The helper library. Every script carries its own copy of the functions it calls (found by
+// name, with their dependencies), so it runs without anything installed by kha on the host.
+interface LibFunction {
+  name: string;
+  deps: string[];
+  code: string;
+}
+
+const LIB: LibFunction[] = [
+  { name: 'kha_log', deps: [], code: String.raw`kha_log() { printf 'kha: %s\n' "$*" >&2; }` },
+  { name: 'kha_die', deps: [], code: String.raw`kha_die() {
+  printf 'kha: error: %s\n' "$*" >&2
+  exit 1
+}` },
+  { name: 'kha_have', deps: [], code: String.raw`kha_have() { command -v "$1" >/dev/null 2>&1; }` },
+  {
+    name: 'kha_write_file',
+    deps: ['kha_log'],
+    code: String.raw`# kha_write_file PATH MODE < content
+# Replaces PATH only when the content differs, so a second run changes nothing; sets KHA_CHANGED
+# to 1 or 0. The temporary file is a dot file next to PATH: kubelet ignores dot files in the
+# static pod directory.
+KHA_CHANGED=0
+kha_write_file() {
+  local path="$1" mode="$2" dir base tmp
+  dir="$(dirname -- "$path")"
+  base="$(basename -- "$path")"
+  mkdir -p -- "$dir"
+  tmp="$(mktemp "$dir/.$base.kha.XXXXXX")"
+  cat >"$tmp"
+  KHA_CHANGED=0
+  if [ -f "$path" ] && cmp -s -- "$tmp" "$path"; then
+    rm -f -- "$tmp"
+  else
+    chmod "$mode" "$tmp"
+    if ! mv -f -- "$tmp" "$path" 2>/dev/null; then
+      # A bind-mounted file cannot be replaced, only rewritten.
+      cat -- "$tmp" >"$path"
+      rm -f -- "$tmp"
+    fi
+    KHA_CHANGED=1
+  fi
+  if [ "$(stat -c '%a' -- "$path")" != "$mode" ]; then
+    chmod "$mode" "$path"
+    KHA_CHANGED=1
+  fi
+  if [ "$KHA_CHANGED" = 1 ]; then kha_log "wrote $path"; fi
+}`,
+  },
+  { name: 'kha_changed', deps: ['kha_write_file'], code: String.raw`kha_changed() { [ "$KHA_CHANGED" = 1 ]; }` },
+  {
+    name: 'kha_wait',
+    deps: ['kha_die'],
+    code: String.raw`# kha_wait SECONDS WHAT COMMAND...: runs COMMAND every 2 s until it succeeds or time is up.
+kha_wait() {
+  local timeout="$1" what="$2" start
+  shift 2
+  start="$(date +%s)"
+  until "$@"; do
+    if [ $(($(date +%s) - start)) -ge "$timeout" ]; then
+      kha_die "timed out after $timeout s waiting for $what"
+    fi
+    sleep 2
+  done
+}`,
+  },
+  {
+    name: 'kha_redact',
+    deps: [],
+    code: String.raw`# Masks bootstrap tokens and 64-hex keys in tool output before it reaches any log.
+kha_redact() {
+  sed -E -e 's/[a-z0-9]{6}\.[a-z0-9]{16}/<redacted>/g' -e 's/[a-fA-F0-9]{64}/<redacted>/g'
+}`,
+  },
+  {
+    name: 'kha_kubeconfig_server',
+    deps: [],
+    code: String.raw`# kha_kubeconfig_server FILE: the server URL of the first cluster in a kubeconfig.
+kha_kubeconfig_server() { awk '$1 == "server:" { print $2; exit }' "$1"; }`,
+  },
+];
+
+/** The library functions `body` calls, with their dependencies, in library order. */
+export function libraryFor(body: string): string {
+  const wanted = new Set<string>();
+  const add = (name: string) => {
+    if (wanted.has(name)) return;
+    wanted.add(name);
+    for (const d of LIB.find((f) => f.name === name)?.deps ?? []) add(d);
+  };
+  // Functions may call each other; repeat until nothing new is found.
+  let size = -1;
+  while (size !== wanted.size) {
+    size = wanted.size;
+    const text = [body, ...LIB.filter((f) => wanted.has(f.name)).map((f) => f.code)].join('\n');
+    for (const f of LIB) if (new RegExp(`\\b${f.name}\\b`).test(text)) add(f.name);
+  }
+  return LIB.filter((f) => wanted.has(f.name))
+    .map((f) => f.code)
+    .join('\n');
+}
+
+export interface ScriptInput {
+  cluster: string;
+  node: string;
+  phase: string;
+  name: string;
+  /** One line saying what the script does. */
+  summary: string;
+  body: string;
+  runsOn?: RenderedScript['runsOn'];
+  secretEnv?: string[];
+  sensitiveOutput?: boolean;
+  /** Set DEBIAN_FRONTEND for apt. */
+  apt?: boolean;
+}
+
+export function script(input: ScriptInput): RenderedScript {
+  const content = lines(
+    '#!/usr/bin/env bash',
+    `# kha ${input.phase}/${input.name} for node ${input.node} of cluster ${input.cluster}.`,
+    `# ${input.summary}`,
+    '# Rendered by kha from the cluster spec; safe to run more than once.',
+    'set -euo pipefail',
+    'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    'export LC_ALL=C',
+    input.apt ? 'export DEBIAN_FRONTEND=noninteractive' : null,
+    '',
+    libraryFor(input.body),
+    '',
+    input.body.replace(/\n+$/, ''),
+    '',
+  );
+  return {
+    name: input.name,
+    runsOn: input.runsOn ?? 'node',
+    content,
+    secretEnv: input.secretEnv ?? [],
+    sensitiveOutput: input.sensitiveOutput ?? false,
+  };
+}
+
+/** A file with content normalised to end in one newline, as a heredoc writes it. */
+export function file(path: string, content: string, mode = 0o644, variant?: string): RenderedFile {
+  const body = content.endsWith('\n') ? content : `${content}\n`;
+  return variant ? { path, content: body, mode, variant } : { path, content: body, mode };
+}
+
+function delimiterFor(content: string): string {
+  let n = 0;
+  let d = 'KHA_EOF';
+  const taken = new Set(content.split('\n'));
+  while (taken.has(d)) d = `KHA_EOF_${++n}`;
+  return d;
+}
+
+/** Shell that writes `f` through kha_write_file from a quoted heredoc (no expansion inside). */
+export function writeFile(f: RenderedFile): string {
+  const d = delimiterFor(f.content);
+  return `kha_write_file ${q(f.path)} ${q(octal(f.mode))} <<'${d}'\n${f.content}${d}`;
+}
+
+/** apt helpers for scripts that install packages: updates the index once, installs only what is missing. */
+export const APT_LIB = lines(
+  'apt_updated=0',
+  '# apt_install PKG...: installs the packages that are not installed yet.',
+  'apt_install() {',
+  '  local missing=() p',
+  '  for p in "$@"; do',
+  '    if ! dpkg-query -W -f="\\${Status}" "$p" 2>/dev/null | grep -q "install ok installed"; then missing+=("$p"); fi',
+  '  done',
+  '  [ "${#missing[@]}" -gt 0 ] || return 0',
+  '  if [ "$apt_updated" = 0 ]; then',
+  '    apt-get update -q',
+  '    apt_updated=1',
+  '  fi',
+  '  apt-get install -y -q "${missing[@]}"',
+  '}',
+);
