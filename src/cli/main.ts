@@ -6,6 +6,15 @@ const commands: Record<string, Command> = {
   // Each helper adds its commands here, one line each.
   validate: { summary: 'check a cluster file and print every problem', load: () => import('./validate') },
   schema: { summary: 'print the JSON Schema of the cluster file', load: () => import('./schema') },
+  deploy: { summary: 'deploy a cluster file and follow the deployment', load: () => import('./deploy') },
+  status: { summary: 'show a deployment: phases, nodes, what it waits for', load: () => import('./status') },
+  approve: { summary: 'approve the worker joins of a waiting deployment', load: () => import('./decide').then((m) => ({ run: m.approve })) },
+  retry: { summary: 'retry a failed step after fixing the host', load: () => import('./decide').then((m) => ({ run: m.retry })) },
+  skip: { summary: 'leave a failed worker node out and go on', load: () => import('./decide').then((m) => ({ run: m.skip })) },
+  abort: { summary: 'stop a waiting deployment (--rollback resets touched nodes)', load: () => import('./decide').then((m) => ({ run: m.abort })) },
+  reset: { summary: 'tear a cluster down (workers first, first control plane last)', load: () => import('./reset') },
+  server: { summary: 'run the embedded Temporal server with its Web UI', load: () => import('./server') },
+  worker: { summary: 'run a kha worker against TEMPORAL_ADDRESS', load: () => import('../worker/main') },
   lab: { summary: 'start, stop or show a lab of simulated hosts (kha lab up|down|status)', load: () => import('./lab') },
 };
 

@@ -1,0 +1,64 @@
+// `kha deploy FILE`: validate, start (or attach to) the deployCluster workflow, follow it.
+import { resolve } from 'node:path';
+import type { DeployInput } from '../workflows/deploy-cluster';
+import { deployWorkflowId } from '../workflows/definitions';
+import { parseArgs, guarded } from './args';
+import { connectTarget } from './client';
+import { EXIT, outputMode, Printer } from './follow';
+import { announceServer, followOrDetach, loadOrReport, startOrAttach } from './workflow-run';
+
+const USAGE = `usage: kha deploy FILE [--detach] [--json] [--auto-approve] [--kubeconfig PATH] [--again]
+
+Deploys the cluster described in FILE and follows the deployment.
+  --detach        return once the deployment is started
+  --json          one JSON object per line instead of text
+  --auto-approve  approve the workers when the approval gate is reached
+  --kubeconfig    where to save the admin kubeconfig (on the worker's machine)
+  --again         start a new run even when the last deployment completed
+
+Without TEMPORAL_ADDRESS it starts or reuses the embedded Temporal server and runs a worker in this process.
+Exit status: 0 deployed, 10 waiting for approval, 11 waiting for an operator decision, 1 failed or aborted,
+2 invalid input.
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  return guarded('deploy', async () => {
+    if (argv.includes('-h') || argv.includes('--help')) {
+      process.stdout.write(USAGE);
+      return EXIT.ok;
+    }
+    const a = parseArgs(argv, ['--detach', '--json', '--auto-approve', '--again'], ['--kubeconfig'], USAGE);
+    const printer = new Printer(outputMode(a.flags.has('--json')));
+    if (a.positionals.length !== 1) {
+      printer.error(`kha deploy: expected one cluster file, got ${a.positionals.length}\n${USAGE}`);
+      return EXIT.usage;
+    }
+    const file = a.positionals[0]!;
+    const cluster = loadOrReport(file, printer);
+    if (!cluster) return EXIT.usage;
+    const kubeconfig = a.values.get('--kubeconfig');
+    const input: DeployInput = { cluster, options: kubeconfig ? { kubeconfigPath: resolve(kubeconfig) } : undefined };
+
+    const t = await connectTarget({ startEmbedded: true });
+    try {
+      announceServer(t, printer);
+      const started = await startOrAttach(t, printer, {
+        kind: 'deploy',
+        cluster,
+        workflowId: deployWorkflowId(cluster.name),
+        workflowType: 'deployCluster',
+        args: [input],
+        again: a.flags.has('--again'),
+      });
+      if ('code' in started) return started.code;
+      return await followOrDetach(t, printer, started.handle, {
+        kind: 'deploy',
+        cluster: cluster.name,
+        detach: a.flags.has('--detach'),
+        autoApprove: a.flags.has('--auto-approve'),
+      });
+    } finally {
+      await t.close();
+    }
+  });
+}

@@ -1,0 +1,245 @@
+// Follows a deployment (or reset) workflow until it finishes or stops for the operator, printing its progress
+// as a live table (TTY), one line per change (plain) or JSON lines, and returns the command's exit code.
+import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { approveWorkersUpdate, statusQuery, type DeploymentStatus, type DeployResult } from '../workflows/definitions';
+import type { ResetResult } from '../workflows/reset-cluster';
+import { noWorkerMessage, pollers, type Target } from './client';
+import { activeSteps, decisionText, Live, newFacts, statusTable, type OutputMode } from './output';
+
+export const EXIT = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  waitingApproval: 10,
+  waitingDecision: 11,
+  interrupted: 130,
+} as const;
+
+/** Writes messages in the chosen form: JSON lines go to stdout, human text to stdout/stderr. */
+export class Printer {
+  constructor(
+    readonly mode: OutputMode,
+    private readonly out: NodeJS.WritableStream = process.stdout,
+    private readonly err: NodeJS.WritableStream = process.stderr,
+  ) {}
+  event(type: string, fields: Record<string, unknown>): void {
+    if (this.mode === 'json') this.out.write(`${JSON.stringify({ type, time: new Date().toISOString(), ...fields })}\n`);
+  }
+  /** A human line, or in JSON mode the event given (or a message event). */
+  info(text: string, type = 'message', fields: Record<string, unknown> = {}): void {
+    if (this.mode === 'json') this.event(type, { message: text, ...fields });
+    else this.out.write(`${text}\n`);
+  }
+  error(text: string, fields: Record<string, unknown> = {}): void {
+    if (this.mode === 'json') this.event('error', { message: text, ...fields });
+    else this.err.write(`${text}\n`);
+  }
+  raw(text: string): void {
+    if (this.mode !== 'json') this.out.write(text);
+  }
+}
+
+export function outputMode(json: boolean, stream: NodeJS.WriteStream = process.stdout): OutputMode {
+  if (json) return 'json';
+  return stream.isTTY && process.env.TERM !== 'dumb' ? 'tty' : 'plain';
+}
+
+export interface FollowOptions {
+  target: Target;
+  handle: WorkflowHandle;
+  kind: 'deploy' | 'reset';
+  cluster: string;
+  printer: Printer;
+  /** Send the approval when the gate is reached instead of stopping there. */
+  autoApprove?: boolean;
+  pollMs?: number;
+  /** Stop following (e.g. on Ctrl-C): resolves with EXIT.interrupted. */
+  signal?: AbortSignal;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** The status query, or undefined when no worker answers within the deadline. */
+export async function queryStatus(t: Target, handle: WorkflowHandle, timeoutMs = 5000): Promise<DeploymentStatus | undefined> {
+  try {
+    return await t.client.withDeadline(Date.now() + timeoutMs, () => handle.query(statusQuery));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The innermost cause's message: an activity or application failure says more than its wrappers. */
+export function rootMessage(e: unknown): string {
+  let cur: unknown = e;
+  while (cur && typeof cur === 'object' && 'cause' in cur && (cur as { cause?: unknown }).cause) cur = (cur as { cause: unknown }).cause;
+  return cur instanceof Error ? cur.message : String(cur);
+}
+
+/** Where a failed deployment stopped: the phase and nodes that failed or were running, from the last status. */
+export function whereStopped(s: DeploymentStatus | undefined): string {
+  if (!s) return '';
+  const bad = s.phases.flatMap((p) => p.nodes.filter((n) => n.state === 'failed' || n.state === 'waiting' || n.state === 'running').map((n) => `${n.node} in ${p.phase}`));
+  if (bad.length) return ` (${bad.join(', ')})`;
+  return s.currentPhase ? ` (phase ${s.currentPhase})` : '';
+}
+
+export async function follow(o: FollowOptions): Promise<number> {
+  const { target, handle, printer, cluster } = o;
+  const pollMs = o.pollMs ?? 1000;
+  const live = printer.mode === 'tty' ? new Live() : undefined;
+  const seen = new Set<string>();
+  let last: DeploymentStatus | undefined;
+  let frame = 0;
+  let approvalSent = false;
+  let shownDecision = '';
+  let workerWarned = false;
+  const draw = () => {
+    if (live && last) live.draw(statusTable(last, { color: true, frame }));
+  };
+  const say = (text: string, type?: string, fields?: Record<string, unknown>) => {
+    live?.commit();
+    printer.info(text, type, fields);
+    if (live) draw();
+  };
+  const stopDrawing = () => {
+    if (live && last) live.draw(statusTable(last, { color: true }));
+    live?.commit();
+  };
+
+  for (;;) {
+    if (o.signal?.aborted) {
+      stopDrawing();
+      printer.info(`stopped following ${handle.workflowId}; it goes on where a worker runs. Follow it again with: kha status ${cluster}`, 'detached');
+      return EXIT.interrupted;
+    }
+    const desc = await handle.describe();
+    if (desc.status.name !== 'RUNNING') {
+      // One last status, for the final table (answered while a worker still runs).
+      last = (await queryStatus(target, handle, 3000)) ?? last;
+      if (last) {
+        for (const f of newFacts(last, seen)) if (!live) printer.info(f.line, f.event.type as string, f.event);
+      }
+      stopDrawing();
+      return finish(o, desc.status.name, last);
+    }
+    const s = await queryStatus(target, handle);
+    if (!s) {
+      const p = await pollers(target).catch(() => ({ workflow: 0, activity: 0 }));
+      if (p.workflow === 0 && !workerWarned) {
+        workerWarned = true;
+        say(`waiting: ${noWorkerMessage(target)}`, 'no-worker');
+      }
+    } else {
+      workerWarned = false;
+      last = s;
+      if (!live) for (const f of newFacts(s, seen)) printer.info(f.line, f.event.type as string, f.event);
+      const active = activeSteps(s).length;
+      if (s.state === 'waiting-approval') {
+        if (o.autoApprove && !approvalSent) {
+          approvalSent = true;
+          try {
+            const res = await handle.executeUpdate<string, [string]>(approveWorkersUpdate.name, { args: [`kha deploy --auto-approve (${process.env.USER ?? 'operator'})`] });
+            say(`auto-approved: ${res}`, 'approved', { result: res });
+          } catch (e) {
+            say(`auto-approval rejected: ${rootMessage(e)}`, 'approval-rejected');
+          }
+        } else if (!o.autoApprove) {
+          stopDrawing();
+          printer.info(`⏸ ${cluster} waits for approval before joining the workers. Check the control plane, then run: kha approve ${cluster}`, 'waiting-approval', { next: `kha approve ${cluster}` });
+          return EXIT.waitingApproval;
+        }
+      }
+      if (s.state === 'waiting-decision' && s.pendingDecision) {
+        const key = `${s.pendingDecision.node}|${s.pendingDecision.phase}|${s.pendingDecision.error}`;
+        if (active === 0) {
+          stopDrawing();
+          printer.error(decisionText(s).join('\n'), { pendingDecision: s.pendingDecision });
+          printer.event('waiting-decision', { pendingDecision: s.pendingDecision });
+          return EXIT.waitingDecision;
+        }
+        if (key !== shownDecision && !live) {
+          shownDecision = key;
+          printer.error(`${decisionText(s)[0]} (other steps still running)`, { pendingDecision: s.pendingDecision });
+        }
+      }
+    }
+    // Animate the spinner between polls.
+    const until = Date.now() + pollMs;
+    while (Date.now() < until && !o.signal?.aborted) {
+      draw();
+      frame++;
+      await sleep(live ? 120 : until - Date.now(), o.signal);
+    }
+  }
+}
+
+async function finish(o: FollowOptions, statusName: string, last: DeploymentStatus | undefined): Promise<number> {
+  const { printer, cluster, handle } = o;
+  const what = o.kind === 'deploy' ? 'deployment' : 'reset';
+  if (statusName === 'COMPLETED') {
+    const result = await handle.result();
+    if (o.kind === 'deploy') {
+      const r = result as DeployResult;
+      printer.info(
+        `✔ ${cluster} deployed: Kubernetes ${r.kubernetesVersion}, ${r.nodesReady} nodes Ready, ${r.etcdMembers} etcd members${r.skippedNodes.length ? `, skipped: ${r.skippedNodes.join(', ')}` : ''}; admin kubeconfig: ${r.kubeconfigPath}`,
+        'result',
+        { result: r },
+      );
+      return EXIT.ok;
+    }
+    const r = result as ResetResult;
+    if (r.failed.length) {
+      for (const f of r.failed) {
+        const phase = last?.phases.find((p) => p.nodes.some((n) => n.node === f.node))?.phase ?? 'reset';
+        printer.error(`✖ ${f.node} failed in phase ${phase}: ${f.error}`, { node: f.node, phase });
+      }
+      printer.error(`next step: fix the host(s) ${r.failed.map((f) => f.node).join(', ')}, then run kha reset again for ${cluster}`);
+      printer.event('result', { result: r });
+      return EXIT.failed;
+    }
+    printer.info(`✔ ${cluster} reset: ${r.reset.join(', ') || 'no nodes'}`, 'result', { result: r });
+    return EXIT.ok;
+  }
+  if (statusName === 'FAILED') {
+    let msg = '';
+    let type = '';
+    try {
+      await handle.result();
+    } catch (e) {
+      msg = rootMessage(e);
+      const cause = e instanceof WorkflowFailedError ? e.cause : undefined;
+      type = cause && 'type' in cause ? String((cause as { type?: string }).type ?? '') : '';
+    }
+    if (type === 'DeploymentAborted') {
+      printer.error(`✖ ${msg}`, { status: statusName, failureType: type });
+      printer.error(`next step: kha status ${cluster} shows the nodes; deploy again with kha deploy FILE, or clean up with kha reset FILE`);
+    } else {
+      printer.error(`✖ ${what} of ${cluster} failed${whereStopped(last)}: ${msg}`, { status: statusName, failureType: type });
+      printer.error(`next step: check ${o.kind === 'deploy' ? 'the node named above' : 'the hosts'} (kha status ${cluster}), then run kha ${o.kind} FILE again: finished steps are skipped`);
+    }
+    return EXIT.failed;
+  }
+  printer.error(`✖ ${what} of ${cluster} ${statusName.toLowerCase().replace('_', ' ')}${whereStopped(last)}`, { status: statusName });
+  printer.error(`next step: kha status ${cluster} shows where it stopped; run kha ${o.kind} FILE again to start over (finished steps are skipped)`);
+  return EXIT.failed;
+}
+
+/** Sends an Update and turns a rejection into the validator's reason. */
+export async function sendUpdate<R>(run: () => Promise<R>): Promise<{ ok: true; result: R } | { ok: false; reason: string }> {
+  try {
+    return { ok: true, result: await run() };
+  } catch (e) {
+    if (e instanceof WorkflowUpdateFailedError) return { ok: false, reason: rootMessage(e) };
+    throw e;
+  }
+}
