@@ -1,0 +1,187 @@
+// curl (answers from the model, never the network), gpg --dearmor, ipvsadm, ipset, iptables, conntrack.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import { err, exists, flag, has, hp, out, parseArgs, writeFileAtomic } from './env';
+import { kubeVersions, netTables, saveNetTables } from './host';
+import { readModel } from './model';
+import { dialApi } from './kubeadm';
+
+/** A stable armored OpenPGP public key block (binary starts with an old-format public-key packet). */
+function armoredKey(url: string): string {
+  const seed = crypto.createHash('sha256').update(url).digest();
+  const body = Buffer.concat([Buffer.from([0x99, 0x01, 0x0d, 0x04]), seed, crypto.createHash('sha512').update(seed).digest()]);
+  return `-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n${body.toString('base64').replace(/(.{64})/g, '$1\n')}\n=sim1\n-----END PGP PUBLIC KEY BLOCK-----\n`;
+}
+
+const doc = (o: string) => `---\n${o.trim()}\n`;
+
+/** The manifests the scripts download (Calico), synthesised with the kinds that matter to the model. */
+export function manifestForUrl(url: string): string | undefined {
+  if (/tigera-operator(-crds)?\.yaml$/.test(url)) {
+    const crds = ['installations.operator.tigera.io', 'apiservers.operator.tigera.io', 'tigerastatuses.operator.tigera.io', 'ippools.crd.projectcalico.org', 'goldmanes.operator.tigera.io', 'whiskers.operator.tigera.io'];
+    const parts = crds.map((n) => doc(`apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: ${n}`));
+    if (/-crds\.yaml$/.test(url)) return parts.join('');
+    parts.unshift(doc('apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tigera-operator'));
+    parts.push(doc('apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: tigera-operator\n  namespace: tigera-operator'));
+    parts.push(doc('apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: tigera-operator\n  namespace: tigera-operator\nspec:\n  replicas: 1'));
+    return parts.join('');
+  }
+  if (/custom-resources\.yaml$/.test(url)) {
+    return doc('apiVersion: operator.tigera.io/v1\nkind: Installation\nmetadata:\n  name: default\nspec:\n  calicoNetwork:\n    ipPools:\n    - name: default-ipv4-ippool\n      cidr: 192.168.0.0/16\n      encapsulation: VXLANCrossSubnet') + doc('apiVersion: operator.tigera.io/v1\nkind: APIServer\nmetadata:\n  name: default\nspec: {}');
+  }
+  if (/calico\.yaml$/.test(url)) {
+    return [
+      doc('apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: calico-config\n  namespace: kube-system\ndata:\n  calico_backend: "bird"'),
+      doc('apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: ippools.crd.projectcalico.org'),
+      doc('apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: calico-node\n  namespace: kube-system\nspec:\n  template:\n    spec:\n      containers:\n        - name: calico-node\n          image: docker.io/calico/node:v3.31.2\n          env:\n            # - name: CALICO_IPV4POOL_CIDR\n            #   value: "192.168.0.0/16"\n            - name: CALICO_IPV4POOL_IPIP\n              value: "Always"'),
+      doc('apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: calico-kube-controllers\n  namespace: kube-system\nspec:\n  template:\n    spec:\n      containers:\n        - name: calico-kube-controllers\n          image: docker.io/calico/kube-controllers:v3.31.2'),
+    ].join('');
+  }
+  return undefined;
+}
+
+interface Reply {
+  code: number; // curl exit code
+  http?: number;
+  body?: Buffer | string;
+  message?: string;
+}
+
+function answer(url: string, insecure: boolean, cacert: boolean): Reply {
+  const m = /^(https?):\/\/([^/:]+)(?::(\d+))?(\/.*)?$/.exec(url);
+  if (!m) return { code: 3, message: `curl: (3) URL rejected: Malformed input to a URL function` };
+  const [, scheme, host, port, p = '/'] = m;
+  if (port === '6443' || /^\d+\.\d+\.\d+\.\d+$/.test(host!)) {
+    const c = readModel().cluster;
+    const e = dialApi(c, `${host}:${port ?? (scheme === 'https' ? 443 : 80)}`);
+    if (e) return e.includes('no such host') ? { code: 6, message: `curl: (6) Could not resolve host: ${host}` } : { code: 7, message: `curl: (7) Failed to connect to ${host} port ${port} after 0 ms: Couldn't connect to server` };
+    if (!insecure && !cacert) return { code: 60, message: 'curl: (60) SSL certificate problem: unable to get local issuer certificate' };
+    if (/^\/(livez|readyz|healthz)/.test(p)) return { code: 0, http: 200, body: 'ok' };
+    if (p.startsWith('/version')) return { code: 0, http: 200, body: JSON.stringify({ major: '1', gitVersion: c!.kubernetesVersion }) };
+    return { code: 0, http: 403, body: '{"kind":"Status","status":"Failure","reason":"Forbidden","code":403}' };
+  }
+  if (/Release\.key$/.test(p) || /\/gpg$/.test(p)) return { code: 0, http: 200, body: armoredKey(url) };
+  const manifest = manifestForUrl(url);
+  if (manifest) return { code: 0, http: 200, body: manifest };
+  const minor = /\/v(1\.\d+)\/deb\/Packages$/.exec(p)?.[1];
+  if (minor) {
+    const vs = kubeVersions(minor);
+    if (vs.length === 0) return { code: 22, http: 404, message: `curl: (22) The requested URL returned error: 404` };
+    return { code: 0, http: 200, body: ['kubeadm', 'kubelet', 'kubectl'].flatMap((pk) => vs.map((v) => `Package: ${pk}\nVersion: ${v}\nArchitecture: amd64\n`)).join('\n') };
+  }
+  if (/\.deb$/.test(p)) return { code: 0, http: 200, body: Buffer.from('!<arch>\ndebian-binary   sim\n') };
+  return { code: 6, message: `curl: (6) Could not resolve host: ${host}` };
+}
+
+export function curl(args: string[]): number {
+  const p = parseArgs(args, new Set(['o', 'output', 'w', 'write-out', 'm', 'max-time', 'connect-timeout', 'H', 'header', 'cacert', 'retry', 'retry-delay', 'X', 'request', 'd', 'data', 'u', 'user', 'A', 'cert', 'key', 'resolve', 'retry-max-time']));
+  const url = p.pos.find((x) => /^https?:\/\//.test(x));
+  if (!url) {
+    err('curl: no URL specified!');
+    return 2;
+  }
+  const r = answer(url, has(p, 'k', 'insecure'), flag(p, 'cacert') !== undefined);
+  const silent = has(p, 's', 'silent') && !has(p, 'S', 'show-error');
+  const failHttp = has(p, 'f', 'fail');
+  let code = r.code;
+  if (code === 0 && failHttp && (r.http ?? 200) >= 400) code = 22;
+  if (code !== 0) {
+    if (!silent) err(r.message ?? `curl: (22) The requested URL returned error: ${r.http}`);
+  } else {
+    const o = flag(p, 'o', 'output');
+    if (o) writeFileAtomic(hp(o), r.body ?? '');
+    else if (r.body !== undefined) process.stdout.write(r.body);
+  }
+  const w = flag(p, 'w', 'write-out');
+  if (w) process.stdout.write(w.replace(/%\{http_code\}/g, String(code === 0 || code === 22 ? r.http ?? 0 : 0).padStart(3, '0')).replace(/\\n/g, '\n'));
+  return code;
+}
+
+export function gpg(args: string[]): number {
+  const p = parseArgs(args, new Set(['o', 'output', 'homedir']));
+  if (!has(p, 'dearmor', 'dearmour')) {
+    err('gpg: only --dearmor is simulated');
+    return 2;
+  }
+  const input = p.pos[0];
+  const text = input ? (exists(hp(input)) ? fs.readFileSync(hp(input), 'utf8') : undefined) : fs.readFileSync(0, 'utf8');
+  if (text === undefined) {
+    err(`gpg: can't open '${input}': No such file or directory\ngpg: dearmoring failed: No such file or directory`);
+    return 2;
+  }
+  const m = /-----BEGIN PGP PUBLIC KEY BLOCK-----\r?\n(?:[^\n]*:[^\n]*\n)*\r?\n([\s\S]*?)\n=[^\n]*\n-----END PGP PUBLIC KEY BLOCK-----/.exec(text);
+  if (!m) {
+    err('gpg: no valid OpenPGP data found.\ngpg: dearmoring failed: Unknown system error');
+    return 2;
+  }
+  const bin = Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
+  const o = flag(p, 'o', 'output');
+  if (o && o !== '-') {
+    if (exists(hp(o)) && !has(p, 'yes')) {
+      err(`gpg: cannot open '/dev/tty': No such device or address`);
+      return 2;
+    }
+    writeFileAtomic(hp(o), bin);
+  } else process.stdout.write(bin);
+  return 0;
+}
+
+export function ipvsadm(args: string[]): number {
+  const t = netTables();
+  if (args.includes('-C') || args.includes('--clear')) {
+    t.ipvs = [];
+    saveNetTables(t);
+    return 0;
+  }
+  out('IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn');
+  for (const s of t.ipvs) out(s);
+  return 0;
+}
+
+export function ipset(args: string[]): number {
+  const t = netTables();
+  const [verb, name] = args;
+  if (verb === 'destroy' || verb === 'x') {
+    t.ipsets = name ? t.ipsets.filter((s) => s !== name) : [];
+    saveNetTables(t);
+    return 0;
+  }
+  if (verb === 'flush' || verb === 'F') return 0;
+  if (verb === 'list' || verb === 'L' || verb === undefined) {
+    for (const s of t.ipsets) if (!name || s === name) out(args.includes('-n') || args.includes('-name') ? s : `Name: ${s}\nType: hash:ip,port,ip\nMembers:\n`);
+    return 0;
+  }
+  return 0;
+}
+
+export function iptables(tool: string, args: string[]): number {
+  const t = netTables();
+  const table = args.includes('-t') ? args[args.indexOf('-t') + 1]! : 'filter';
+  if (tool.endsWith('-save')) {
+    for (const [tb, chains] of Object.entries(t.iptablesChains)) {
+      out(`*${tb}`);
+      for (const c of chains) out(`:${c} - [0:0]`);
+      out('COMMIT');
+    }
+    return 0;
+  }
+  if (tool.endsWith('-restore')) {
+    fs.readFileSync(0, 'utf8');
+    return 0;
+  }
+  if (args.includes('-F') || args.includes('--flush') || args.includes('-X') || args.includes('--delete-chain')) {
+    if (args.includes('-X') || args.includes('--delete-chain')) delete t.iptablesChains[table];
+    saveNetTables(t);
+    return 0;
+  }
+  if (args.includes('-S') || args.includes('-L') || args.includes('--list')) {
+    for (const c of t.iptablesChains[table] ?? []) out(args.includes('-S') ? `-N ${c}` : `Chain ${c} (0 references)`);
+    return 0;
+  }
+  return 0;
+}
+
+export function conntrack(args: string[]): number {
+  if (args.includes('--version')) out('conntrack v1.4.7 (conntrack-tools)');
+  return 0;
+}
