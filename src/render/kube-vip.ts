@@ -105,7 +105,6 @@ export function renderKubeVip(c: ClusterSpec, n: NodeSpec, facts: RenderFacts): 
       ],
     };
   }
-  const initManifest = beforeInit ?? final;
   return {
     phase: 'kube-vip',
     node: n.name,
@@ -117,14 +116,16 @@ export function renderKubeVip(c: ClusterSpec, n: NodeSpec, facts: RenderFacts): 
         summary: beforeInit
           ? 'Writes the kube-vip static pod with super-admin.conf so the VIP comes up during kubeadm init.'
           : 'Writes the kube-vip static pod so the VIP comes up during kubeadm init.',
-        body: lines(
-          '# Once init has run, the switched manifest is the right one: never go back to super-admin.conf.',
-          `if [ -f ${q(ADMIN_CONF)} ] && [ -f /etc/kubernetes/manifests/kube-apiserver.yaml ]; then`,
-          writeFile(final),
-          'else',
-          writeFile(initManifest),
-          'fi',
-        ),
+        body: beforeInit
+          ? lines(
+              '# Once init has run, the switched manifest is the right one: never go back to super-admin.conf.',
+              `if [ -f ${q(ADMIN_CONF)} ] && [ -f /etc/kubernetes/manifests/kube-apiserver.yaml ]; then`,
+              writeFile(final),
+              'else',
+              writeFile(beforeInit),
+              'fi',
+            )
+          : writeFile(final),
       }),
       script({
         ...common,
