@@ -27,13 +27,11 @@ export function run(cmd: string, args: string[], opts: { input?: string; allowFa
   });
 }
 
+/** True while the process exists and is not a zombie (this machine's PID 1 may reap late). */
 export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  const stat = readProc(pid, 'stat');
+  if (stat === undefined) return false;
+  return !/^\d+ \(.*\) [ZX] /s.test(stat);
 }
 
 export function readProc(pid: number, file: string): string | undefined {

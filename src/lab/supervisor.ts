@@ -154,6 +154,7 @@ class Supervisor {
       h.state = 'rebooting';
       this.publish();
       await this.kill(h, kill);
+      this.publish();
       onDown?.();
       writeFileSync(this.p.host(h.name).bootId, randomUUID() + '\n');
       this.log(`${h.name} rebooting, back in ${this.state.rebootDelayMs} ms`);
