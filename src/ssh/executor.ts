@@ -402,7 +402,12 @@ export class SshSession {
     const dropped = new Promise<void>((resolve) => conn.onClosed(resolve));
     // Detached with a short delay so the command itself returns cleanly before the host goes down.
     const issue = `${sudoPrefix(this.usesSudo)}sh -c ${shq('nohup sh -c "sleep 1; reboot" </dev/null >/dev/null 2>&1 &')}`;
-    this.checked(step, await this.runChannel({ step, command: issue, opts: { signal: opts.signal, timeoutMs: Math.max(1, left()) } }));
+    try {
+      this.checked(step, await this.runChannel({ step, command: issue, opts: { signal: opts.signal, timeoutMs: Math.max(1, left()) } }));
+    } catch (e) {
+      // A host that goes down before it reports the exit status has done what was asked.
+      if (!(e instanceof ConnectionLostError)) throw e;
+    }
 
     await this.waitFor(dropped, left(), opts.signal, step, 'the connection did not drop after reboot was issued');
     conn.end();
