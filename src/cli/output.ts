@@ -122,7 +122,7 @@ export function facts(s: DeploymentStatus): Fact[] {
       out.push({
         key: `node:${p.phase}/${n.node}=${n.state}|${n.attempts}|${n.compensations}|${n.lastError ?? ''}`,
         line: `${p.phase} ${n.node}: ${n.state}${detail ? ` (${detail})` : ''}`,
-        event: { type: 'node', phase: p.phase, node: n.node, state: n.state, attempts: n.attempts, compensations: n.compensations, lastError: n.lastError, note: n.note },
+        event: { type: 'node', phase: p.phase, node: n.node, state: n.state, attempts: n.attempts, compensations: n.compensations, lastError: n.lastError, note: n.note, startedAt: n.startedAt, endedAt: n.endedAt },
       });
     }
   }

@@ -1,0 +1,95 @@
+// Runs the real `kha` CLI (the compiled entry) as a child process and captures what it prints.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const KHA_MAIN = join(__dirname, '..', 'src', 'cli', 'main.js');
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export function kha(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<CliResult> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [KHA_MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`kha ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: Date.now() - t0 });
+    });
+  });
+}
+
+/** Environment for the CLI: the caller's, minus any Temporal settings, plus the given variables. */
+export function cliEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('TEMPORAL_') && k !== 'TEMPORAL_CLI_PATH') delete env[k];
+  delete env.KHA_TASK_QUEUE;
+  return { ...env, ...extra };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen({ port: 0, host: '127.0.0.1' }, () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+/** JSON lines of --json output; every non-empty line must parse. */
+export function jsonLines(stdout: string): Array<Record<string, unknown>> {
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/**
+ * A cluster whose nodes are loopback addresses kha cannot log in to (no SSH key configured): preflight fails on
+ * every node without any packet leaving the machine, and the deployment waits for an operator decision.
+ */
+export function unreachableCluster(name: string, dir = mkdtempSync(join(tmpdir(), 'kha-cli-'))): string {
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(
+    file,
+    `apiVersion: kha.dev/v1alpha1
+kind: Cluster
+metadata:
+  name: ${name}
+spec:
+  kubernetes:
+    version: "1.35"
+  ssh:
+    port: 1
+    connectTimeoutSeconds: 2
+  nodes:
+    - { name: cp-1, address: 127.0.0.11, role: control-plane }
+    - { name: worker-1, address: 127.0.0.21, role: worker }
+  controlPlaneEndpoint:
+    vip: 127.0.0.10
+    interface: lo
+  networking:
+    kubeProxyMode: nftables
+  policy:
+    retry: { maximumAttempts: 2, initialIntervalSeconds: 0.2, maximumIntervalSeconds: 1 }
+`,
+  );
+  return file;
+}
