@@ -1,0 +1,115 @@
+// `kha plan` as a user runs it: the printed order, and --out writing every script and file.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { planFacts, renderPhase } from '../src/render';
+import { loadOrFail, ROOT } from './render-helpers';
+
+const KHA = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const seed = join(ROOT, 'examples', 'seed-cluster.yaml');
+
+function kha(...args: string[]) {
+  const r = spawnSync(process.execPath, [KHA, ...args], { encoding: 'utf8', cwd: ROOT });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('kha plan prints the stages in order with their nodes and mode, and says deploy resolves the minor', () => {
+  const r = kha('plan', seed);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.split('\n');
+  assert.match(r.stdout, /Kubernetes 1\.35: this plan uses v1\.35\.0 \(packages 1\.35\.0-1\.1\); deploy resolves 1\.35 to its newest patch on k8scp-01/);
+  const stage = (title: string) => lines.find((l) => l.includes(title)) ?? '';
+  assert.match(stage('Host preparation'), /parallel\s+k8scp-01 k8scp-02 k8scp-03 k8swn-01 k8swn-02 k8swn-03$/);
+  assert.match(stage('kubeadm init'), /single node\s+k8scp-01$/);
+  assert.match(stage('Control-plane joins'), /one at a time\s+k8scp-02 k8scp-03$/);
+  assert.match(stage('Operator approval'), /waits for approval/);
+  assert.match(stage('Worker joins'), /parallel\s+k8swn-01 k8swn-02 k8swn-03$/);
+  const order = ['Preflight', 'Host preparation', 'Container runtime', 'kube-vip on the first', 'kubeadm init', 'VIP answers', 'Calico', 'Control-plane joins', 'Operator approval', 'Worker joins', 'Verification'];
+  const at = order.map((t) => lines.findIndex((l) => l.includes(t)));
+  assert.deepEqual([...at].sort((a, b) => a - b), at, 'stages in deployment order');
+  assert.ok(at.every((i) => i >= 0));
+  assert.match(r.stdout, /control-plane-join\/mint-credentials \(on a healthy control-plane node\)/);
+});
+
+test('kha plan --out writes every script (0755) and file for all 6 seed nodes', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kha-plan-'));
+  try {
+    const r = kha('plan', seed, '--out', dir);
+    assert.equal(r.status, 0, r.stderr);
+    const nodes = readdirSync(dir).filter((d) => statSync(join(dir, d)).isDirectory()).sort();
+    assert.deepEqual(nodes, ['k8scp-01', 'k8scp-02', 'k8scp-03', 'k8swn-01', 'k8swn-02', 'k8swn-03']);
+    assert.deepEqual(readdirSync(join(dir, 'k8scp-01')).sort(), [
+      '01-preflight', '02-host-prep', '03-container-runtime', '04-packages', '05-kube-vip', '06-kubeadm-init', '07-calico', '10-verify', '11-reset',
+    ]);
+    assert.deepEqual(readdirSync(join(dir, 'k8scp-02')).sort(), ['01-preflight', '02-host-prep', '03-container-runtime', '04-packages', '05-kube-vip', '08-control-plane-join', '11-reset']);
+    assert.deepEqual(readdirSync(join(dir, 'k8swn-03')).sort(), ['01-preflight', '02-host-prep', '03-container-runtime', '04-packages', '09-worker-join', '11-reset']);
+    const c = loadOrFail(seed);
+    const facts = planFacts(c).facts;
+    let scripts = 0;
+    for (const node of nodes) {
+      for (const phaseDir of readdirSync(join(dir, node))) {
+        const phase = phaseDir.slice(3) as Parameters<typeof renderPhase>[2];
+        const rendered = renderPhase(c, node, phase, facts);
+        for (const s of rendered.scripts) {
+          const p = join(dir, node, phaseDir, `${s.name}.sh`);
+          assert.equal(readFileSync(p, 'utf8'), s.content, p);
+          assert.equal(statSync(p).mode & 0o777, 0o755, p);
+          scripts++;
+        }
+        for (const f of rendered.files) {
+          const p = join(dir, node, phaseDir, 'files', `${f.path.slice(1)}${f.variant ? `.${f.variant}` : ''}`);
+          assert.equal(readFileSync(p, 'utf8'), f.content, p);
+        }
+      }
+    }
+    assert.match(r.stdout, new RegExp(`Wrote ${scripts} scripts and \\d+ files for 6 nodes to `));
+    assert.ok(existsSync(join(dir, 'k8scp-01', '06-kubeadm-init', 'files', 'etc', 'kubernetes', 'kha', 'kubeadm-init.yaml')));
+    assert.ok(existsSync(join(dir, 'k8scp-01', '05-kube-vip', 'files', 'etc', 'kubernetes', 'manifests', 'kube-vip.yaml.super-admin')));
+    assert.ok(existsSync(join(dir, 'k8swn-01', '03-container-runtime', 'files', 'etc', 'containerd', 'config.toml.containerd-2.x')));
+    assert.equal(readFileSync(join(dir, 'plan.txt'), 'utf8'), r.stdout.slice(0, r.stdout.indexOf('\nWrote ')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('kha plan --node and --phase narrow the plan and the output', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kha-plan-'));
+  try {
+    const r = kha('plan', seed, '--node', 'k8scp-02', '--phase', 'control-plane-join', '--out', dir);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Control-plane joins\s+one at a time\s+k8scp-02$/m);
+    assert.doesNotMatch(r.stdout, /Host preparation|Worker joins/);
+    assert.deepEqual(readdirSync(dir).sort(), ['k8scp-02', 'plan.txt']);
+    assert.deepEqual(readdirSync(join(dir, 'k8scp-02')), ['08-control-plane-join']);
+    assert.deepEqual(readdirSync(join(dir, 'k8scp-02', '08-control-plane-join')).sort(), ['etcd-check.sh', 'files', 'join.sh', 'label-node.sh', 'mint-credentials.sh']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('kha plan refuses bad arguments and invalid files with exit code 2', () => {
+  const badNode = kha('plan', seed, '--node', 'nope');
+  assert.equal(badNode.status, 2);
+  assert.match(badNode.stderr, /no node named "nope".*\(nodes: k8scp-01, /);
+  const badPhase = kha('plan', seed, '--phase', 'nope');
+  assert.equal(badPhase.status, 2);
+  assert.match(badPhase.stderr, /unknown phase "nope"/);
+  const wrongNode = kha('plan', seed, '--node', 'k8swn-01', '--phase', 'kubeadm-init');
+  assert.equal(wrongNode.status, 2);
+  assert.match(wrongNode.stderr, /phase kubeadm-init does not run on k8swn-01/);
+  assert.equal(kha('plan').status, 2);
+  const dir = mkdtempSync(join(tmpdir(), 'kha-plan-'));
+  try {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, readFileSync(seed, 'utf8').replace('interface: enp1s0                 #', 'interfaec: enp1s0                 #'));
+    const r = kha('plan', bad, '--out', join(dir, 'out'));
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /bad\.yaml:\d+:\d+: /);
+    assert.equal(existsSync(join(dir, 'out')), false, 'nothing written for an invalid file');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
