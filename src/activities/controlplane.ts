@@ -3,7 +3,7 @@
 // same call; they exist only in this process's memory and the SSH channels.
 import { ApplicationFailure } from '@temporalio/common';
 import { renderPhase } from '../render';
-import { parseJoinCredentials } from '../render/join';
+import { joinEnv, parseJoinCredentials } from '../render/join';
 import type { NodeCall, StepResult } from './types';
 import { activityContext, runScript, withHealthyControlPlane, withNode } from './common';
 import { runNodePhase, scriptOf, summarise } from './nodes';
@@ -80,7 +80,7 @@ async function join(call: NodeCall, phase: 'control-plane-join' | 'worker-join')
   });
   return withNode(call.cluster, call.node, async (session) => {
     const { result, stdout } = await runScript(session, call.node, phase, joinScript, {
-      env: creds,
+      env: joinEnv(creds),
       // A join that failed outside kubeadm's preflight (VIP hiccup, etcd busy) is worth retrying.
       transient: () => true,
     });

@@ -31,7 +31,8 @@ export interface NodeSshSettings {
     /** Fingerprints pinned for this node (by name or address). */
     fingerprints: string[];
   };
-  bastion?: BastionT & { user: string };
+  /** fingerprints: pinned for the bastion's address (pinned policy). */
+  bastion?: BastionT & { user: string; fingerprints?: string[] };
   sudo: 'auto' | 'always' | 'never';
   connectTimeoutMs: number;
   commandTimeoutMs: number;
@@ -105,7 +106,14 @@ export function nodeSsh(c: ClusterSpec, n: NodeSpec): NodeSshSettings {
     useAgent: d.useAgent,
     passwordEnv: d.passwordEnv,
     knownHosts: { policy: d.knownHosts.policy, file: d.knownHosts.file, fingerprints },
-    bastion: bastion ? { ...bastion, user: bastion.user ?? user, privateKeyPath: bastion.privateKeyPath ?? o.privateKeyPath ?? d.privateKeyPath } : undefined,
+    bastion: bastion
+      ? {
+          ...bastion,
+          user: bastion.user ?? user,
+          privateKeyPath: bastion.privateKeyPath ?? o.privateKeyPath ?? d.privateKeyPath,
+          fingerprints: [pinned[bastion.address]].filter((x): x is string => typeof x === 'string'),
+        }
+      : undefined,
     sudo: d.sudo,
     connectTimeoutMs: d.connectTimeoutSeconds * 1000,
     commandTimeoutMs: d.commandTimeoutSeconds * 1000,

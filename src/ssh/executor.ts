@@ -57,8 +57,7 @@ const SUPPORTED_HOST_KEY_ALGOS = new Set([
   'ssh-rsa',
 ]);
 
-/** A bastion may carry its own pinned fingerprints (used under the 'pinned' policy). */
-type BastionSettings = NonNullable<SshTarget['bastion']> & { fingerprints?: string[] };
+type BastionSettings = NonNullable<SshTarget['bastion']>;
 
 /** One live SSH connection (plus the bastion connection it runs through, if any). */
 class Connection {
