@@ -17,10 +17,11 @@ const doc = (o: string) => `---\n${o.trim()}\n`;
 
 /** The manifests the scripts download (Calico), synthesised with the kinds that matter to the model. */
 export function manifestForUrl(url: string): string | undefined {
-  if (/tigera-operator(-crds)?\.yaml$/.test(url)) {
+  // Calico 3.30+ ships its CRDs separately as operator-crds.yaml.
+  if (/(tigera-operator(-crds)?|operator-crds)\.yaml$/.test(url)) {
     const crds = ['installations.operator.tigera.io', 'apiservers.operator.tigera.io', 'tigerastatuses.operator.tigera.io', 'ippools.crd.projectcalico.org', 'goldmanes.operator.tigera.io', 'whiskers.operator.tigera.io'];
     const parts = crds.map((n) => doc(`apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: ${n}`));
-    if (/-crds\.yaml$/.test(url)) return parts.join('');
+    if (/crds\.yaml$/.test(url)) return parts.join('');
     parts.unshift(doc('apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tigera-operator'));
     parts.push(doc('apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: tigera-operator\n  namespace: tigera-operator'));
     parts.push(doc('apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: tigera-operator\n  namespace: tigera-operator\nspec:\n  replicas: 1'));
