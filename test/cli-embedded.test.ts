@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { cliEnv, freePort, jsonLines, kha, unreachableCluster } from './cli-run';
+import { cliEnv, freePort, jsonLines, kha, KHA_MAIN, runIn, unreachableCluster } from './cli-run';
 
 describe('kha operator commands on the embedded server', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kha-cli-embedded-'));
@@ -105,6 +105,16 @@ describe('kha operator commands on the embedded server', () => {
     assert.doesNotMatch(r.stdout, /^started deployment/m);
     // Plain output (not a TTY): one line per change.
     assert.match(r.stdout, /^preflight cp-1: waiting \(last error: /m);
+  });
+
+  it('on a terminal the progress is a coloured table drawn with line clears (Live)', async () => {
+    // script(1) gives the command a pseudo-terminal; -e passes its exit status through.
+    const cmd = `${process.execPath} ${KHA_MAIN} deploy ${file}`;
+    const r = await runIn(['script', '-qec', cmd, '/dev/null'], env);
+    assert.equal(r.code, 11, r.stdout);
+    assert.match(r.stdout, /\x1b\[2K\x1b\[36m {2}▶ Preflight checks +running/, 'a running phase in cyan');
+    assert.match(r.stdout, /\x1b\[2K\x1b\[33m {6}⏸ cp-1 +waiting/, 'a waiting node in yellow');
+    assert.match(r.stdout, /failed in phase preflight/);
   });
 
   it('approve is rejected with the validator reason while nothing waits for approval', async () => {

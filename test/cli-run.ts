@@ -15,9 +15,14 @@ export interface CliResult {
 }
 
 export function kha(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<CliResult> {
+  return runIn([process.execPath, KHA_MAIN, ...args], env, timeoutMs);
+}
+
+export function runIn(argv: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<CliResult> {
   const t0 = Date.now();
+  const args = argv.slice(1);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [KHA_MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

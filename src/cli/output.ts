@@ -41,12 +41,12 @@ function oneLine(s: string, max = 160): string {
   return t.length > max ? `${t.slice(0, max - 1)}…` : t;
 }
 
-export function headline(s: DeploymentStatus): string {
+export function headline(s: DeploymentStatus, now = Date.now()): string {
   const parts = [`cluster ${s.cluster}`];
   if (s.kubernetesVersion) parts.push(`Kubernetes ${s.kubernetesVersion}`);
   parts.push(s.state);
   if (s.currentPhase) parts.push(`phase ${s.currentPhase}`);
-  parts.push(duration(s.startedAt, s.endedAt));
+  parts.push(duration(s.startedAt, s.endedAt, now));
   return parts.filter(Boolean).join(' · ');
 }
 
@@ -74,7 +74,7 @@ export function statusTable(s: DeploymentStatus, o: TableOptions = {}): string[]
   const mark = (st: StepState) => (st === 'running' && o.frame !== undefined ? SPINNER[o.frame % SPINNER.length]! : MARK[st]);
   const titleWidth = Math.max(...s.phases.map((p) => p.title.length), 10);
   const nodeWidth = Math.max(...s.phases.flatMap((p) => p.nodes.map((n) => n.node.length)), 8);
-  const lines = [headline(s)];
+  const lines = [headline(s, o.now)];
   for (const p of s.phases) {
     const done = p.nodes.filter((n) => n.state === 'done' || n.state === 'skipped').length;
     const count = p.nodes.length ? `${done}/${p.nodes.length}` : '';

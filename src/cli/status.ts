@@ -150,7 +150,7 @@ export async function showStatus(t: Target, handle: WorkflowHandle, d: Descripti
     return { status, worker: true };
   }
   const view = await serverView(handle, d);
-  const why = `no worker answered the status query within 5 s (${noWorkerMessage(t)})`;
+  const why = p.workflow === 0 ? `no worker is running: ${noWorkerMessage(t)}` : `no worker answered the status query within 5 s (${noWorkerMessage(t)})`;
   if (json) {
     process.stdout.write(`${JSON.stringify({ workflowId: d.workflowId, runId: d.runId, execution: d.status.name, url, worker: false, reason: why, server: view })}\n`);
   } else {
