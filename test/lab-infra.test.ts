@@ -74,6 +74,7 @@ function processesOf(dir: string): number[] {
 function assertNothingLeft(dir: string, subnetIndex: number, bridge: string): void {
   assert.deepEqual(labNetns(subnetIndex), [], 'no network namespace left');
   assert.equal(existsSync(`/sys/class/net/${bridge}`), false, 'bridge removed');
+  assert.deepEqual(readdirSync('/sys/class/net').filter((n) => n.startsWith(`khv${subnetIndex}-`)), [], 'no veth left');
   assert.deepEqual(mountsUnder(dir), [], 'no mount left');
   assert.deepEqual(processesOf(dir), [], 'no process left');
   assert.equal(existsSync(dir), false, 'lab directory removed');
@@ -288,6 +289,7 @@ describe('lab lifecycle', () => {
     await sleep(200);
     assert.equal(first.isRunning(), false);
     assert.equal(labNetns(first.subnetIndex).length, 2, 'the crash left the namespaces');
+    assert.deepEqual(mountsUnder(dir), [join(dir, 'hosts')], 'the crash left the host layers mounted');
     const second = await Lab.up({ dir, controlPlanes: 1, workers: 1, subnetIndex: first.subnetIndex });
     try {
       for (const h of second.hosts) {

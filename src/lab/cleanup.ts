@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, wr
 import { join, resolve } from 'node:path';
 import { controlRequest } from './control';
 import { labPaths, readState, MAX_SUBNET_INDEX } from './layout';
-import { bridgeExists, deleteNetworks, listLabNetns, netnsInode } from './net';
+import { bridgeExists, deleteNetworks, listLabNetns, listLabVeths, netnsInode } from './net';
 import { pidAlive, pidsInNetns, readProc, run, sleep } from './proc';
 
 /** Which lab directory uses a subnet index (this machine only). */
@@ -47,7 +47,7 @@ export function subnetHeldBy(index: number, dir: string): string | undefined {
 /** The lowest subnet index from 1 on that no other lab holds or left behind. */
 export function pickSubnet(): number {
   for (let i = 1; i <= MAX_SUBNET_INDEX; i++) {
-    if (!bridgeExists(i) && listLabNetns(i).length === 0 && !subnetOwner(i)) return i;
+    if (!bridgeExists(i) && listLabNetns(i).length === 0 && listLabVeths(i).length === 0 && !subnetOwner(i)) return i;
   }
   throw new Error('no free lab subnet (198.18.1.0/24 .. 198.18.255.0/24 all in use)');
 }

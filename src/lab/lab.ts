@@ -12,8 +12,8 @@ import { clearHostFaults, sharedPaths, writeClockOffset, writeHostFaults, type L
 import { HOST_INIT_SCRIPT } from './host-init';
 import { bridgeName, labPaths, planHosts, readState, readStatus, subnetPrefix, writeJson, type LabHost, type LabPaths, type LabState, type LabStatusFile } from './layout';
 import { createBridge, createHostNetworks } from './net';
-import { knownHostsText, LAB_PW_USER, LAB_USER, prepareHost, prepareKeys } from './prepare';
-import { pidAlive, sleep } from './proc';
+import { hideMachineHostKeys, knownHostsText, LAB_PW_USER, LAB_USER, prepareHost, prepareKeys } from './prepare';
+import { pidAlive, run, sleep } from './proc';
 import { writeToolWrappers } from './tools';
 
 export type { LabHost, LabRole } from './layout';
@@ -67,14 +67,6 @@ function requireRoot(): void {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new LabNeedsRootError();
 }
 
-async function inBatches<T>(items: T[], size: number, fn: (t: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(size, items.length) }, worker));
-}
-
 type HostRef = string | LabHost;
 
 export class Lab {
@@ -94,6 +86,8 @@ export class Lab {
   readonly knownHostsPath: string;
   /** <dir>/shared, mounted read-write at /kha-lab in every host. */
   readonly sharedDir: string;
+  /** Milliseconds spent in each phase of up() (empty for attach()). */
+  upTimings: Record<string, number> = {};
   private readonly p: LabPaths;
 
   private constructor(state: LabState) {
@@ -117,8 +111,17 @@ export class Lab {
     requireRoot();
     const dir = resolve(opts.dir);
     if (!patterns.path.test(dir)) throw new Error(`lab directory ${dir} must be an absolute path of letters, digits and ._+/- only`);
+    const timings: Record<string, number> = {};
+    let mark = performance.now();
+    const phase = (name: string) => {
+      const now = performance.now();
+      timings[name] = Math.round(now - mark);
+      mark = now;
+    };
     await downDir(dir);
+    phase('clear');
     const index = await Lab.takeSubnet(dir, opts.subnetIndex);
+    phase('subnet');
     const prefix = subnetPrefix(index);
     const state: LabState = {
       version: 1,
@@ -132,20 +135,30 @@ export class Lab {
     };
     const p = labPaths(dir);
     try {
-      mkdirSync(dir, { recursive: true });
+      mkdirSync(p.hosts, { recursive: true });
+      // Host layers live in RAM: creating thousands of small files on this machine's disk is slow
+      // and erratic, and a tmpfs goes away in one umount.
+      await run('mount', ['-t', 'tmpfs', '-o', 'mode=700', 'kha-lab-hosts', p.hosts]);
       writeJson(p.state, state);
       writeFileSync(p.initScript, HOST_INIT_SCRIPT, { mode: 0o755 });
       for (const d of [sharedPaths.faultsDir(p.shared), sharedPaths.rebootRequestsDir(p.shared)]) mkdirSync(d, { recursive: true });
       writeClockOffset(p.shared, 0);
       const [users] = await Promise.all([prepareKeys(p), createHostNetworks(state)]);
-      await inBatches(state.hosts, 8, (h) => prepareHost(p, state, h.name, users));
+      phase('keysAndNetwork');
+      for (const h of state.hosts) prepareHost(p, state, h.name, users);
+      phase('hostLayers');
+      await hideMachineHostKeys(p, state.hosts.map((h) => h.name));
       writeFileSync(p.knownHosts, knownHostsText(p, state));
+      phase('hostKeys');
       await Lab.startSupervisor(p);
+      phase('bootUntilSshAnswers');
     } catch (e) {
       await downDir(dir, { keepLog: true }).catch(() => undefined);
       throw e;
     }
-    return new Lab(state);
+    const lab = new Lab(state);
+    lab.upTimings = timings;
+    return lab;
   }
 
   private static async takeSubnet(dir: string, wanted: number | undefined): Promise<number> {

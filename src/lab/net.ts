@@ -57,10 +57,19 @@ export function netnsInode(name: string): number | undefined {
   }
 }
 
-/** Removes namespaces (their processes must be gone) and the bridge. Missing ones are fine. */
+/** Host-side veth ends of a subnet's hosts present on this machine. */
+export function listLabVeths(index: number): string[] {
+  return readdirSync('/sys/class/net').filter((n) => n.startsWith(`khv${index}-`));
+}
+
+/**
+ * Removes veth pairs, namespaces (their processes must be gone) and the bridge; missing ones are
+ * fine. The veths go first and explicitly: a deleted namespace is torn down asynchronously by the
+ * kernel, and until then its peer keeps the name a new lab on this subnet wants.
+ */
 export async function deleteNetworks(index: number, netns: string[]): Promise<void> {
-  if (netns.length) await run('ip', ['-force', '-b', '-'], { input: netns.map((n) => `netns del ${n}\n`).join(''), allowFail: true });
-  await run('ip', ['link', 'del', bridgeName(index)], { allowFail: true });
+  const lines = [...listLabVeths(index).map((v) => `link del ${v}\n`), ...netns.map((n) => `netns del ${n}\n`), `link del ${bridgeName(index)}\n`];
+  await run('ip', ['-force', '-b', '-'], { input: lines.join(''), allowFail: true });
 }
 
 export function bridgeExists(index: number): boolean {

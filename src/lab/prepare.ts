@@ -4,6 +4,7 @@
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { ed25519KeyPair } from './sshkey';
 import { run } from './proc';
 import { SSHD_CONFIG } from './host-init';
 import { writeToolWrappers } from './tools';
@@ -20,9 +21,12 @@ interface LabUsers {
   pwHash: string;
 }
 
-async function keygen(path: string, comment: string): Promise<string> {
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', comment, '-f', path]);
-  return readFileSync(`${path}.pub`, 'utf8').trim();
+/** Writes an ed25519 key pair as path and path.pub; returns the public key line. */
+function keygen(path: string, comment: string): string {
+  const k = ed25519KeyPair(comment);
+  put(path, k.privateKey, 0o600);
+  put(`${path}.pub`, k.publicKey + '\n', 0o644);
+  return k.publicKey;
 }
 
 /** The first uid from 1900 on that /etc/passwd and /etc/group leave free for two users. */
@@ -39,11 +43,9 @@ function freeUid(): number {
 /** Lab-wide keys and the khapw password. */
 export async function prepareKeys(p: LabPaths): Promise<LabUsers> {
   mkdirSync(p.keys, { recursive: true, mode: 0o700 });
-  const [rootPub, userPub, pwUserPub] = await Promise.all([
-    keygen(p.rootKey, 'kha-lab-root'),
-    keygen(p.userKey, 'kha-lab-kha'),
-    keygen(p.pwUserKey, 'kha-lab-khapw'),
-  ]);
+  const rootPub = keygen(p.rootKey, 'kha-lab-root');
+  const userPub = keygen(p.userKey, 'kha-lab-kha');
+  const pwUserPub = keygen(p.pwUserKey, 'kha-lab-khapw');
   const password = randomBytes(12).toString('base64url');
   writeFileSync(p.pwUserPassword, password + '\n', { mode: 0o600 });
   const pwHash = (await run('openssl', ['passwd', '-6', '-stdin'], { input: password + '\n' })).stdout.trim();
@@ -70,7 +72,7 @@ function extend(upper: string, path: string, extra: string): void {
   put(join(upper, path), text + (text.endsWith('\n') || text === '' ? '' : '\n') + extra, st.mode & 0o7777, st.uid, st.gid);
 }
 
-export async function prepareHost(p: LabPaths, state: LabState, name: string, users: LabUsers): Promise<void> {
+export function prepareHost(p: LabPaths, state: LabState, name: string, users: LabUsers): void {
   const hp = p.host(name);
   for (const d of [hp.upper, hp.work, hp.merged]) mkdirSync(d, { recursive: true });
   writeFileSync(hp.bootId, randomUUID() + '\n');
@@ -95,11 +97,7 @@ export async function prepareHost(p: LabPaths, state: LabState, name: string, us
   chmodSync(join(u, 'etc/sudoers.d'), 0o755);
 
   // Debian's stock shell start-up files, not this machine's (which may change PATH).
-  for (const [home, id] of [['root', 0], [`home/${LAB_USER}`, uid], [`home/${LAB_PW_USER}`, uid + 1]] as const) {
-    for (const f of existsSync('/etc/skel') ? readdirSync('/etc/skel') : []) {
-      put(join(u, home, f), readFileSync(join('/etc/skel', f), 'utf8'), 0o644, id, id);
-    }
-  }
+  for (const f of existsSync('/etc/skel') ? readdirSync('/etc/skel') : []) put(join(u, 'root', f), readFileSync(join('/etc/skel', f), 'utf8'));
   dir(join(u, 'root/.ssh'), 0o700);
   put(join(u, 'root/.ssh/authorized_keys'), users.rootPub + '\n', 0o600);
   for (const [user, id, pub] of [[LAB_USER, uid, users.userPub], [LAB_PW_USER, uid + 1, users.pwUserPub]] as const) {
@@ -109,12 +107,20 @@ export async function prepareHost(p: LabPaths, state: LabState, name: string, us
   }
 
   put(join(u, 'etc/ssh/sshd_config'), SSHD_CONFIG);
-  // The host's own key; the machine's other host keys are whited out (overlay whiteout = 0:0 char device).
-  const keyPath = join(u, 'etc/ssh/ssh_host_ed25519_key');
-  const others = readdirSync('/etc/ssh').filter((f) => f.startsWith('ssh_host_') && !f.startsWith('ssh_host_ed25519_key'));
-  await run('sh', ['-c', 'ssh-keygen -q -t ed25519 -N "" -C "root@$1" -f "$2" && shift 2 && for f in "$@"; do mknod "$f" c 0 0; done', 'sh', name, keyPath, ...others.map((f) => join(u, 'etc/ssh', f))]);
-
+  keygen(join(u, 'etc/ssh/ssh_host_ed25519_key'), `root@${name}`);
   writeToolWrappers(u);
+}
+
+/**
+ * Hides this machine's other SSH host keys in every host: overlay whiteouts (0:0 character
+ * devices) in each upper layer, copied from one template so each host costs a single cp.
+ */
+export async function hideMachineHostKeys(p: LabPaths, hosts: string[]): Promise<void> {
+  const names = readdirSync('/etc/ssh').filter((f) => f.startsWith('ssh_host_') && !f.startsWith('ssh_host_ed25519_key'));
+  if (!names.length || !hosts.length) return;
+  const tmpl = join(p.hosts, '.whiteouts');
+  const script = 'set -e; t=$1; shift; mkdir -p "$t"; for n in $NAMES; do mknod "$t/$n" c 0 0; done; for d in "$@"; do (cd "$t" && cp -a $NAMES "$d/"); done; rm -rf "$t"';
+  await run('sh', ['-c', script.replaceAll('$NAMES', names.join(' ')), 'sh', tmpl, ...hosts.map((h) => join(p.host(h).upper, 'etc/ssh'))]);
 }
 
 /** known_hosts lines for every host, by name and by address. */

@@ -108,6 +108,7 @@ class Supervisor {
   private async boot(h: HostRuntime): Promise<void> {
     h.state = 'starting';
     this.publish();
+    const started = Date.now();
     const hp = this.p.host(h.name);
     rmSync(hp.initPid, { force: true });
     const log = openSync(hp.log, 'a');
@@ -131,7 +132,7 @@ class Supervisor {
     h.initPid = Number(readFileSync(hp.initPid, 'utf8').trim());
     h.boots++;
     h.state = 'up';
-    this.log(`${h.name} up (pid ${h.initPid}, boot ${h.boots})`);
+    this.log(`${h.name} up in ${Date.now() - started} ms (pid ${h.initPid}, boot ${h.boots})`);
     this.publish();
   }
 

@@ -1,11 +1,11 @@
 // Exposes the simulated Kubernetes tooling (src/lab/sim) inside lab hosts as small wrapper
-// scripts in /usr/local/sbin and /usr/local/bin, which come first on root's PATH over SSH, on
-// sudo's secure_path and on a user's PATH, so they shadow any real binary of the same name.
+// scripts in /usr/local/sbin, which comes first on root's PATH over SSH and on sudo's
+// secure_path, so they shadow any real binary of the same name.
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 const MARKER = '# kha-lab sim wrapper';
-export const TOOL_DIRS = ['usr/local/sbin', 'usr/local/bin'];
+export const TOOL_DIRS = ['usr/local/sbin'];
 
 /** dist/src/lab/sim/main.js (absolute); the lower layer of every host shows this machine's files. */
 export function simMainPath(): string {
