@@ -21,6 +21,8 @@ interface Row {
   hostRssMiB: number;
   rssPerHostKiB: number;
   supervisorRssMiB: number;
+  /** Milliseconds per phase of Lab.up (clear, subnet, keysAndNetwork, hostLayers, hostKeys, bootUntilSshAnswers). */
+  phases: Record<string, number>;
 }
 
 function sshHostname(lab: Lab, address: string): Promise<number> {
@@ -44,6 +46,7 @@ async function measure(base: string, cp: number, workers: number, run: number): 
     const pids = lab.hosts.flatMap((h) => pidsInNetns(netnsInode(`kha${lab.subnetIndex}-${h.name}`) ?? -1));
     const hostKiB = pids.reduce((s, p) => s + rssKiB(p), 0);
     const sup = liveSupervisor(lab.dir);
+    const supKiB = sup ? rssKiB(sup) : 0;
     const t2 = performance.now();
     await lab.down();
     const downMs = performance.now() - t2;
@@ -57,7 +60,8 @@ async function measure(base: string, cp: number, workers: number, run: number): 
       hostProcesses: pids.length,
       hostRssMiB: Math.round((hostKiB / 1024) * 10) / 10,
       rssPerHostKiB: Math.round(hostKiB / lab.hosts.length),
-      supervisorRssMiB: sup ? Math.round((rssKiB(sup) / 1024) * 10) / 10 : 0,
+      supervisorRssMiB: Math.round((supKiB / 1024) * 10) / 10,
+      phases: lab.upTimings,
     };
   } catch (e) {
     await lab.down();
