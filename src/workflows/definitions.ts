@@ -88,7 +88,8 @@ export interface DeployResult {
 }
 
 export const statusQuery = defineQuery<DeploymentStatus>('status');
-export const approveWorkersUpdate = defineUpdate<string, [by?: string]>('approveWorkers');
-export const approveWorkersSignal = defineSignal<[by?: string]>('approveWorkersSignal');
+/** The argument names who approves (recorded in the workflow's log). */
+export const approveWorkersUpdate = defineUpdate<string, [by: string]>('approveWorkers');
+export const approveWorkersSignal = defineSignal<[by: string]>('approveWorkersSignal');
 export const decisionUpdate = defineUpdate<string, [Decision]>('operatorDecision');
 export const decisionSignal = defineSignal<[Decision]>('operatorDecisionSignal');

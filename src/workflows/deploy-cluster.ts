@@ -171,17 +171,17 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
     approved = true;
     log.info('workers approved', { by: by ?? 'unknown' });
   };
-  setHandler(approveWorkersUpdate, (by?: string) => {
+  setHandler(approveWorkersUpdate, (by: string) => {
     approve(by);
     return `approved: joining ${workers.length} worker node(s)`;
   }, {
-    validator: (_by?: string) => {
+    validator: (_by: string) => {
       if (status.state !== 'waiting-approval') {
         throw new Error(`nothing waits for approval: the deployment is ${status.state}${status.currentPhase ? ` in phase ${status.currentPhase}` : ''}`);
       }
     },
   });
-  setHandler(approveWorkersSignal, (by?: string) => {
+  setHandler(approveWorkersSignal, (by: string) => {
     if (status.state === 'waiting-approval' || !approved) approve(by);
   });
 
@@ -500,7 +500,8 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
       let verified: { nodesReady: number; etcdMembers: number } = { nodesReady: 0, etcdMembers: 0 };
       let kubeconfigPath = '';
       await step('verify', { ...first, name: 'cluster' }, async () => {
-        const v = await call('verifyCluster', 'verify', first.name, [{ cluster: forNode(first.name), node: first.name, facts: f, via: [...healthy] }]);
+        // Verification needs every node: it checks that each one is Ready.
+        const v = await call('verifyCluster', 'verify', first.name, [{ cluster, node: first.name, facts: f, via: [...healthy] }]);
         const expectedNodes = spec.nodes.length - skipped.length;
         const problems = [...v.problems];
         if (v.nodesReady < expectedNodes) problems.push(`${v.nodesReady}/${expectedNodes} nodes Ready (not ready: ${v.notReady.join(', ') || 'missing'})`);

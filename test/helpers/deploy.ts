@@ -1,0 +1,68 @@
+// A lab of simulated hosts plus a real Temporal dev server and a kha worker: the setting of the
+// end-to-end workflow tests. The spec comes from the lab (real file, loaded and validated like a user's).
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { Lab } from '../../src/lab/lab';
+import { loadClusterOrThrow } from '../../src/spec/load';
+import type { ClusterSpec } from '../../src/spec/types';
+import { startTemporal, startWorker } from './temporal';
+
+export interface DeployEnv {
+  lab: Lab;
+  env: TestWorkflowEnvironment;
+  dir: string;
+  /** Loads the lab's spec, then lets the test adjust it (policy, names). */
+  cluster(name: string, tweak?: (c: ClusterSpec) => void): ClusterSpec;
+  /** Runs a worker on the task queue until fn resolves. */
+  withWorker<T>(taskQueue: string, fn: (w: Worker) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export async function startDeployEnv(opts: { controlPlanes?: number; workers?: number; subnetIndex: number; rebootDelayMs?: number }): Promise<DeployEnv> {
+  // One fixed directory per subnet: a run killed half-way is cleaned up by the next one.
+  const dir = join(tmpdir(), `kha-e2e-${opts.subnetIndex}`);
+  await Lab.downDir(join(dir, 'lab'));
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const lab = await Lab.up({
+    dir: join(dir, 'lab'),
+    controlPlanes: opts.controlPlanes ?? 3,
+    workers: opts.workers ?? 3,
+    subnetIndex: opts.subnetIndex,
+    rebootDelayMs: opts.rebootDelayMs ?? 500,
+  });
+  let env: TestWorkflowEnvironment;
+  try {
+    env = await startTemporal();
+  } catch (e) {
+    await lab.down();
+    throw e;
+  }
+  return {
+    lab,
+    env,
+    dir,
+    cluster(name, tweak) {
+      const file = join(dir, `${name}.yaml`);
+      writeFileSync(file, lab.specYaml({ name }));
+      const c = loadClusterOrThrow(file);
+      // Fast retries keep the suite short; the policy itself is what the spec says.
+      c.spec.policy.retry.initialIntervalSeconds = 0.2;
+      c.spec.policy.retry.maximumIntervalSeconds = 1;
+      c.spec.policy.compensation.rebootTimeoutSeconds = 60;
+      tweak?.(c);
+      return c;
+    },
+    async withWorker(taskQueue, fn) {
+      const worker = await startWorker(env, taskQueue);
+      return worker.runUntil(() => fn(worker));
+    },
+    async close() {
+      await env.teardown().catch(() => undefined);
+      await lab.down();
+    },
+  };
+}
