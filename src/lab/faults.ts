@@ -27,6 +27,8 @@ export interface LabFault {
   dropConnection?: boolean;
   /** Reboot the host unexpectedly while the command runs. */
   reboot?: boolean;
+  /** Fire on every matching run from the Nth on, until the host has rebooted (a state only a reboot clears). */
+  untilReboot?: boolean;
 }
 
 /** Content of <shared>/faults/<host>.json. */

@@ -8,6 +8,16 @@ import { requestReboot } from './system';
 interface Counters {
   generation: string;
   runs: number[]; // matching runs seen per fault index
+  /** Boot id when this generation of faults was first seen: untilReboot faults stop once it changes. */
+  bootId?: string;
+}
+
+function currentBootId(): string {
+  try {
+    return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return '';
+  }
 }
 
 /** What the dispatcher must do instead of (or before) running the tool. */
@@ -33,14 +43,17 @@ export function faultFor(tool: string, args: string[]): { fault?: LabFault; late
     if (c.generation !== (cfg.generation ?? '')) {
       c.generation = cfg.generation ?? '';
       c.runs = [];
+      c.bootId = currentBootId();
     }
+    const rebooted = c.bootId !== undefined && c.bootId !== currentBootId();
     let fired: LabFault | undefined;
     faults.forEach((f, i) => {
       if (!matches(f, tool, args)) return;
       const n = (c.runs[i] = (c.runs[i] ?? 0) + 1);
       const first = f.nth ?? 1;
       const times = f.times ?? 1;
-      if (!fired && n >= first && (times <= 0 || n < first + times)) fired = f;
+      const active = f.untilReboot ? !rebooted : times <= 0 || n < first + times;
+      if (!fired && n >= first && active) fired = f;
     });
     writeJson(countsFile, c);
     return fired;
