@@ -251,6 +251,21 @@ describe('lab hosts (3 control planes, 2 workers, bastion)', () => {
     assert.equal((await lab.exec(h, `test -e /kha-lab/faults/${h.name}.json; echo $?`)).stdout, '1\n');
   });
 
+  test('hostKey reports the key in known_hosts; rotateHostKey changes it and ssh then refuses the host', async () => {
+    const h = lab.hosts[3]!;
+    const key = await lab.hostKey(h);
+    const line = readFileSync(lab.knownHostsPath, 'utf8').split('\n').find((l) => l.startsWith(`${h.name},`))!;
+    assert.equal(line.split(' ').slice(1).join(' '), key.publicKey);
+    const printed = spawnSync('ssh-keygen', ['-l', '-f', '-'], { input: line + '\n', encoding: 'utf8' }).stdout;
+    assert.equal(printed.split(' ')[1], key.fingerprint);
+    const rotated = await lab.rotateHostKey(h);
+    assert.notEqual(rotated.fingerprint, key.fingerprint);
+    const r = await ssh(lab, h.address, 'root', 'true');
+    assert.equal(r.code, 255);
+    assert.match(r.stderr, /REMOTE HOST IDENTIFICATION HAS CHANGED/);
+    assert.ok(r.stderr.includes(rotated.fingerprint), 'ssh names the new fingerprint');
+  });
+
   test('the cluster file for the lab is valid and points at the lab', () => {
     const doc = ClusterFile.parse(parse(lab.specYaml()));
     assert.equal(doc.spec.nodes.length, 5);

@@ -44,10 +44,15 @@ export function subnetHeldBy(index: number, dir: string): string | undefined {
   return owner && owner !== resolve(dir) && liveSupervisor(owner) ? owner : undefined;
 }
 
-/** The lowest subnet index from 1 on that no other lab holds or left behind. */
+/**
+ * The lowest subnet index from 1 on that no other lab holds or left behind. A claim whose lab is
+ * not running and left nothing on the network (e.g. from before this machine rebooted) is stale.
+ */
 export function pickSubnet(): number {
   for (let i = 1; i <= MAX_SUBNET_INDEX; i++) {
-    if (!bridgeExists(i) && listLabNetns(i).length === 0 && listLabVeths(i).length === 0 && !subnetOwner(i)) return i;
+    if (bridgeExists(i) || listLabNetns(i).length > 0 || listLabVeths(i).length > 0) continue;
+    const owner = subnetOwner(i);
+    if (!owner || !liveSupervisor(owner)) return i;
   }
   throw new Error('no free lab subnet (198.18.1.0/24 .. 198.18.255.0/24 all in use)');
 }

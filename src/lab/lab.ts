@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import { API_VERSION, KIND, patterns } from '../spec/schema';
 import { claimSubnet, clearSubnet, downDir, liveSupervisor, pickSubnet, subnetHeldBy } from './cleanup';
@@ -15,6 +16,7 @@ import { createBridge, createHostNetworks } from './net';
 import { hideMachineHostKeys, knownHostsText, LAB_PW_USER, LAB_USER, prepareHost, prepareKeys } from './prepare';
 import { pidAlive, run, sleep } from './proc';
 import { writeToolWrappers } from './tools';
+import { ed25519KeyPair } from './sshkey';
 
 export type { LabHost, LabRole } from './layout';
 export type { LabFault } from './faults';
@@ -326,6 +328,34 @@ export class Lab {
     writeClockOffset(this.sharedDir, seconds);
   }
 
+  /** The host's SSH host key: "ssh-ed25519 <base64>" and its SHA256 fingerprint as OpenSSH prints it. */
+  async hostKey(ref: HostRef): Promise<{ publicKey: string; fingerprint: string }> {
+    const [type, b64] = (await this.readFile(ref, '/etc/ssh/ssh_host_ed25519_key.pub')).trim().split(/\s+/);
+    const fingerprint = 'SHA256:' + createHash('sha256').update(Buffer.from(b64!, 'base64')).digest('base64').replace(/=+$/, '');
+    return { publicKey: `${type} ${b64}`, fingerprint };
+  }
+
+  /**
+   * Gives the host a new SSH host key (as if it were reinstalled) and makes sshd load it; the lab's
+   * known_hosts keeps the old key, so clients that check it see a changed key.
+   */
+  async rotateHostKey(ref: HostRef): Promise<{ publicKey: string; fingerprint: string }> {
+    const h = this.host(ref);
+    const pid = this.initPid(h);
+    const k = ed25519KeyPair(`root@${h.name}`);
+    const root = this.rootDir(h);
+    writeFileSync(join(root, 'etc/ssh/ssh_host_ed25519_key'), k.privateKey, { mode: 0o600 });
+    writeFileSync(join(root, 'etc/ssh/ssh_host_ed25519_key.pub'), k.publicKey + '\n');
+    process.kill(pid, 'SIGHUP'); // sshd re-executes itself and reads its keys again
+    const key = await this.hostKey(h);
+    const deadline = Date.now() + 10_000;
+    while (!(await offersHostKey(h.address, key.publicKey))) {
+      if (Date.now() > deadline) throw new Error(`sshd on ${h.name} did not pick up its new host key`);
+      await sleep(50);
+    }
+    return key;
+  }
+
   /** (Re)writes the simulated tools' wrappers in a running host, e.g. after the sim module changed. */
   installTools(ref: HostRef): string[] {
     return writeToolWrappers(this.rootDir(ref));
@@ -372,4 +402,10 @@ function logTail(path: string, lines = 30): string {
   } catch {
     return existsSync(path) ? '' : '(no supervisor log)';
   }
+}
+
+/** True when the sshd at address offers exactly this host key (asked with ssh-keyscan). */
+async function offersHostKey(address: string, publicKey: string): Promise<boolean> {
+  const r = await run('ssh-keyscan', ['-T', '2', '-t', 'ed25519', address], { allowFail: true });
+  return r.stdout.split('\n').some((l) => l.split(/\s+/).slice(1, 3).join(' ') === publicKey);
 }
