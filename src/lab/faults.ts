@@ -29,6 +29,8 @@ export interface LabFault {
   reboot?: boolean;
   /** Fire on every matching run from the Nth on, until the host has rebooted (a state only a reboot clears). */
   untilReboot?: boolean;
+  /** kubeadm join --control-plane only: register the etcd member, then fail before it ever starts. */
+  failAfterEtcdMember?: boolean;
 }
 
 /** Content of <shared>/faults/<host>.json. */

@@ -85,7 +85,14 @@ export function sshdSessionAncestor(pid = process.pid): number | undefined {
   return undefined;
 }
 
+export const FAIL_AFTER_ETCD_MEMBER_ENV = 'KHA_SIM_FAIL_AFTER_ETCD_MEMBER';
+
 export function applyFault(f: LabFault): FaultAction {
+  if (f.failAfterEtcdMember) {
+    // The tool runs and fails half-way; kubeadm reads this.
+    process.env[FAIL_AFTER_ETCD_MEMBER_ENV] = '1';
+    return { kind: 'none' };
+  }
   if (f.dropConnection) {
     const sshd = sshdSessionAncestor();
     if (sshd) process.kill(sshd, 'SIGKILL');

@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import YAML from 'yaml';
+import { FAIL_AFTER_ETCD_MEMBER_ENV } from './faults';
 import { ToolExit, dirEntries, err, exists, flag, has, hostname, hp, now, out, parseArgs, readText, rmrf, type ParsedArgs } from './env';
 import { activeUnits, installed, kubeVersionOfPackage, netTables, runtimeRunning, saveActiveUnits, saveNetTables, swapOn, sysctlValues, unitFiles, writeHostFile } from './host';
 import { apiAvailable, liveTokens, minorOf, nodeReady, readModel, updateModel, type SimCluster, type SimModel, type SimNode } from './model';
@@ -452,7 +453,10 @@ function join(p: ParsedArgs): number {
     if (cp) {
       if (cl.etcd.some((x) => x.isLearner)) return 'etcdserver: too many learner members in cluster';
       cl.etcd = cl.etcd.filter((x) => x.name !== name);
-      cl.etcd.push({ id: newMemberId(), name, peerURL: `https://${address}:2380`, clientURL: `https://${address}:2379`, isLearner: false, running: true });
+      const halfWay = process.env[FAIL_AFTER_ETCD_MEMBER_ENV] === '1';
+      cl.etcd.push({ id: newMemberId(), name, peerURL: `https://${address}:2380`, clientURL: `https://${address}:2379`, isLearner: false, running: !halfWay });
+      // A member that never starts: etcd lists it, and it blocks the next join (check-etcd) until removed.
+      if (halfWay) return 'timeout waiting for etcd cluster to be available';
     }
     cl.nodes = cl.nodes.filter((n) => n.name !== name);
     cl.nodes.push(newNode(name, address, cp, cl.kubernetesVersion, j.nodeRegistration));
