@@ -69,6 +69,16 @@ function requireRoot(): void {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new LabNeedsRootError();
 }
 
+/** Hosts run this machine's programs (the lower layer is /): the ones the lab relies on must exist. */
+function requireHostPrograms(): void {
+  const needed: [string, string][] = [['sshd', 'openssh-server'], ['ssh-keyscan', 'openssh-client'], ['sudo', 'sudo'], ['nsenter', 'util-linux'], ['ip', 'iproute2'], ['perl', 'perl-base']];
+  const found = (prog: string) => ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].some((d) => existsSync(join(d, prog)));
+  const missing = needed.filter(([prog]) => !found(prog));
+  if (missing.length) {
+    throw new Error(`kha lab needs ${missing.map(([p]) => p).join(', ')} on this machine: apt-get install ${[...new Set(missing.map(([, pkg]) => pkg))].join(' ')}`);
+  }
+}
+
 type HostRef = string | LabHost;
 
 export class Lab {
@@ -111,6 +121,7 @@ export class Lab {
   /** Starts a lab in opts.dir, first clearing whatever an earlier run there left. Resolves when every sshd answers. */
   static async up(opts: LabUpOptions): Promise<Lab> {
     requireRoot();
+    requireHostPrograms();
     const dir = resolve(opts.dir);
     if (!patterns.path.test(dir)) throw new Error(`lab directory ${dir} must be an absolute path of letters, digits and ._+/- only`);
     const timings: Record<string, number> = {};

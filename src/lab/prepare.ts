@@ -48,7 +48,10 @@ export async function prepareKeys(p: LabPaths): Promise<LabUsers> {
   const pwUserPub = keygen(p.pwUserKey, 'kha-lab-khapw');
   const password = randomBytes(12).toString('base64url');
   writeFileSync(p.pwUserPassword, password + '\n', { mode: 0o600 });
-  const pwHash = (await run('openssl', ['passwd', '-6', '-stdin'], { input: password + '\n' })).stdout.trim();
+  // SHA-512 crypt through libc; perl-base is essential on Debian. The password travels on stdin.
+  const salt = randomBytes(12).toString('base64').replace(/[^A-Za-z0-9]/g, '').slice(0, 16);
+  const pwHash = (await run('perl', ['-e', 'chomp(my $p = <STDIN>); print crypt($p, "\\$6\\$" . $ARGV[0] . "\\$")', salt], { input: password + '\n' })).stdout.trim();
+  if (!pwHash.startsWith('$6$')) throw new Error('could not hash the khapw password (libc crypt without SHA-512?)');
   return { uid: freeUid(), rootPub, userPub, pwUserPub, pwHash };
 }
 
