@@ -138,7 +138,10 @@ export async function withNode<T>(cluster: ClusterSpec, nodeName: string, fn: (s
     throw toFailure(e, nodeName);
   }
   try {
-    return await fn(session, node);
+    const r = await fn(session, node);
+    // Results carry the attempt that produced them, so the workflow's status can show retries.
+    if (r && typeof r === 'object' && !Array.isArray(r)) (r as { attempt?: number }).attempt ??= activityContext()?.info.attempt;
+    return r;
   } finally {
     session.close();
   }

@@ -93,6 +93,11 @@ async function join(call: NodeCall, phase: 'control-plane-join' | 'worker-join')
       note += ', kube-vip running';
     }
     return { node: call.node, changed: !already, note };
+  }).then(async (r) => {
+    // Labels need admin rights (kubelet may not set every label on itself): applied from a control-plane node.
+    const label = render.scripts.find((x) => x.name === 'label-node');
+    if (label) await withHealthyControlPlane(call.cluster, call.via, (s, cp) => runScript(s, cp.name, phase, label, { transient: () => true }));
+    return r;
   });
 }
 

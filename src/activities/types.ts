@@ -51,6 +51,8 @@ export interface StepResult {
   /** False when the effect was already there and nothing ran. */
   changed: boolean;
   note: string;
+  /** Which attempt of the activity produced this (1 = first try). */
+  attempt?: number;
 }
 
 export interface PackagesResult extends StepResult {

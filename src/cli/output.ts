@@ -1,19 +1,11 @@
 // How deployment status reaches the operator: a table (status, the live view on a TTY), one plain line per
 // change (logs, CI), or one JSON object per line (scripts). Pure functions of DeploymentStatus, except Live.
 import type { DeploymentStatus, NodeStepStatus, PhaseStatus, StepState } from '../workflows/definitions';
+import { MARK } from '../workflows/progress';
 
 export type OutputMode = 'tty' | 'plain' | 'json';
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-const MARK: Record<StepState, string> = {
-  pending: '·',
-  running: '▶',
-  done: '✔',
-  skipped: '↷',
-  failed: '✖',
-  compensating: '↺',
-  waiting: '⏸',
-};
 const COLOR: Partial<Record<StepState, string>> = { done: '32', failed: '31', waiting: '33', compensating: '35', running: '36', skipped: '90' };
 
 function paint(s: string, state: StepState, color: boolean): string {

@@ -2,6 +2,7 @@
 // activities render, run over SSH and check effects; join credentials never leave an activity.
 import {
   ActivityCancellationType,
+  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -10,10 +11,9 @@ import {
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
-  workflowInfo,
   log,
 } from '@temporalio/workflow';
-import type { ActivityOptions, RetryPolicy } from '@temporalio/common';
+import { RetryState, type ActivityOptions, type RetryPolicy } from '@temporalio/common';
 import type * as activities from '../activities';
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import type { RenderFacts } from '../render/types';
@@ -160,7 +160,7 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   }
   function endPhase(p: string): void {
     const ph = phaseOf(p);
-    ph.state = ph.nodes.some((n) => n.state === 'skipped') && ph.nodes.every((n) => n.state === 'done' || n.state === 'skipped') ? 'done' : 'done';
+    ph.state = 'done';
     ph.endedAt = now();
     publish();
   }
@@ -198,7 +198,10 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   }
   function validateDecision(d: Decision): void {
     if (d.action === 'abort-rollback' || d.action === 'abort-leave') {
-      if (pending.size === 0) throw new Error(`no decision is pending: the deployment is ${status.state}`);
+      // An abort stops a deployment at any point before it ends, not only at a decision.
+      if (abortAction || status.state === 'done' || status.state === 'aborted' || status.state === 'rolling-back') {
+        throw new Error(`cannot abort: the deployment is ${abortAction ? 'already aborting' : status.state}`);
+      }
       return;
     }
     const node = pickPending(d);
@@ -249,9 +252,28 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   function forNode(node: string): ClusterSpec {
     return { ...cluster, spec: { ...spec, nodes: spec.nodes.filter((n) => n.role === 'control-plane' || n.name === node) } };
   }
-  function call<K extends keyof Acts>(name: K, phase: string, node: string, args: Parameters<Acts[K]>, extra?: Partial<ActivityOptions>): ReturnType<Acts[K]> {
+  /**
+   * Runs one activity with a summary naming phase and node. Its attempts (the retries Temporal made) are added
+   * to the status row `track` (phase/node), when that row exists.
+   */
+  async function call<K extends keyof Acts>(
+    name: K,
+    phase: string,
+    node: string,
+    args: Parameters<Acts[K]>,
+    extra?: Partial<ActivityOptions>,
+    track: { phase: string; node: string } = { phase, node },
+  ): Promise<Awaited<ReturnType<Acts[K]>>> {
     const fn = acts[name] as unknown as { executeWithOptions(o: ActivityOptions, a: unknown[]): Promise<unknown> };
-    return fn.executeWithOptions({ ...baseOptions, ...extra, summary: `${phase} · ${node}` }, args) as ReturnType<Acts[K]>;
+    const row = status.phases.some((p) => p.phase === track.phase) ? stepOf(track.phase, track.node) : undefined;
+    try {
+      const res = (await fn.executeWithOptions({ ...baseOptions, ...extra, summary: `${phase} · ${node} · ${String(name)}` }, args)) as Awaited<ReturnType<Acts[K]>>;
+      if (row) row.attempts += (res as { attempt?: number } | undefined)?.attempt ?? 1;
+      return res;
+    } catch (e) {
+      if (row && e instanceof ActivityFailure) row.attempts += e.retryState === RetryState.MAXIMUM_ATTEMPTS_REACHED ? retry.maximumAttempts ?? 1 : 1;
+      throw e;
+    }
   }
 
   const healthy: string[] = [first.name];
@@ -280,7 +302,6 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
     let rounds = 0;
     for (;;) {
       s.state = 'running';
-      s.attempts++;
       publish();
       try {
         const note = await run(s.attempts);
@@ -501,13 +522,13 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
       let kubeconfigPath = '';
       await step('verify', { ...first, name: 'cluster' }, async () => {
         // Verification needs every node: it checks that each one is Ready.
-        const v = await call('verifyCluster', 'verify', first.name, [{ cluster, node: first.name, facts: f, via: [...healthy] }]);
+        const v = await call('verifyCluster', 'verify', first.name, [{ cluster, node: first.name, facts: f, via: [...healthy] }], undefined, { phase: 'verify', node: 'cluster' });
         const expectedNodes = spec.nodes.length - skipped.length;
         const problems = [...v.problems];
         if (v.nodesReady < expectedNodes) problems.push(`${v.nodesReady}/${expectedNodes} nodes Ready (not ready: ${v.notReady.join(', ') || 'missing'})`);
         if (v.etcdMembers !== cps.length) problems.push(`etcd has ${v.etcdMembers} members, expected ${cps.length}`);
         if (problems.length) throw ApplicationFailure.nonRetryable(problems.join('; '), 'VerificationFailed');
-        const kc = await call('fetchKubeconfig', 'verify', first.name, [{ cluster: forNode(first.name), node: first.name, path: opts.kubeconfigPath }]);
+        const kc = await call('fetchKubeconfig', 'verify', first.name, [{ cluster: forNode(first.name), node: first.name, path: opts.kubeconfigPath }], undefined, { phase: 'verify', node: 'cluster' });
         kubeconfigPath = kc.path;
         status.kubeconfigPath = kc.path;
         verified = { nodesReady: v.nodesReady, etcdMembers: v.etcdMembers };
@@ -525,6 +546,17 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
     });
   } catch (e) {
     if (!abortAction) throw e;
+    // What was in flight when the operator aborted ends as failed, so the status tells the truth.
+    for (const ph of status.phases) {
+      if (ph.state === 'running') ph.state = 'failed';
+      for (const n of ph.nodes) {
+        if (n.state === 'running' || n.state === 'waiting' || n.state === 'compensating') {
+          n.state = 'failed';
+          n.note = 'aborted by operator';
+        }
+      }
+    }
+    pending.clear();
     await CancellationScope.nonCancellable(async () => {
       if (abortAction === 'abort-rollback') {
         status.state = 'rolling-back';
@@ -554,8 +586,6 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
       ...cps.slice(1).filter((n) => nodes.includes(n.name)).reverse(),
       ...(nodes.includes(first.name) ? [first] : []),
     ];
-    const phase = phaseOf('verify');
-    void phase;
     const ws = order.filter((n) => n.role === 'worker');
     await Promise.all(ws.map((n) => resetForRollback(n)));
     for (const n of order.filter((x) => x.role === 'control-plane')) await resetForRollback(n);
@@ -570,4 +600,3 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   }
 }
 
-void workflowInfo;

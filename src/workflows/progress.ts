@@ -1,7 +1,8 @@
 // The Markdown progress table shown as the workflow's current details in the Web UI. Pure.
 import type { DeploymentStatus, StepState } from './definitions';
 
-const MARK: Record<StepState, string> = {
+/** One symbol per state, shared by the Web UI table and the terminal view. */
+export const MARK: Record<StepState, string> = {
   pending: '·',
   running: '▶',
   done: '✔',
