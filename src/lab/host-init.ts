@@ -1,5 +1,5 @@
 // The first process of a lab host. The supervisor starts it as
-//   nsenter --net=/run/netns/<ns> unshare --mount --uts --ipc --pid --fork --propagation private sh <this>
+//   nsenter --net=/run/netns/<ns> unshare --mount --uts --ipc --pid --fork --kill-child --propagation private sh <this>
 // so it runs as PID 1 of a fresh PID namespace in private mount/UTS/IPC namespaces. It builds the
 // host's root (overlay over /, own /proc, /sys, /dev, /run, /tmp), pivots into it and becomes sshd.
 // Killing it kills every process of the host, and its mounts vanish with its mount namespace.

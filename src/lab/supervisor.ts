@@ -114,7 +114,7 @@ class Supervisor {
     const log = openSync(hp.log, 'a');
     const child = spawn(
       'nsenter',
-      [`--net=${NETNS_DIR}/${h.netns}`, 'unshare', '--mount', '--uts', '--ipc', '--pid', '--fork', '--propagation', 'private', 'sh', this.p.initScript],
+      [`--net=${NETNS_DIR}/${h.netns}`, 'unshare', '--mount', '--uts', '--ipc', '--pid', '--fork', '--kill-child', '--propagation', 'private', 'sh', this.p.initScript],
       {
         stdio: ['ignore', log, log],
         env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', KHA_HOST: h.name, KHA_HOSTDIR: hp.dir, KHA_LABDIR: this.state.dir, KHA_SHARED: this.p.shared },
@@ -169,9 +169,12 @@ class Supervisor {
   private async kill(h: HostRuntime, kill: boolean): Promise<void> {
     const child = h.child;
     const initPid = h.initPid ?? readPid(this.p.host(h.name).initPid);
-    if (kill && initPid) {
+    // PID 1 of the namespace: the kernel kills the rest. Before PID 1 is known (still booting),
+    // kill unshare, whose --kill-child takes PID 1 along.
+    const target = initPid ?? child?.pid;
+    if (kill && target) {
       try {
-        process.kill(initPid, 'SIGKILL'); // PID 1 of the namespace: the kernel kills the rest
+        process.kill(target, 'SIGKILL');
       } catch {
         // already gone
       }
