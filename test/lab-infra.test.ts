@@ -10,6 +10,8 @@ import { ClusterFile } from '../src/spec/schema';
 import { parse } from 'yaml';
 import { simTools } from '../src/lab/tools';
 import { readHostFaults } from '../src/lab/faults';
+import { claimSubnet, pickSubnet } from '../src/lab/cleanup';
+import { createBridge } from '../src/lab/net';
 
 interface SshResult {
   code: number;
@@ -316,6 +318,18 @@ describe('lab lifecycle', () => {
       await second.down();
     }
     assertNothingLeft(dir, second.subnetIndex, second.bridge);
+  });
+
+  test('a run that died after claiming its subnet, before writing lab.json, is cleared by down', async () => {
+    const dir = join(base, 'early-crash');
+    const index = pickSubnet();
+    assert.equal(await createBridge(index), true);
+    claimSubnet(index, dir);
+    await Lab.downDir(dir);
+    assert.equal(existsSync(`/sys/class/net/khabr${index}`), false);
+    assert.equal(existsSync(`/run/kha-lab/subnet-${index}`), false);
+    await assert.rejects(Lab.up({ dir, controlPlanes: 0, workers: 0 }), /a lab needs at least one host/);
+    assert.equal(existsSync(dir), false);
   });
 
   test('without root, kha lab up says to run it as root', () => {

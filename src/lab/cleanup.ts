@@ -23,6 +23,14 @@ function subnetOwner(index: number): string | undefined {
   }
 }
 
+function subnetsClaimedBy(dir: string): number[] {
+  if (!existsSync(REGISTRY)) return [];
+  return readdirSync(REGISTRY)
+    .map((f) => /^subnet-(\d+)$/.exec(f)?.[1])
+    .filter((i): i is string => i !== undefined && subnetOwner(Number(i)) === resolve(dir))
+    .map(Number);
+}
+
 function releaseSubnet(index: number, dir: string): void {
   if (subnetOwner(index) === resolve(dir)) rmSync(join(REGISTRY, `subnet-${index}`), { force: true });
 }
@@ -109,6 +117,11 @@ export async function downDir(dir: string, opts: { keepLog?: boolean } = {}): Pr
   if (state) {
     await clearSubnet(state.subnetIndex, state.hosts.map((h) => h.netns));
     releaseSubnet(state.subnetIndex, dir);
+  }
+  // A run that died between claiming its subnet and writing lab.json.
+  for (const i of subnetsClaimedBy(dir)) {
+    await clearSubnet(i);
+    releaseSubnet(i, dir);
   }
   for (const m of mountsUnder(dir)) await run('umount', ['-l', m], { allowFail: true });
   if (!existsSync(dir)) return;

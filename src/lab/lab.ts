@@ -131,10 +131,12 @@ export class Lab {
       timings[name] = Math.round(now - mark);
       mark = now;
     };
+    planHosts(0, opts.controlPlanes, opts.workers, opts.bastion ?? false); // reject bad counts before touching anything
     await downDir(dir);
     phase('clear');
     const index = await Lab.takeSubnet(dir, opts.subnetIndex);
     phase('subnet');
+    const p = labPaths(dir);
     const prefix = subnetPrefix(index);
     const state: LabState = {
       version: 1,
@@ -146,13 +148,12 @@ export class Lab {
       rebootDelayMs: opts.rebootDelayMs ?? 1500,
       hosts: planHosts(index, opts.controlPlanes, opts.workers, opts.bastion ?? false),
     };
-    const p = labPaths(dir);
     try {
       mkdirSync(p.hosts, { recursive: true });
+      writeJson(p.state, state); // first, so that any clean-up knows what to remove
       // Host layers live in RAM: creating thousands of small files on this machine's disk is slow
       // and erratic, and a tmpfs goes away in one umount.
       await run('mount', ['-t', 'tmpfs', '-o', 'mode=700', 'kha-lab-hosts', p.hosts]);
-      writeJson(p.state, state);
       writeFileSync(p.initScript, HOST_INIT_SCRIPT, { mode: 0o755 });
       for (const d of [sharedPaths.faultsDir(p.shared), sharedPaths.rebootRequestsDir(p.shared)]) mkdirSync(d, { recursive: true });
       writeClockOffset(p.shared, 0);
