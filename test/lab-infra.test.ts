@@ -175,6 +175,9 @@ describe('lab hosts (3 control planes, 2 workers, bastion)', () => {
     assert.equal(r.stdout, `lo 127.0.0.1/8\neth0 ${h.address}/24\ndefault via ${lab.gateway} dev eth0 \n${prefix}.0/24 dev eth0 proto kernel scope link src ${h.address} \n`);
     assert.match(lab.gateway, /^198\.1[89]\./);
     assert.equal(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(), '0', 'this machine forwards nothing beyond the bridge');
+    // names: lab hosts from /etc/hosts; no DNS server outside the lab
+    const names = await lab.exec(h, `getent hosts ${lab.hosts[0]!.name}; grep -c '^nameserver 127.0.0.1$' /etc/resolv.conf; grep -v '^#' /etc/resolv.conf | grep -c nameserver`);
+    assert.equal(names.stdout.replace(/ +/, ' '), `${lab.hosts[0]!.address} ${lab.hosts[0]!.name}\n1\n1\n`);
     // hosts reach each other directly
     const peer = await ssh(lab, h.address, 'root', `cat < /dev/null > /dev/tcp/${lab.hosts[0]!.address}/22 && echo reach`, {});
     assert.equal(peer.stdout, 'reach\n', peer.stderr);

@@ -89,6 +89,9 @@ export function prepareHost(p: LabPaths, state: LabState, name: string, users: L
   put(join(u, 'etc/hostname'), `${name}\n`);
   put(join(u, 'etc/machine-id'), randomBytes(16).toString('hex') + '\n', 0o444);
   const hostsLines = state.hosts.map((h) => `${h.address}\t${h.name}`).join('\n');
+  // No DNS in the lab: names come from /etc/hosts, and a lookup fails at once on the host itself
+  // instead of sending packets toward this machine's resolver.
+  put(join(u, 'etc/resolv.conf'), '# kha lab: no DNS server; lab names are in /etc/hosts\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n');
   put(join(u, 'etc/hosts'), `127.0.0.1\tlocalhost\n127.0.1.1\t${name}\n::1\tlocalhost ip6-localhost ip6-loopback\n${hostsLines}\n`);
 
   const { uid } = users;
