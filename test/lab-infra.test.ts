@@ -19,7 +19,16 @@ interface SshResult {
   stderr: string;
 }
 
-function ssh(lab: Lab, address: string, user: string, cmd: string, opts: { key?: string; knownHosts?: string; extra?: string[]; input?: string; timeoutMs?: number } = {}): Promise<SshResult> {
+interface SshOptions {
+  key?: string;
+  knownHosts?: string;
+  extra?: string[];
+  input?: string;
+  timeoutMs?: number;
+  onStdout?: (soFar: string) => void;
+}
+
+function ssh(lab: Lab, address: string, user: string, cmd: string, opts: SshOptions = {}): Promise<SshResult> {
   const key = opts.key ?? (user === 'kha' ? lab.userKeyPath : user === 'khapw' ? lab.pwUserKeyPath : lab.rootKeyPath);
   // ssh keeps the first value of an option: extra options come first to override the defaults.
   const args = [
@@ -39,7 +48,10 @@ function ssh(lab: Lab, address: string, user: string, cmd: string, opts: { key?:
     const child = spawn('ssh', args, { timeout: opts.timeoutMs ?? 20_000 });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      opts.onStdout?.(stdout);
+    });
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
@@ -199,8 +211,10 @@ describe('lab hosts (3 control planes, 2 workers, bastion)', () => {
     assert.equal(new Set(ids).size, lab.hosts.length);
     const before = await ssh(lab, h.address, 'root', 'cat /proc/sys/kernel/random/boot_id; mkdir -p /run/kha-sim && touch /run/kha-sim/modules /etc/persisted');
     assert.equal(before.stdout.trim(), ids[0]);
-    const long = ssh(lab, h.address, 'root', 'echo started; sleep 30; echo finished');
-    await sleep(500);
+    let started!: () => void;
+    const running = new Promise<void>((r) => (started = r));
+    const long = ssh(lab, h.address, 'root', 'echo started; sleep 30; echo finished', { onStdout: (out) => out.includes('started') && started() });
+    await running;
     const t0 = Date.now();
     await lab.reboot(h);
     const dropped = await long;
