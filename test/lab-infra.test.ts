@@ -349,6 +349,33 @@ describe('lab lifecycle', () => {
     assert.equal(existsSync(dir), false);
   });
 
+  test('kha lab up writes a valid cluster file; status lists hosts with boot ids; down removes it all', () => {
+    const dir = join(base, 'cli');
+    const out = join(base, 'cli-lab.yaml');
+    const cli = (...args: string[]) => spawnSync(process.execPath, [join(__dirname, '../src/cli/main.js'), 'lab', ...args], { encoding: 'utf8', timeout: 60_000 });
+    const up = cli('up', '--nodes', '1+2', '--out', out, '--dir', dir, '--user', 'kha');
+    assert.equal(up.status, 0, up.stderr);
+    assert.match(up.stdout, /^lab up in \d+ ms: 3 hosts on khabr\d+ \(198\.18\.\d+\.0\/24\), VIP 198\.18\.\d+\.10\n/);
+    const doc = ClusterFile.parse(parse(readFileSync(out, 'utf8')));
+    assert.deepEqual(doc.spec.nodes.map((n) => [n.name, n.role]), [['k8scp-01', 'control-plane'], ['k8swn-01', 'worker'], ['k8swn-02', 'worker']]);
+    assert.equal(doc.spec.ssh.user, 'kha');
+    const st = cli('status', '--dir', dir, '--json');
+    assert.equal(st.status, 0, st.stderr);
+    const json = JSON.parse(st.stdout) as { running: boolean; bridge: string; hosts: { name: string; address: string; state: string; bootId: string }[] };
+    assert.equal(json.running, true);
+    assert.deepEqual(json.hosts.map((h) => [h.name, h.address, h.state]), doc.spec.nodes.map((n) => [n.name, n.address, 'up']));
+    for (const h of json.hosts) assert.match(h.bootId, /^[0-9a-f-]{36}$/);
+    const text = cli('status', '--dir', dir);
+    assert.match(text.stdout, /k8swn-02\s+198\.18\.\d+\.13\s+worker\s+up\s+1\s+[0-9a-f-]{36}/);
+    const subnet = Number(/khabr(\d+)/.exec(json.bridge)![1]);
+    const down = cli('down', '--dir', dir);
+    assert.equal(down.status, 0, down.stderr);
+    assertNothingLeft(dir, subnet, json.bridge);
+    const bad = cli('up', '--nodes', '3x3', '--out', out);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--nodes 3x3: expected CONTROLPLANES\+WORKERS such as 3\+3/);
+  });
+
   test('without root, kha lab up says to run it as root', () => {
     const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(__dirname, '../src/cli/main.js'), 'lab', 'up', '--nodes', '1+1', '--out', '/dev/null', '--dir', join(base, 'noroot')], { encoding: 'utf8' });
     assert.equal(r.status, 1, r.stderr);
