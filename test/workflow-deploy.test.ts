@@ -5,41 +5,14 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { startDeployEnv, type DeployEnv } from './helpers/deploy';
-import { approveWorkersUpdate, deployWorkflowId, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
+import { approveWorkersUpdate, deployWorkflowId, statusQuery, type DeployResult } from '../src/workflows/definitions';
+import { resultOrFail, waitForState } from './helpers/workflow';
 import type { SimModel } from '../src/lab/sim/model';
 
 let d: DeployEnv;
 
 function model(): SimModel {
   return JSON.parse(readFileSync(join(d.lab.sharedDir, 'model.json'), 'utf8')) as SimModel;
-}
-
-async function waitForState(handle: { query: (q: typeof statusQuery) => Promise<DeploymentStatus> }, want: DeploymentStatus['state'], ms = 120_000): Promise<DeploymentStatus> {
-  const end = Date.now() + ms;
-  let last: DeploymentStatus | undefined;
-  while (Date.now() < end) {
-    last = await handle.query(statusQuery);
-    if (last.state === want) return last;
-    await new Promise((r) => setTimeout(r, 300));
-  }
-  throw new Error(`state ${want} not reached; last: ${JSON.stringify(last?.state)} ${last?.waitingFor ?? ''} ${JSON.stringify(last?.pendingDecision ?? '')}`);
-}
-
-/** The result, or a failure as soon as the deployment waits for an operator (instead of hanging). */
-async function resultOrFail<T>(handle: { result: () => Promise<T>; query: (q: typeof statusQuery) => Promise<DeploymentStatus> }): Promise<T> {
-  let done = false;
-  const watch = (async () => {
-    while (!done) {
-      const s = await handle.query(statusQuery).catch(() => undefined);
-      if (s?.state === 'waiting-decision') throw new Error(`waiting for a decision: ${JSON.stringify(s.pendingDecision)}`);
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  })();
-  try {
-    return await Promise.race([handle.result(), watch as Promise<never>]);
-  } finally {
-    done = true;
-  }
 }
 
 describe('deployCluster on the seed topology (3+3)', () => {
@@ -76,7 +49,7 @@ describe('deployCluster on the seed topology (3+3)', () => {
       }
 
       assert.equal(await handle.executeUpdate(approveWorkersUpdate, { args: ['test'] }), 'approved: joining 3 worker node(s)');
-      const result = await resultOrFail(handle);
+      const result = await resultOrFail<DeployResult>(handle);
       assert.equal(result.nodesReady, 6);
       assert.equal(result.etcdMembers, 3);
       assert.match(result.kubernetesVersion, /^v1\.35\.\d+$/);

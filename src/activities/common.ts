@@ -104,7 +104,8 @@ export async function runScript(session: SshSession, node: string, phase: string
     if (result.exitCode !== 0 && !o.allowFailure) {
       const tail = script.sensitiveOutput ? '(output withheld: it carries credentials)' : redact(`${result.stderrTail || result.stdoutTail}`, secrets);
       const message = `${phase}/${script.name} on ${node} exited with ${result.exitCode}: ${tail.trim().split('\n').slice(-8).join(' | ')}`;
-      const joinPreflight = /\[preflight\]|error execution phase preflight/.test(result.stderrTail);
+      // kubeadm's own preflight refusing the host is not fixed by trying again; compensation or an operator is.
+      const joinPreflight = /error execution phase preflight: \[preflight\] Some fatal errors/.test(`${result.stdoutTail}\n${result.stderrTail}`);
       const type = joinPreflight ? 'JoinPreflightFailed' : o.transient?.(result) ? 'TransientCommandFailed' : 'CommandFailed';
       throw ApplicationFailure.create({ message, type, nonRetryable: type !== 'TransientCommandFailed' });
     }

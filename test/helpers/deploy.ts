@@ -16,6 +16,8 @@ export interface DeployEnv {
   dir: string;
   /** Loads the lab's spec, then lets the test adjust it (policy, names). */
   cluster(name: string, tweak?: (c: ClusterSpec) => void): ClusterSpec;
+  /** Replaces the lab with fresh hosts on the same subnet (clean disks, empty cluster model). */
+  freshLab(): Promise<void>;
   /** Runs a worker on the task queue until fn resolves. */
   withWorker<T>(taskQueue: string, fn: (w: Worker) => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -27,13 +29,15 @@ export async function startDeployEnv(opts: { controlPlanes?: number; workers?: n
   await Lab.downDir(join(dir, 'lab'));
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const lab = await Lab.up({
-    dir: join(dir, 'lab'),
-    controlPlanes: opts.controlPlanes ?? 3,
-    workers: opts.workers ?? 3,
-    subnetIndex: opts.subnetIndex,
-    rebootDelayMs: opts.rebootDelayMs ?? 500,
-  });
+  const up = () =>
+    Lab.up({
+      dir: join(dir, 'lab'),
+      controlPlanes: opts.controlPlanes ?? 3,
+      workers: opts.workers ?? 3,
+      subnetIndex: opts.subnetIndex,
+      rebootDelayMs: opts.rebootDelayMs ?? 500,
+    });
+  const lab = await up();
   let env: TestWorkflowEnvironment;
   try {
     env = await startTemporal();
@@ -41,13 +45,17 @@ export async function startDeployEnv(opts: { controlPlanes?: number; workers?: n
     await lab.down();
     throw e;
   }
-  return {
+  const self: DeployEnv = {
     lab,
     env,
     dir,
+    async freshLab() {
+      await self.lab.down();
+      self.lab = await up();
+    },
     cluster(name, tweak) {
       const file = join(dir, `${name}.yaml`);
-      writeFileSync(file, lab.specYaml({ name }));
+      writeFileSync(file, self.lab.specYaml({ name }));
       const c = loadClusterOrThrow(file);
       // Fast retries keep the suite short; the policy itself is what the spec says.
       c.spec.policy.retry.initialIntervalSeconds = 0.2;
@@ -62,7 +70,8 @@ export async function startDeployEnv(opts: { controlPlanes?: number; workers?: n
     },
     async close() {
       await env.teardown().catch(() => undefined);
-      await lab.down();
+      await self.lab.down();
     },
   };
+  return self;
 }
