@@ -140,7 +140,8 @@ function renderContainerd(c: ClusterSpec, n: NodeSpec, facts: RenderFacts): Phas
     'if [ "$restart" = 1 ] || ! systemctl is-active --quiet containerd; then',
     '  systemctl restart containerd',
     'fi',
-    'kha_wait 60 "the containerd socket" test -S /var/run/containerd/containerd.sock',
+    'containerd_up() { systemctl is-active --quiet containerd && test -S /var/run/containerd/containerd.sock; }',
+    'kha_wait 60 "containerd and its socket" containerd_up',
     'kha_log "containerd $(containerd --version | awk \'{ print $3 }\') ready"',
   );
   return {
@@ -227,7 +228,8 @@ function renderDocker(c: ClusterSpec, n: NodeSpec, facts: RenderFacts): PhaseRen
     '  systemctl restart cri-docker.socket cri-docker.service',
     'fi',
     writeFile(crictl),
-    'kha_wait 60 "the cri-dockerd socket" test -S /var/run/cri-dockerd.sock',
+    'cri_up() { systemctl is-active --quiet cri-docker.service && test -S /var/run/cri-dockerd.sock; }',
+    'kha_wait 60 "cri-dockerd and its socket" cri_up',
   );
   return {
     phase: 'container-runtime',
