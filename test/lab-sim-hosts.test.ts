@@ -153,7 +153,7 @@ describe('simulated Kubernetes tooling on lab hosts (3 control planes, 2 workers
     const { hash: printed } = await credentials();
     assert.equal(`sha256:${hash.stdout.trim()}`, printed);
     assert.match((await ok(ssh(lab, c1, 'kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes --no-headers'))).stdout, /NotReady/);
-    await ok(ssh(lab, c1, 'export KUBECONFIG=/etc/kubernetes/admin.conf; kubectl apply --server-side --force-conflicts -f https://raw.githubusercontent.com/projectcalico/calico/v3.31.2/manifests/tigera-operator.yaml >/dev/null && kubectl wait --for=condition=Established crd/installations.operator.tigera.io --timeout=10s && kubectl apply -f https://raw.githubusercontent.com/projectcalico/calico/v3.31.2/manifests/custom-resources.yaml'));
+    await ok(ssh(lab, c1, 'export KUBECONFIG=/etc/kubernetes/admin.conf; kubectl apply --server-side --force-conflicts -f https://raw.githubusercontent.com/projectcalico/calico/v3.31.2/manifests/operator-crds.yaml -f https://raw.githubusercontent.com/projectcalico/calico/v3.31.2/manifests/tigera-operator.yaml >/dev/null && kubectl wait --for=condition=Established crd/installations.operator.tigera.io --timeout=10s && kubectl apply -f https://raw.githubusercontent.com/projectcalico/calico/v3.31.2/manifests/custom-resources.yaml'));
     await ok(ssh(lab, c1, 'kubectl --kubeconfig /etc/kubernetes/admin.conf wait --for=condition=Ready node --all --timeout=10s'));
   });
 

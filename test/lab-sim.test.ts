@@ -26,7 +26,7 @@ class Lab {
   run(host: string, address: string, tool: string, args: string[], extraEnv: Record<string, string> = {}): Run {
     const r = spawnSync(process.execPath, [MAIN, tool, ...args], {
       encoding: 'utf8',
-      env: { ...process.env, KHA_SIM_LAB_DIR: this.shared, KHA_SIM_ROOT: this.root(host), KHA_SIM_HOSTNAME: host, KHA_SIM_ADDRESS: address, ...extraEnv },
+      env: { ...process.env, KHA_SIM_LAB_DIR: this.shared, KHA_SIM_ROOT: this.root(host), KHA_SIM_HOSTNAME: host, KHA_SIM_ADDRESS: address, KHA_SIM_BOOT_ID: 'unit-test-boot', ...extraEnv },
       input: '',
     });
     return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
@@ -128,7 +128,7 @@ test('init writes the kubeconfigs and a CA whose openssl hash is the one kubeadm
     assert.equal(again.code, 1);
     assert.match(again.stderr, /\[ERROR Port-6443\]: Port 6443 is in use/);
     assert.match(again.stderr, /\[ERROR FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml\]: \/etc\/kubernetes\/manifests\/kube-apiserver.yaml already exists/);
-    ok(cp1('kubectl', ...kc, 'apply', '--server-side', '-f', 'https://raw.githubusercontent.com/projectcalico/calico/v3.31.2/manifests/tigera-operator.yaml'));
+    ok(cp1('kubectl', ...kc, 'apply', '--server-side', '-f', 'https://raw.githubusercontent.com/projectcalico/calico/v3.31.2/manifests/operator-crds.yaml', '-f', 'https://raw.githubusercontent.com/projectcalico/calico/v3.31.2/manifests/tigera-operator.yaml'));
     ok(cp1('kubectl', ...kc, 'wait', '--for=condition=Established', 'crd/installations.operator.tigera.io', '--timeout=5s'));
     ok(cp1('kubectl', ...kc, 'apply', '-f', 'https://raw.githubusercontent.com/projectcalico/calico/v3.31.2/manifests/custom-resources.yaml'));
     assert.match(ok(cp1('kubectl', ...kc, 'wait', '--for=condition=Ready', 'node', '--all', '--timeout=5s')).stdout, /node\/cp1 condition met/);

@@ -1,6 +1,7 @@
 // One host's own state: packages (persistent), units, modules, sysctls, swap (runtime, gone after a reboot).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { dirEntries, exists, hp, labDir, readJson, readText, runDir, stateDir, writeFileAtomic, writeJson } from './env';
 
 // ---------- packages ----------
@@ -108,7 +109,8 @@ interface BootState {
 
 function currentBootId(): string {
   // The lab gives each host boot its own id; outside the lab this is the machine's.
-  return (readText('/proc/sys/kernel/random/boot_id') ?? 'static').trim();
+  // Unit tests pin it (KHA_SIM_BOOT_ID) so nothing outside them can look like a reboot.
+  return (process.env.KHA_SIM_BOOT_ID ?? readText('/proc/sys/kernel/random/boot_id') ?? 'static').trim();
 }
 
 function rt(name: string): string {
@@ -120,6 +122,7 @@ export function ensureBooted(): void {
   const bootId = currentBootId();
   const b = readJson<BootState | null>(rt('boot.json'), null);
   if (b && b.bootId === bootId) return;
+  if (process.env.KHA_SIM_DEBUG) process.stderr.write(`kha-sim boot: had ${JSON.stringify(b)} now ${bootId} files ${dirEntries(runDir()).join(',')}\n`);
   fs.mkdirSync(runDir(), { recursive: true });
   for (const f of dirEntries(runDir())) if (f !== 'boot.json') fs.rmSync(rt(f), { recursive: true, force: true });
   // systemd-modules-load, then systemd-sysctl, as at boot.
@@ -346,4 +349,27 @@ export function saveNetTables(t: NetTables): void {
 
 export function writeHostFile(p: string, content: string, mode = 0o644): void {
   writeFileAtomic(hp(p), content, mode);
+}
+
+// ---------- sockets of running daemons ----------
+
+const CONTAINERD_SOCKET = '/run/containerd/containerd.sock';
+
+/** A real unix socket file while containerd is active, as scripts wait for it with `test -S`. */
+export function syncRuntimeSocket(): void {
+  const p = hp(CONTAINERD_SOCKET);
+  const want = runtimeRunning();
+  let isSock = false;
+  try {
+    isSock = fs.statSync(p).isSocket();
+  } catch {
+    /* absent */
+  }
+  if (want && !isSock) {
+    fs.mkdirSync(path.dirname(p), { recursive: true });
+    fs.rmSync(p, { force: true });
+    // A child binds the socket and dies by SIGKILL, so nothing unlinks it; nobody needs to answer on it.
+    const code = `const s=require('net').createServer();s.listen(${JSON.stringify(p)},()=>process.kill(process.pid,'SIGKILL'))`;
+    spawnSync(process.execPath, ['-e', code], { stdio: 'ignore', timeout: 10_000 });
+  } else if (!want && isSock) fs.rmSync(p, { force: true });
 }

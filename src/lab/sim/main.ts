@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { ToolExit, err, exists, hostRoot, hostname, hp, labDir, readText, sleepMs, writeFileAtomic } from './env';
-import { ensureBooted, toolInstalled } from './host';
+import { ensureBooted, syncRuntimeSocket, toolInstalled } from './host';
 import { procSwapsLines, systemctl, modprobe, lsmod, sysctl, swapoff, swapon, reboot, ufw, netplan } from './system';
 import { aptCache, aptGet, aptMark, dpkgQuery } from './apt';
 import { kubeadm, noteKubeVip } from './kubeadm';
@@ -72,6 +72,21 @@ function reconcile(): void {
   if (node.controlPlane && exists(hp('/etc/kubernetes/manifests/kube-vip.yaml')) && !c.vipHolders.includes(me)) updateModel(noteKubeVip);
 }
 
+/**
+ * Appends "<time> <tool> <first two args>" to <lab>/calls/<host>.log so tests can count what ran where (e.g.
+ * that kubeadm init ran once). Only the subcommand words are kept: arguments may carry secrets.
+ */
+function recordCall(tool: string, args: string[]): void {
+  try {
+    const dir = `${labDir()}/calls`;
+    fs.mkdirSync(dir, { recursive: true });
+    const words = args.filter((a) => !a.startsWith('-')).slice(0, 2).filter((a) => /^[a-z][a-z0-9-]*$/.test(a));
+    fs.appendFileSync(`${dir}/${hostname()}.log`, `${Date.now()} ${[tool, ...words].join(' ')}\n`);
+  } catch {
+    /* the log is for tests; never fail a tool over it */
+  }
+}
+
 export function main(argv: string[]): number {
   const tool = argv[0] ?? '';
   const args = argv.slice(1);
@@ -88,6 +103,8 @@ export function main(argv: string[]): number {
     ensureBooted();
     const { fault, latencyMs } = faultFor(tool, args);
     sleepMs(latencyMs);
+    // After the latency: a command killed while "slow" never ran, so it is not counted.
+    recordCall(tool, args);
     if (fault) {
       const a = applyFault(fault);
       if (a.kind === 'exit') return a.code;
@@ -95,11 +112,13 @@ export function main(argv: string[]): number {
     reconcile();
     const rc = handler(args, tool);
     reconcile();
+    syncRuntimeSocket();
     syncProcSwaps();
     return rc;
   } catch (e) {
     if (e instanceof ToolExit) {
       try {
+        syncRuntimeSocket();
         syncProcSwaps();
       } catch {
         /* best effort */

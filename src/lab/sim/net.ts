@@ -22,6 +22,8 @@ export function manifestForUrl(url: string): string | undefined {
     const crds = ['installations.operator.tigera.io', 'apiservers.operator.tigera.io', 'tigerastatuses.operator.tigera.io', 'ippools.crd.projectcalico.org', 'goldmanes.operator.tigera.io', 'whiskers.operator.tigera.io'];
     const parts = crds.map((n) => doc(`apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: ${n}`));
     if (/crds\.yaml$/.test(url)) return parts.join('');
+    // From Calico 3.30 the operator's CRDs ship only in operator-crds.yaml.
+    if (Number(/\/v3\.(\d+)\./.exec(url)?.[1] ?? 0) >= 30) parts.length = 0;
     parts.unshift(doc('apiVersion: v1\nkind: Namespace\nmetadata:\n  name: tigera-operator'));
     parts.push(doc('apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: tigera-operator\n  namespace: tigera-operator'));
     parts.push(doc('apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: tigera-operator\n  namespace: tigera-operator\nspec:\n  replicas: 1'));
