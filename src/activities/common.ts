@@ -42,7 +42,10 @@ class Progress {
     private readonly label: string,
   ) {
     if (ctx) {
-      this.timer = setInterval(() => this.beat(), 5000);
+      // Beat well inside the heartbeat timeout, so a quiet but live command never looks dead.
+      const timeout = ctx.info.heartbeatTimeoutMs ?? 0;
+      const every = timeout > 0 ? Math.max(200, Math.min(5000, Math.floor(timeout / 3))) : 5000;
+      this.timer = setInterval(() => this.beat(), every);
       this.timer.unref();
     }
   }
