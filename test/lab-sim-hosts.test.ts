@@ -2,7 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab } from '../src/lab/lab';
 import type { LabHost } from '../src/lab/layout';
@@ -108,13 +108,15 @@ describe('simulated Kubernetes tooling on lab hosts (3 control planes, 2 workers
   let lab: Lab;
   let cp: LabHost[];
   let wn: LabHost[];
+  const base = mkdtempSync('/var/tmp/kha-lab-sim-');
   before(async () => {
-    lab = await Lab.up({ dir: join(mkdtempSync('/var/tmp/kha-lab-sim-'), 'lab'), controlPlanes: 3, workers: 2, rebootDelayMs: 300 });
+    lab = await Lab.up({ dir: join(base, 'lab'), controlPlanes: 3, workers: 2, rebootDelayMs: 300 });
     cp = lab.hosts.filter((h) => h.role === 'control-plane');
     wn = lab.hosts.filter((h) => h.role === 'worker');
   });
   after(async () => {
     await lab?.down();
+    rmSync(base, { recursive: true, force: true });
   });
 
   /** Fresh join credentials minted on cp1, as the join phase does right before each join. */
