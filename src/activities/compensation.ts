@@ -4,7 +4,7 @@ import { renderPhase } from '../render';
 import type { NodeCall, StepResult } from './types';
 import { heartbeating, runScript, toFailure, withHealthyControlPlane, withNode } from './common';
 import { scriptOf, summarise } from './nodes';
-import { assumedFacts } from '../workflows/version';
+import { assumedFacts } from '../render/version';
 
 function factsOf(call: NodeCall) {
   return call.facts ?? assumedFacts(call.cluster.spec.kubernetes.version);

@@ -4,7 +4,7 @@ import { renderPhase } from '../render';
 import { parseFacts } from '../render/preflight';
 import type { NodeFacts, PreflightCall } from './types';
 import { runScript, withNode, toFailure } from './common';
-import { assumedFacts } from '../workflows/version';
+import { assumedFacts } from '../render/version';
 
 const SUPPORTED_OS: Record<string, string[]> = { ubuntu: ['22.04', '24.04'], debian: ['12', '13'] };
 

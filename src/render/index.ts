@@ -13,6 +13,7 @@ import { renderPreflight } from './preflight';
 import { renderReset } from './reset';
 import type { AnyPhaseName, PhaseRender, RenderFacts } from './types';
 import { renderVerify } from './verify';
+import { assumedFacts } from './version';
 
 export type Renderer = (c: ClusterSpec, n: NodeSpec, facts: RenderFacts) => PhaseRender;
 
@@ -49,12 +50,11 @@ export function renderAll(cluster: ClusterSpec, facts: RenderFacts): PhaseRender
  * minor uses its .0 patch, and `resolvedAtDeploy` says that deploy resolves the real patch.
  */
 export function planFacts(cluster: ClusterSpec): { facts: RenderFacts; resolvedAtDeploy: boolean } {
-  const v = cluster.spec.kubernetes.version.replace(/^v/, '');
-  const isMinor = /^1\.\d+$/.test(v);
-  const full = isMinor ? `${v}.0` : v;
-  return { facts: { kubernetesVersion: `v${full}`, packageVersion: `${full}-1.1` }, resolvedAtDeploy: isMinor };
+  const v = cluster.spec.kubernetes.version;
+  return { facts: assumedFacts(v), resolvedAtDeploy: /^v?1\.\d+$/.test(v) };
 }
 
+export { assumedFacts } from './version';
 export { deploymentStages, describeMode, phaseDirName, phasesForNode, PHASE_ORDER, RESET_STEPS } from './order';
 export type { Stage, StageMode, StageStep } from './order';
 export { FACTS_MARKER, LIST_VERSIONS_ENV, LIST_VERSIONS_FLAG, parseFacts, resolveKubernetesVersion } from './preflight';

@@ -37,7 +37,7 @@ import {
   type StepState,
 } from './definitions';
 import { crossNodeProblems } from './checks';
-import { resolveVersion } from './version';
+import { resolveKubernetesVersion } from '../render/version';
 import { renderProgress } from './progress';
 
 export interface DeployOptions {
@@ -399,8 +399,12 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
         if (problems.length) {
           throw ApplicationFailure.nonRetryable(problems.map((p) => `${p.node}: ${p.message}`).join('; '), 'PreflightFailed');
         }
-        const resolved = resolveVersion(spec.kubernetes.version, nodeFacts.get(first.name)?.availableVersions ?? []);
-        if (typeof resolved === 'string') throw ApplicationFailure.nonRetryable(resolved, 'PreflightFailed');
+        let resolved: RenderFacts;
+        try {
+          resolved = resolveKubernetesVersion(spec.kubernetes.version, nodeFacts.get(first.name)?.availableVersions ?? []);
+        } catch (e) {
+          throw ApplicationFailure.nonRetryable((e as Error).message, 'PreflightFailed');
+        }
         facts = resolved;
         status.kubernetesVersion = resolved.kubernetesVersion;
         return `Kubernetes ${resolved.kubernetesVersion} (package ${resolved.packageVersion}) for every node`;
