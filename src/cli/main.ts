@@ -16,6 +16,7 @@ const commands: Record<string, Command> = {
   reset: { summary: 'tear a cluster down (workers first, first control plane last)', load: () => import('./reset') },
   server: { summary: 'run the embedded Temporal server with its Web UI', load: () => import('./server') },
   worker: { summary: 'run a kha worker against TEMPORAL_ADDRESS', load: () => import('../worker/main') },
+  demo: { summary: '6 lab hosts + embedded server, deploy "demo" to the approval gate (--auto-approve, --down)', load: () => import('./demo') },
   lab: { summary: 'start, stop or show a lab of simulated hosts (kha lab up|down|status)', load: () => import('./lab') },
 };
 

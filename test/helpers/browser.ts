@@ -1,0 +1,83 @@
+// Debian's chromium, headless, driven by playwright-core, with a fresh profile. Every request the page makes
+// goes through a route that lets only loopback and lab (198.18.0.0/15) addresses through and records the rest,
+// so a test can assert that the Web UI contacted nothing else.
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+
+export const CHROMIUM = '/usr/bin/chromium';
+
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-quic',
+];
+
+/** True for addresses a test may contact: loopback and the lab's 198.18.0.0/15. */
+export function allowedHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '');
+  if (h === 'localhost' || h === '::1') return true;
+  const m = /^(\d+)\.(\d+)\.\d+\.\d+$/.exec(h);
+  if (!m) return false;
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  return a === 127 || (a === 198 && (b === 18 || b === 19));
+}
+
+export interface Browser {
+  context: BrowserContext;
+  page: Page;
+  /** URLs the page asked for that were not allowed (and were aborted). */
+  blocked: string[];
+  /** Saves a full-page screenshot as <artifacts>/<name>.png and returns its path. */
+  screenshot(name: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function launchBrowser(o: { artifactsDir: string; width?: number; height?: number }): Promise<Browser> {
+  mkdirSync(o.artifactsDir, { recursive: true });
+  const profile = mkdtempSync(join(tmpdir(), 'kha-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: o.width ?? 1440, height: o.height ?? 900 },
+    timezoneId: 'UTC',
+  });
+  const blocked: string[] = [];
+  await context.route('**/*', async (route) => {
+    const url = route.request().url();
+    let ok = false;
+    try {
+      const u = new URL(url);
+      ok = u.protocol === 'data:' || u.protocol === 'blob:' || allowedHost(u.hostname);
+    } catch {
+      ok = false;
+    }
+    if (ok) await route.continue();
+    else {
+      blocked.push(url);
+      await route.abort('blockedbyclient');
+    }
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  return {
+    context,
+    page,
+    blocked,
+    async screenshot(name) {
+      const file = join(o.artifactsDir, `${name}.png`);
+      await page.screenshot({ path: file, fullPage: true });
+      return file;
+    },
+    async close() {
+      await context.close().catch(() => undefined);
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
