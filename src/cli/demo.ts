@@ -8,7 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { Lab } from '../lab/lab';
 import { PROJECT_ROOT } from '../temporal/cli-path';
 import { embeddedServerStatus, ensureBackgroundWorker, ensureEmbeddedServer, stateDir, stopEmbeddedServer } from '../server/embedded';
-import { deployWorkflowId, resetWorkflowId, SA_CLUSTER } from '../workflows/definitions';
+import { deployWorkflowId, resetWorkflowId, SA_CLUSTER, TASK_QUEUE } from '../workflows/definitions';
 import { guarded, parseArgs } from './args';
 import { CliError, workflowUrl } from './client';
 import { run as deploy } from './deploy';
@@ -131,6 +131,8 @@ async function up(o: { autoApprove: boolean }, env: NodeJS.ProcessEnv): Promise<
   if (code === EXIT.waitingApproval || code === EXIT.waitingDecision) {
     // This process (and its worker) ends now: a background worker keeps the deployment answering.
     const w = await ensureBackgroundWorker(server, env);
+    // Status queries and the Web UI's current details need it polling before the operator looks.
+    await waitForPoller(server.address, server.namespace, w.pid, w.logFile);
     out(`demo: background worker ${w.started ? 'started' : 'running'} (pid ${w.pid}, log ${w.logFile})`);
   }
   out(`Web UI: ${url}`);
@@ -144,6 +146,22 @@ async function up(o: { autoApprove: boolean }, env: NodeJS.ProcessEnv): Promise<
   }
   out(`Status: ${kha} status ${DEMO_CLUSTER}    Remove everything: npm run demo -- --down`);
   return code;
+}
+
+/** Waits until the worker with this pid polls the task queue (its identity is pid@host). */
+async function waitForPoller(address: string, namespace: string, pid: number, logFile: string, timeoutMs = 90_000): Promise<void> {
+  const connection = await Connection.connect({ address, connectTimeout: 5000 });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await connection.workflowService.describeTaskQueue({ namespace, taskQueue: { name: TASK_QUEUE, kind: 1 /* NORMAL */ }, taskQueueType: 1 /* workflow */ });
+      if ((r.pollers ?? []).some((p) => p.identity?.startsWith(`${pid}@`))) return;
+      if (Date.now() > deadline) throw new CliError(`the background worker (pid ${pid}) does not poll task queue ${TASK_QUEUE} after ${timeoutMs / 1000} s; see ${logFile}`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  } finally {
+    await connection.close();
+  }
 }
 
 async function withClient<T>(address: string, namespace: string, fn: (c: Client) => Promise<T>): Promise<T> {
