@@ -9,7 +9,7 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { startDeployEnv, type DeployEnv } from './helpers/deploy';
 import { resultOrFail, scheduledActivities, nodeOf, waitForState } from './helpers/workflow';
 import {
-  approveWorkersUpdate,
+  approveWorkersSignal,
   decisionUpdate,
   deployWorkflowId,
   statusQuery,
@@ -143,7 +143,8 @@ describe('deployCluster under failures', () => {
       assert.ok(minted.length >= 2, 'the control-plane joins minted tokens');
       assert.ok(minted.every((t) => t.expires > 0 && t.expires < labNow));
       assert.ok(atGate.certKey && atGate.certKey.expires < labNow);
-      await handle.executeUpdate(approveWorkersUpdate, { args: ['test'] });
+      // Fire-and-forget callers approve with the Signal.
+      await handle.signal(approveWorkersSignal, 'test');
       const result = await resultOrFail<DeployResult>(handle);
       assert.equal(result.nodesReady, 6);
       const fresh = model().cluster!.tokens.filter((t) => !tokensAtGate.includes(t.id));
@@ -208,6 +209,38 @@ describe('deployCluster under failures', () => {
       const resets = scheduledActivities((await handle.fetchHistory()).events ?? []).filter((a) => a.type === 'resetNode').map((a) => nodeOf(a.input));
       assert.deepEqual(resets.slice(0, 3).sort(), ['k8swn-01', 'k8swn-02', 'k8swn-03']);
       assert.deepEqual(resets.slice(3), ['k8scp-03', 'k8scp-02', 'k8scp-01']);
+      await keep(handle);
+    });
+  });
+
+  test('abort while a join hangs: the activity is cancelled and the remote command ends; nodes are left as they are', async () => {
+    await d.freshLab();
+    const cluster = d.cluster('hang', noApproval);
+    d.lab.setFaults('k8swn-02', [{ command: 'kubeadm', argsMatch: '^join', hang: true }]);
+    await d.withWorker('hang', async () => {
+      const handle = await start(cluster, 'hang');
+      // Wait until the hanging kubeadm runs on the host.
+      const end = Date.now() + 180_000;
+      while (Date.now() < end) {
+        const r = await d.lab.exec('k8swn-02', 'pgrep -f "main[.]js kubeadm join" || true');
+        if (r.stdout.trim()) break;
+        await new Promise((res) => setTimeout(res, 300));
+      }
+      assert.equal((await handle.query(statusQuery)).state, 'running');
+      await handle.executeUpdate(decisionUpdate, { args: [{ action: 'abort-leave' }] });
+      await assert.rejects(handle.result(), (e: unknown) => {
+        assert.ok(e instanceof WorkflowFailedError);
+        assert.match(String((e.cause as Error).message), /aborted by the operator; nodes left as they are/);
+        return true;
+      });
+      const gone = await d.lab.exec('k8swn-02', 'pgrep -f "main[.]js kubeadm join" || echo none');
+      assert.equal(gone.stdout.trim(), 'none', 'the hanging kubeadm join still runs on the host');
+      const s = await handle.query(statusQuery);
+      const row = s.phases.find((p) => p.phase === 'worker-join')!.nodes.find((n) => n.node === 'k8swn-02')!;
+      assert.equal(row.state, 'failed');
+      assert.equal(row.note, 'aborted by operator');
+      // Left as they are: the control plane still stands.
+      assert.equal(model().cluster!.etcd.length, 3);
       await keep(handle);
     });
   });

@@ -23,6 +23,8 @@ export function renderReset(c: ClusterSpec, n: NodeSpec, _facts: RenderFacts): P
       `  kubeadm reset -f --cri-socket ${q(criSocket(c))} 2>&1 | kha_redact`,
       'fi',
       `rm -f -- ${q(KUBE_VIP_MANIFEST)} ${q(ROOT_KUBECONFIG)}`,
+      '# Records of earlier init/join runs: the next join must run for real.',
+      'rm -rf /var/lib/kha/once /run/kha',
       '',
       '# CNI configuration and state (Calico would otherwise linger until a reboot).',
       'rm -rf /etc/cni/net.d/* /var/lib/cni /var/run/calico /var/lib/calico',

@@ -92,6 +92,48 @@ kha_wait() {
 }`,
   },
   {
+    name: 'kha_once',
+    deps: ['kha_log', 'kha_redact'],
+    code: String.raw`# kha_once NAME COMMAND...: runs COMMAND to completion at most once, even if this script's SSH session dies
+# half-way (kubeadm init/join must not be killed in the middle): COMMAND runs in its own session with its output
+# in a 0600 log; a later run waits for a COMMAND still running, reuses a success, and re-runs after a failure.
+kha_once() {
+  local name="$1" dir=/var/lib/kha/once boot pid rc
+  shift
+  local log="$dir/$name.log" pidf="$dir/$name.pid" rcf="$dir/$name.rc"
+  boot="$(cat /proc/sys/kernel/random/boot_id)"
+  install -d -m 0700 "$dir"
+  if [ -f "$rcf" ] && [ "$(cat -- "$rcf")" = 0 ]; then
+    kha_log "$name already ran to completion; reusing its result"
+    kha_redact <"$log"
+    return 0
+  fi
+  pid=""
+  if [ -f "$pidf" ] && [ "$(cut -d' ' -f1 "$pidf")" = "$boot" ]; then pid="$(cut -d' ' -f2 "$pidf")"; fi
+  if [ -n "$pid" ] && [ ! -f "$rcf" ] && kill -0 "$pid" 2>/dev/null; then
+    kha_log "$name is still running from an earlier attempt (pid $pid); waiting for it"
+  else
+    rm -f -- "$rcf"
+    : >"$log"
+    chmod 600 "$log"
+    # shellcheck disable=SC2016 # the inner script expands its own arguments
+    setsid bash -c 'log="$1" rcf="$2"; shift 2; "$@" >>"$log" 2>&1; echo "$?" >"$rcf.tmp"; mv -f "$rcf.tmp" "$rcf"' \
+      kha-once "$log" "$rcf" "$@" </dev/null >/dev/null 2>&1 &
+    pid="$!"
+    echo "$boot $pid" >"$pidf"
+  fi
+  # The rc file marks the end; a process gone without one was killed (reboot, OOM).
+  while [ ! -f "$rcf" ] && kill -0 "$pid" 2>/dev/null; do sleep 1; done
+  kha_redact <"$log"
+  if [ ! -f "$rcf" ]; then
+    kha_log "$name ended without an exit status (killed?)"
+    return 1
+  fi
+  rc="$(cat -- "$rcf")"
+  return "$rc"
+}`,
+  },
+  {
     name: 'kha_redact',
     deps: [],
     code: String.raw`# Masks bootstrap tokens and 64-hex keys in tool output before it reaches any log.

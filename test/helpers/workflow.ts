@@ -30,6 +30,8 @@ export async function resultOrFail<T>(handle: Handle): Promise<T> {
     return (await Promise.race([handle.result(), watch])) as T;
   } finally {
     done = true;
+    // No query may still be in flight when the test tears the connection down.
+    await watch.catch(() => undefined);
   }
 }
 
