@@ -40,6 +40,27 @@ export interface HostFaultsFile {
   faults: LabFault[];
   /** Extra delay before every simulated command, in milliseconds. */
   latencyMs: number;
+  /**
+   * Delay per command instead of latencyMs, keyed by "<tool>" or "<tool> <word>" / "<tool> <word> <word>"
+   * (the words of the call log: arguments that are not flags), the longest matching key wins,
+   * e.g. { "kubeadm init": 3000, "kubeadm join": 3000 }.
+   */
+  latencyByCommand?: Record<string, number>;
+}
+
+/** The subcommand words of a call: the first two arguments that are not flags, when they look like words. */
+export function callWords(args: string[]): string[] {
+  return args.filter((a) => !a.startsWith('-')).slice(0, 2).filter((a) => /^[a-z][a-z0-9-]*$/.test(a));
+}
+
+/** The delay of one command: the longest key of latencyByCommand that prefixes "<tool> <words>", else latencyMs. */
+export function commandLatencyMs(cfg: Pick<HostFaultsFile, 'latencyMs' | 'latencyByCommand'>, tool: string, words: string[]): number {
+  const map = cfg.latencyByCommand ?? {};
+  for (let n = words.length; n >= 0; n--) {
+    const v = map[[tool, ...words.slice(0, n)].join(' ')];
+    if (v !== undefined) return v;
+  }
+  return cfg.latencyMs;
 }
 
 /** Content of <shared>/clock.json: lab time = real time + offsetMs. */
@@ -59,7 +80,7 @@ export const sharedPaths = {
 export function readHostFaults(shared: string, host: string): HostFaultsFile {
   try {
     const v = JSON.parse(readFileSync(sharedPaths.faults(shared, host), 'utf8')) as Partial<HostFaultsFile>;
-    return { generation: v.generation ?? '', faults: v.faults ?? [], latencyMs: v.latencyMs ?? 0 };
+    return { generation: v.generation ?? '', faults: v.faults ?? [], latencyMs: v.latencyMs ?? 0, latencyByCommand: v.latencyByCommand };
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { generation: '', faults: [], latencyMs: 0 };
     throw e;
@@ -73,6 +94,7 @@ export function writeHostFaults(shared: string, host: string, update: Partial<Om
     generation: randomUUID(),
     faults: update.faults ?? cur.faults,
     latencyMs: update.latencyMs ?? cur.latencyMs,
+    latencyByCommand: update.latencyByCommand ?? cur.latencyByCommand,
   };
   writeJson(sharedPaths.faults(shared, host), next);
   return next;

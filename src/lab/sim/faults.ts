@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { err, hostname, labDir, readJson, sleepMs, withLock, writeJson } from './env';
-import type { HostFaultsFile, LabFault } from '../faults';
+import { callWords, commandLatencyMs, type HostFaultsFile, type LabFault } from '../faults';
 import { requestReboot } from './system';
 
 interface Counters {
@@ -35,7 +35,7 @@ export function faultFor(tool: string, args: string[]): { fault?: LabFault; late
   if (!fs.existsSync(file)) return { latencyMs: 0 };
   const cfg = readJson<Partial<HostFaultsFile>>(file, {});
   const faults = cfg.faults ?? [];
-  const latencyMs = cfg.latencyMs ?? 0;
+  const latencyMs = commandLatencyMs({ latencyMs: cfg.latencyMs ?? 0, latencyByCommand: cfg.latencyByCommand }, tool, callWords(args));
   if (!faults.some((f) => matches(f, tool, args))) return { latencyMs };
   const countsFile = path.join(labDir(), 'faults', `${hostname()}.counts.json`);
   const fault = withLock(countsFile + '.lock', () => {
