@@ -3,7 +3,6 @@
 type Command = { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> };
 
 const commands: Record<string, Command> = {
-  // Each helper adds its commands here, one line each.
   validate: { summary: 'check a cluster file and print every problem', load: () => import('./validate') },
   plan: { summary: 'show the phases, nodes and order; --out writes every script and file', load: () => import('./plan') },
   schema: { summary: 'print the JSON Schema of the cluster file', load: () => import('./schema') },
@@ -12,7 +11,7 @@ const commands: Record<string, Command> = {
   approve: { summary: 'approve the worker joins of a waiting deployment', load: () => import('./decide').then((m) => ({ run: m.approve })) },
   retry: { summary: 'retry a failed step after fixing the host', load: () => import('./decide').then((m) => ({ run: m.retry })) },
   skip: { summary: 'leave a failed worker node out and go on', load: () => import('./decide').then((m) => ({ run: m.skip })) },
-  abort: { summary: 'stop a waiting deployment (--rollback resets touched nodes)', load: () => import('./decide').then((m) => ({ run: m.abort })) },
+  abort: { summary: 'stop a deployment (--rollback resets the nodes it touched)', load: () => import('./decide').then((m) => ({ run: m.abort })) },
   reset: { summary: 'tear a cluster down (workers first, first control plane last)', load: () => import('./reset') },
   server: { summary: 'run the embedded Temporal server with its Web UI', load: () => import('./server') },
   worker: { summary: 'run a kha worker against TEMPORAL_ADDRESS', load: () => import('../worker/main') },
@@ -38,6 +37,12 @@ async function main(argv: string[]): Promise<number> {
   }
   return (await cmd.load()).run(rest);
 }
+
+// `kha status x | head` closes the pipe early; that is the reader's choice, not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {
