@@ -71,7 +71,7 @@ export function deploymentStages(c: ClusterSpec): Stage[] {
     everyNode('packages', 'kubelet, kubeadm, kubectl'),
     { id: 'kube-vip-before-init', title: 'kube-vip on the first control-plane node', mode: 'single', nodes: firstName, steps: [step('kube-vip', 'before-init')] },
     { id: 'kubeadm-init', title: 'kubeadm init', mode: 'single', nodes: firstName, steps: [step('kubeadm-init', 'init')] },
-    { id: 'kube-vip-switch', title: 'VIP answers; kube-vip back to admin.conf', mode: 'single', nodes: firstName, steps: [step('kube-vip', 'switch-admin-conf')] },
+    { id: 'kube-vip-switch', title: 'VIP answers; kube-vip back to admin.conf', mode: 'single', nodes: firstName, steps: [step('verify', 'vip-livez'), step('kube-vip', 'switch-admin-conf'), step('verify', 'vip-livez')] },
     { id: 'calico', title: 'Calico, until nodes are Ready', mode: 'single', nodes: firstName, steps: [step('calico', 'install')] },
   ];
   if (joiners.length) {
