@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks for kha (as root): Debian packages, the Temporal CLI (built once
+# with `go install`), and the npm dependencies; then builds. Safe to run again: it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DEBIAN_FRONTEND=noninteractive
+export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
+
+# sshd/ssh and sudo for lab hosts, iproute2 for namespaces, shellcheck for the rendered scripts, chromium for the
+# Web UI test, procps/psmisc/util-linux for process handling in the lab and the CLI tests.
+pkgs=(openssh-server openssh-client sudo iproute2 shellcheck chromium procps psmisc util-linux)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing Debian packages: ${missing[*]}; run as root (sudo bash $0)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The machine's own sshd is not needed; lab hosts start their own.
+systemctl disable --now ssh.service >/dev/null 2>&1 || true
+
+# The Temporal CLI (dev server + Web UI): reuse a built one, else `go install` it once.
+TEMPORAL_CLI_PATH="$(bash scripts/temporal-cli.sh)"
+echo "setup: temporal CLI at $TEMPORAL_CLI_PATH"
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run build --silent
