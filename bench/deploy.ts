@@ -1,0 +1,247 @@
+// Deployment wall time against its critical path, and the worker's resources, on 3+3 and 3+50 lab hosts.
+// Every simulated command gets a fixed latency (kubeadm init/join a longer one); the critical path is what
+// those latencies alone force (bench/lib/critical-path.ts). The worker runs as `kha worker` in a child
+// process, sampled from /proc (peak RSS, CPU time). Approval off, worker joins all at once.
+//   node dist/bench/deploy.js [--sizes 3+3,3+50] [--latency-ms 200] [--kubeadm-latency-ms 3000]
+import { rmSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { writeHostFaults } from '../src/lab/faults';
+import { deploymentStages } from '../src/render/order';
+import type { ClusterSpec } from '../src/spec/types';
+import { deployWorkflowId, statusQuery, type DeployResult } from '../src/workflows/definitions';
+import { startDeployEnv } from '../test/helpers/deploy';
+import { resultOrFail } from '../test/helpers/workflow';
+import { criticalPath, labLatency, readCalls, type CriticalPath, type LatencyConfig, type PhasePlan } from './lib/critical-path';
+import { activityTimings, workflowSpan, workflowTaskStats, type WorkflowTaskStats } from './lib/history';
+import { LAB_CLOCK_SKEW_MS, log, machine, machineLine, round1, round2, table, writeResult } from './lib/report';
+import { sshCost } from './lib/ssh-cost';
+import { machineCpu, sampleProcess, startWorkerProcess } from './lib/worker-process';
+
+const SUBNETS: Record<string, number> = { '3+3': 70, '3+50': 71 };
+const TARGETS: Record<string, number> = { '3+3': 1.15, '3+50': 1.3 };
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1]! : dflt;
+}
+
+/** Stage modes from the plan (`kha plan`'s order): parallel stages with their bound, everything else one at a time. */
+export function phasePlan(cluster: ClusterSpec): PhasePlan[] {
+  return deploymentStages(cluster).map((s) =>
+    s.mode === 'parallel' ? { phase: s.id, mode: 'parallel' as const, concurrency: s.concurrency, nodes: s.nodes } : { phase: s.id, mode: 'sequential' as const },
+  );
+}
+
+interface SizeResult {
+  size: string;
+  hosts: number;
+  result: DeployResult;
+  path: Omit<CriticalPath, 'activities'>;
+  target: number;
+  /** Median wall time of one simulated command with no latency, on an idle host before the deployment. */
+  simCommand: { wallMs: number; cpuMs: number };
+  /** kha's executor on this lab: a new SSH session + `true` + close, and `true` on an open session (medians). */
+  ssh: { newSessionMs: number; openSessionMs: number };
+  /**
+   * What kha itself adds along the critical chain: workflow tasks between activities (gaps), Temporal handing
+   * activities to the worker (queue), and one SSH session set-up per activity; the rest of the wall time is
+   * the hosts running the scripts (latency, simulated tools, shell).
+   */
+  overhead: {
+    gapsMs: number;
+    queueMs: number;
+    sshMs: number;
+    totalMs: number;
+    shareOfWall: number;
+    wallOverHostTime: number;
+    /**
+     * Upper bound: SSH set-up replaced by each chain activity's whole lead (activity start to its first simulated
+     * command: rendering, SSH under load, the script's prelude and the first tool's start-up - not all kha's).
+     */
+    upperMs: number;
+    wallOverHostTimeUpper: number;
+  };
+  worker: { startupMs: number; peakRssMiB: number; rssAtStartMiB: number; cpuSeconds: number; cpuShareOfOneCore: number };
+  /** Share of all cores busy during the deployment (this machine, everything included). */
+  machineCpuBusy: number;
+  /**
+   * What these hosts on this machine cannot beat: per phase the larger of its critical path plus the simulated
+   * tools' own run time along it (chain commands x wall per command), and the CPU its simulated commands need
+   * (commands on every host x CPU per command / cores); summed over the phases.
+   */
+  machineFloorMs: number;
+  workflowTasks: WorkflowTaskStats;
+}
+
+/** Runs `n` simulated commands in a host with no latency and times them (wall per command, CPU per command). */
+async function simCommandCost(d: Awaited<ReturnType<typeof startDeployEnv>>, host: string, n = 10): Promise<{ wallMs: number; cpuMs: number }> {
+  const t = performance.now();
+  const r = await d.lab.exec(host, `bash -c 'TIMEFORMAT="%U %S"; time (for i in $(seq ${n}); do systemctl is-enabled ssh >/dev/null 2>&1 || true; done)'`);
+  const wallMs = (performance.now() - t) / n;
+  const [u, s] = r.stderr.trim().split('\n').pop()!.split(' ').map(Number);
+  return { wallMs: round1(wallMs), cpuMs: round1((((u ?? 0) + (s ?? 0)) * 1000) / n) };
+}
+
+async function runSize(size: string, latency: LatencyConfig): Promise<SizeResult> {
+  const [cp, w] = size.split('+').map(Number) as [number, number];
+  const d = await startDeployEnv({ subnetIndex: SUBNETS[size] ?? 74, controlPlanes: cp, workers: w });
+  try {
+    const cluster = d.cluster('bench', (c) => {
+      c.spec.policy.approveBeforeWorkers = false;
+      c.spec.policy.workerJoinConcurrency = Math.max(50, w);
+    });
+    const simCommand = await simCommandCost(d, d.lab.nodes[0]!.name);
+    const sc = await sshCost(cluster, d.lab.nodes[0]!.name, 10);
+    const ssh = { newSessionMs: sc.newSession.medianMs, openSessionMs: sc.openSession.medianMs };
+    // Calibration commands are not part of the deployment.
+    rmSync(join(d.lab.sharedDir, 'calls'), { recursive: true, force: true });
+    for (const h of d.lab.nodes) writeHostFaults(d.lab.sharedDir, h.name, latency);
+
+    const queue = `bench-deploy-${w}`;
+    const worker = startWorkerProcess(d.env.address, queue);
+    const readyMs = await worker.ready;
+    const sampler = sampleProcess(worker.child.pid!);
+    const cpu0 = machineCpu();
+    const handle = await d.env.client.workflow.start('deployCluster', {
+      taskQueue: queue,
+      workflowId: deployWorkflowId(cluster.name),
+      args: [{ cluster, options: { kubeconfigPath: join(d.dir, 'admin.conf'), maxClockSkewMs: LAB_CLOCK_SKEW_MS } }],
+    });
+    log(`${size}: deploying (latency ${latency.latencyMs} ms, ${JSON.stringify(latency.latencyByCommand)})`);
+    const outcome = await resultOrFail<DeployResult>(handle).then(
+      (v) => ({ ok: true as const, v }),
+      (e: unknown) => ({ ok: false as const, e }),
+    );
+    const proc = sampler.stop();
+    const cpu1 = machineCpu();
+    await worker.kill('SIGKILL');
+    if (!outcome.ok) {
+      const st = await handle.query(statusQuery).catch(() => undefined);
+      await handle.terminate('bench failed').catch(() => undefined);
+      // resultOrFail's watcher polls every 500 ms: let it stop before the connection closes.
+      await new Promise((r) => setTimeout(r, 1000));
+      throw new Error(`${size}: ${String(outcome.e)}; status ${st?.state} in ${st?.currentPhase}: ${JSON.stringify(st?.pendingDecision ?? '')}`);
+    }
+    const result = outcome.v;
+    if (result.nodesReady !== cp + w || result.etcdMembers !== cp) throw new Error(`${size}: deployment ended with ${result.nodesReady} Ready nodes and ${result.etcdMembers} etcd members`);
+    const events = (await handle.fetchHistory()).events ?? [];
+    const { activities: _a, ...path } = criticalPath({
+      activities: activityTimings(events),
+      calls: readCalls(d.lab.sharedDir, latency),
+      controlPlanes: d.lab.nodes.filter((h) => h.role === 'control-plane').map((h) => h.name),
+      plan: phasePlan(cluster),
+      workflow: workflowSpan(events),
+    });
+    const deployMs = path.wallMs;
+    const gapsMs = path.phases.reduce((g, p) => g + p.gapBeforeMs + p.chain.gapsMs, path.tailMs);
+    const queueMs = path.phases.reduce((q, p) => q + p.chain.queueMs, 0);
+    const sshMs = Math.round(path.phases.reduce((n, p) => n + p.chain.activities, 0) * Math.max(0, ssh.newSessionMs - ssh.openSessionMs));
+    const totalMs = gapsMs + queueMs + sshMs;
+    const upperMs = gapsMs + queueMs + path.phases.reduce((n, p) => n + p.chain.leadMs, 0);
+    return {
+      size,
+      hosts: cp + w,
+      result,
+      path,
+      target: TARGETS[size] ?? NaN,
+      simCommand,
+      ssh,
+      overhead: { gapsMs, queueMs, sshMs, totalMs, shareOfWall: round2(totalMs / deployMs), wallOverHostTime: round2(deployMs / (deployMs - totalMs)), upperMs, wallOverHostTimeUpper: round2(deployMs / (deployMs - upperMs)) },
+      worker: {
+        startupMs: readyMs - worker.spawnedMs,
+        peakRssMiB: round1(proc.peakRssKiB / 1024),
+        rssAtStartMiB: round1((proc.samples[0]?.rssKiB ?? 0) / 1024),
+        cpuSeconds: round2(proc.cpuMs / 1000),
+        cpuShareOfOneCore: round2(proc.cpuMs / deployMs),
+      },
+      machineCpuBusy: round2((cpu1.busy - cpu0.busy) / (cpu1.total - cpu0.total)),
+      machineFloorMs: Math.round(
+        path.phases.reduce((f, p) => f + Math.max(p.criticalMs + p.chain.commands * simCommand.wallMs, (p.commandsAll * simCommand.cpuMs) / cpus().length), 0),
+      ),
+      workflowTasks: workflowTaskStats(events),
+    };
+  } finally {
+    await d.close();
+    rmSync(d.dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const sizes = arg('--sizes', '3+3,3+50').split(',');
+  const L = Number(arg('--latency-ms', '200'));
+  const K = Number(arg('--kubeadm-latency-ms', '3000'));
+  const latency = labLatency(L, K);
+  const m = machine();
+  log(machineLine(m));
+  const results: SizeResult[] = [];
+  for (const s of sizes) results.push(await runSize(s, latency));
+
+  const out: string[] = [`\n${machineLine(m)}`, `Deployment vs critical path (latency ${L} ms per simulated command, kubeadm init/join ${K} ms)`];
+  out.push(
+    table(
+      ['hosts', 'wall s', 'critical s', 'ratio', 'target', 'machine floor s', 'wall/floor', 'kha overhead s', 'wall/host time', 'commands', 'sim cmd ms (cpu)', 'worker peak MiB', 'worker CPU s', 'machine CPU busy'],
+      results.map((r) => [
+        r.size,
+        round1(r.path.wallMs / 1000),
+        round1(r.path.criticalMs / 1000),
+        r.path.ratio,
+        `<= ${r.target}`,
+        round1(r.machineFloorMs / 1000),
+        round2(r.path.wallMs / r.machineFloorMs),
+        `${round1(r.overhead.totalMs / 1000)}-${round1(r.overhead.upperMs / 1000)}`,
+        `${r.overhead.wallOverHostTime}-${r.overhead.wallOverHostTimeUpper}`,
+        r.path.commandsTotal,
+        `${r.simCommand.wallMs} (${r.simCommand.cpuMs})`,
+        r.worker.peakRssMiB,
+        r.worker.cpuSeconds,
+        `${Math.round(r.machineCpuBusy * 100)}%`,
+      ]),
+    ),
+  );
+  for (const r of results) {
+    out.push(`${r.size}: where the time goes (chain = slowest node of a parallel phase, every step of the others; ms)`);
+    out.push(
+      table(
+        ['phase', 'mode', 'steps', 'cmds', 'wall', 'critical', 'gap before', 'chain acts', 'chain gaps', 'chain queue', 'chain exec', 'chain lead', 'chain cmds', 'exec - latency'],
+        r.path.phases.map((p) => [p.phase, p.mode, p.steps, p.commandsAll, p.wallMs, p.criticalMs, p.gapBeforeMs, p.chain.activities, p.chain.gapsMs, p.chain.queueMs, p.chain.execMs, p.chain.leadMs, p.chain.commands, p.chain.execMs - p.chain.latencyMs]),
+      ),
+    );
+    out.push(
+      `${r.size}: kha's own share ${round1(r.overhead.totalMs / 1000)} s (at most ${round1(r.overhead.upperMs / 1000)} s counting every chain lead) of ${round1(r.path.wallMs / 1000)} s (workflow gaps ${r.overhead.gapsMs} ms, activity queue ${r.overhead.queueMs} ms, ` +
+        `SSH set-up ${r.overhead.sshMs} ms = activities on the chain x ${round1(r.ssh.newSessionMs - r.ssh.openSessionMs)} ms); one simulated command costs ${r.simCommand.wallMs} ms wall ` +
+        `(${r.simCommand.cpuMs} ms CPU) on an idle host before latency; worker start-up ${r.worker.startupMs} ms, RSS ${r.worker.rssAtStartMiB} MiB at start; ` +
+        `workflow tasks: ${r.workflowTasks.count}, queue median ${r.workflowTasks.queueMedianMs} ms (max ${r.workflowTasks.queueMaxMs}), run median ${r.workflowTasks.runMedianMs} ms (max ${r.workflowTasks.runMaxMs}), ${r.workflowTasks.timedOut} timed out\n`,
+    );
+  }
+  process.stdout.write(out.join('\n') + '\n');
+  const file = writeResult('deploy', m, {
+    what: 'deployCluster wall time vs the critical path of simulated command latencies; worker (child process) memory and CPU',
+    latency,
+    targets: TARGETS,
+    summary: results.map((r) => ({
+      size: r.size,
+      wallMs: r.path.wallMs,
+      criticalMs: r.path.criticalMs,
+      ratio: r.path.ratio,
+      target: r.target,
+      met: r.path.ratio <= r.target,
+      khaOverheadMs: r.overhead.totalMs,
+      wallOverHostTime: r.overhead.wallOverHostTime,
+      wallOverHostTimeUpper: r.overhead.wallOverHostTimeUpper,
+      machineFloorMs: r.machineFloorMs,
+      workerPeakRssMiB: r.worker.peakRssMiB,
+      workerCpuSeconds: r.worker.cpuSeconds,
+      machineCpuBusy: r.machineCpuBusy,
+    })),
+    runs: results,
+  });
+  process.stdout.write(`written to ${file}\n`);
+}
+
+if (require.main === module) {
+  main().catch((e: unknown) => {
+    process.stderr.write(`bench deploy: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = 1;
+  });
+}
