@@ -196,7 +196,7 @@ describe('npm run demo (compiled entry) with a test-only directory', () => {
     assert.match(r.stdout, new RegExp(`^demo: cluster file ${escape(join(demoDir, 'demo.yaml'))}$`, 'm'));
     assert.match(r.stdout, /^⏸ demo waits for approval before joining the workers/m);
     assert.match(r.stdout, new RegExp(`^    XDG_STATE_HOME=${escape(state)} ${escape(BIN_KHA)} approve demo$`, 'm'));
-    const url = new RegExp(`^Web UI: (http://127\\.0\\.0\\.1:${uiPort}/namespaces/default/workflows/kha-deploy-demo)$`, 'm').exec(r.stdout)?.[1];
+    const url = new RegExp(`^Web UI: (http://127\\.0\\.0\\.1:${uiPort}/namespaces/default/workflows/kha-deploy-demo/[0-9a-f-]{36})$`, 'm').exec(r.stdout)?.[1];
     assert.ok(url, r.stdout);
     const page = await fetch(url);
     assert.equal(page.status, 200);

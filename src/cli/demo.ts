@@ -126,7 +126,12 @@ async function up(o: { autoApprove: boolean }, env: NodeJS.ProcessEnv): Promise<
   const code = await deploy(args);
 
   const kha = khaCommand(env);
-  const url = workflowUrl({ uiUrl: server.uiUrl, namespace: server.namespace }, deployWorkflowId(DEMO_CLUSTER));
+  // The link names the run: the UI resolves a link without one less reliably.
+  const runId = await withClient(server.address, server.namespace, (c) => c.workflow.getHandle(deployWorkflowId(DEMO_CLUSTER)).describe()).then(
+    (d) => d.runId,
+    () => undefined,
+  );
+  const url = workflowUrl({ uiUrl: server.uiUrl, namespace: server.namespace }, deployWorkflowId(DEMO_CLUSTER), runId);
   out('');
   if (code === EXIT.waitingApproval || code === EXIT.waitingDecision) {
     // This process (and its worker) ends now: a background worker keeps the deployment answering.

@@ -34,6 +34,8 @@ export interface Browser {
   page: Page;
   /** URLs the page asked for that were not allowed (and were aborted). */
   blocked: string[];
+  /** Answers with status 400 or more: "status method url: body start". */
+  httpErrors: string[];
   /** Saves a full-page screenshot as <artifacts>/<name>.png and returns its path. */
   screenshot(name: string): Promise<string>;
   close(): Promise<void>;
@@ -65,11 +67,20 @@ export async function launchBrowser(o: { artifactsDir: string; width?: number; h
       await route.abort('blockedbyclient');
     }
   });
+  const httpErrors: string[] = [];
+  context.on('response', (r) => {
+    if (r.status() < 400) return;
+    void r
+      .text()
+      .catch(() => '')
+      .then((body) => httpErrors.push(`${r.status()} ${r.request().method()} ${r.url()}: ${body.slice(0, 300)}`));
+  });
   const page = context.pages()[0] ?? (await context.newPage());
   return {
     context,
     page,
     blocked,
+    httpErrors,
     async screenshot(name) {
       const file = join(o.artifactsDir, `${name}.png`);
       await page.screenshot({ path: file, fullPage: true });
