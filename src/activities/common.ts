@@ -146,6 +146,8 @@ export async function withNode<T>(cluster: ClusterSpec, nodeName: string, fn: (s
     // Results carry the attempt that produced them, so the workflow's status can show retries.
     if (r && typeof r === 'object' && !Array.isArray(r)) (r as { attempt?: number }).attempt ??= activityContext()?.info.attempt;
     return r;
+  } catch (e) {
+    throw toFailure(e, nodeName);
   } finally {
     session.close();
   }

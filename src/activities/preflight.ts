@@ -13,8 +13,10 @@ export async function preflightNode(call: PreflightCall): Promise<NodeFacts> {
   return withNode(cluster, node, async (session, spec) => {
     const render = renderPhase(cluster, node, 'preflight', call.facts ?? assumedFacts(cluster.spec.kubernetes.version));
     const script = render.scripts[0]!;
-    const t0 = Date.now();
     const { stdout } = await runScript(session, node, 'preflight', script, { env: call.listVersions ? { KHA_LIST_VERSIONS: '1' } : {} });
+    // The clock is read by a command of its own: the whole script's run time would blur the offset.
+    const t0 = Date.now();
+    const clock = await session.exec('date +%s%3N');
     const t1 = Date.now();
     let h;
     try {
@@ -22,8 +24,9 @@ export async function preflightNode(call: PreflightCall): Promise<NodeFacts> {
     } catch (e) {
       throw toFailure(e, node);
     }
-    // The script's own clock reading sits between t0 and t1; runs are short, so the midpoint bounds the error.
-    const clockOffsetMs = h.timeMs - (t0 + t1) / 2;
+    // The remote reading sits between t0 and t1, so the midpoint is off by at most half the round trip.
+    const remoteMs = Number(clock.stdoutTail.trim());
+    const clockOffsetMs = (Number.isFinite(remoteMs) && remoteMs > 0 ? remoteMs : h.timeMs) - (t0 + t1) / 2;
     const problems: string[] = [];
     const supported = SUPPORTED_OS[h.os.id];
     if (!supported || !supported.includes(h.os.versionId)) {

@@ -41,7 +41,7 @@ import { resolveKubernetesVersion } from '../render/version';
 import { renderProgress } from './progress';
 
 export interface DeployOptions {
-  /** Heartbeat timeout of long activities; a killed worker's activity is retried after it. */
+  /** Heartbeat timeout of activities (default 20 s); a killed worker's activity is retried after it. */
   heartbeatTimeoutSeconds?: number;
   /** Where the admin kubeconfig goes on the worker's machine (default: the worker's state directory). */
   kubeconfigPath?: string;
@@ -241,7 +241,8 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   };
   const baseOptions: ActivityOptions = {
     startToCloseTimeout: (spec.ssh.commandTimeoutSeconds + spec.ssh.connectTimeoutSeconds * 2 + 60) * 1000,
-    heartbeatTimeout: (opts.heartbeatTimeoutSeconds ?? 60) * 1000,
+    // Activities beat at least every 5 s; 20 s lets a new worker take over a killed one's activity quickly.
+    heartbeatTimeout: (opts.heartbeatTimeoutSeconds ?? 20) * 1000,
     retry,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   };
