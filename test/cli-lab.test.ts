@@ -155,6 +155,7 @@ describe('kha deploy, status, approve, reset against 3+3 lab hosts', () => {
     const [cp1, cp2, cp3] = cps as [{ start: number; end: number }, { start: number; end: number }, { start: number; end: number }];
     assert.ok(cp1.start >= cp2.end && cp1.start >= cp3.end, JSON.stringify(cps));
     assert.ok(cp2.start >= cp3.end || cp3.start >= cp2.end, 'two control planes were reset at once');
+    timings.resetNodes = Math.round([...workers, ...cps].reduce((a, n) => a + (n.end - n.start), 0));
     const result = ev.find((e) => e.type === 'result')!;
     assert.deepEqual((result.result as { reset: string[] }).reset.slice(-1), ['k8scp-01']);
     for (const h of [...WORKERS, ...CONTROL_PLANES]) assert.equal(await kubeletConf(lab, h), false, `${h} still has /etc/kubernetes/kubelet.conf`);
@@ -263,5 +264,23 @@ describe('npm run demo (compiled entry) with a test-only directory', () => {
     assert.equal(existsSync(demoDir), false);
     const st = await kha(['server', '--status'], env);
     assert.equal(st.code, 1);
+  });
+
+  it('--auto-approve runs through to a verified cluster on fresh hosts; --down removes it again', async () => {
+    const r = await demo(['--auto-approve']);
+    timings.demoAutoApprove = r.ms;
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^demo: started 6 lab hosts in /m);
+    assert.match(r.stdout, /^started deployment kha-deploy-demo: /m);
+    assert.match(r.stdout, /^auto-approved: approved: joining 3 worker node\(s\)$/m);
+    assert.match(r.stdout, /^✔ demo deployed: Kubernetes v1\.35\.\d+, 6 nodes Ready, 3 etcd members; admin kubeconfig: /m);
+    assert.match(r.stdout, new RegExp(`^The cluster is deployed; its admin kubeconfig is ${escape(join(demoDir, 'admin.conf'))}$`, 'm'));
+    assert.equal(statSync(join(demoDir, 'admin.conf')).mode & 0o777, 0o600);
+    const d = await demo(['--down']);
+    assert.equal(d.code, 0, d.stdout + d.stderr);
+    assert.doesNotMatch(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), /^kha62-/m);
+    assert.deepEqual(processesMentioning(demoDir), []);
+    assert.equal(existsSync(demoDir), false);
+    assert.equal(existsSync(join(state, 'kha')), false);
   });
 });
