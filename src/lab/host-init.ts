@@ -52,11 +52,19 @@ fi
 mkdir -p "$M/kha-lab"
 mount --bind "$KHA_SHARED" "$M/kha-lab"
 
+# The checkout whose dist/ holds the simulated tools, read-only at its own path (a clone under /tmp would
+# otherwise be hidden by the host's fresh /tmp).
+if [ -n "\${KHA_PROJECT:-}" ] && [ -d "$KHA_PROJECT" ]; then
+  mkdir -p "$M$KHA_PROJECT"
+  mount --bind "$KHA_PROJECT" "$M$KHA_PROJECT"
+  mount -o remount,bind,ro "$M$KHA_PROJECT"
+fi
+
 cd "$M"
 pivot_root . .
 umount -l .
 cd /
-unset KHA_HOST KHA_HOSTDIR KHA_LABDIR KHA_SHARED
+unset KHA_HOST KHA_HOSTDIR KHA_LABDIR KHA_SHARED KHA_PROJECT
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
 `;

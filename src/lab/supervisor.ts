@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, createConnection, type Server } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
 import { sharedPaths } from './faults';
 import { labPaths, readState, writeJson, type HostRunState, type LabState, type LabStatusFile } from './layout';
 import { NETNS_DIR, setLinkUp } from './net';
@@ -117,7 +118,15 @@ class Supervisor {
       [`--net=${NETNS_DIR}/${h.netns}`, 'unshare', '--mount', '--uts', '--ipc', '--pid', '--fork', '--kill-child', '--propagation', 'private', 'sh', this.p.initScript],
       {
         stdio: ['ignore', log, log],
-        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', KHA_HOST: h.name, KHA_HOSTDIR: hp.dir, KHA_LABDIR: this.state.dir, KHA_SHARED: this.p.shared },
+        env: {
+          PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+          KHA_HOST: h.name,
+          KHA_HOSTDIR: hp.dir,
+          KHA_LABDIR: this.state.dir,
+          KHA_SHARED: this.p.shared,
+          // The sim tools run from this checkout: hosts must see it even where their /tmp or /run hides it.
+          KHA_PROJECT: resolve(__dirname, '..', '..', '..'),
+        },
       },
     );
     closeSync(log);
