@@ -28,7 +28,7 @@ export function summarise(stderrAndStdout: string, what: string): { changed: boo
   return wrote ? { changed: true, note: `${what}: ${wrote} change(s)` } : { changed: false, note: `${what}: already in place` };
 }
 
-async function runNodePhase(call: NodeCall, phase: AnyPhaseName, what: string, scriptName?: string): Promise<StepResult> {
+export async function runNodePhase(call: NodeCall, phase: AnyPhaseName, what: string, scriptName?: string): Promise<StepResult> {
   return withNode(call.cluster, call.node, async (session) => {
     const render = renderPhase(call.cluster, call.node, phase, facts(call));
     const { result, stdout } = await runScript(session, call.node, phase, scriptOf(render, scriptName));
@@ -65,4 +65,3 @@ export async function installPackages(call: NodeCall): Promise<PackagesResult> {
   });
 }
 
-export { runNodePhase };

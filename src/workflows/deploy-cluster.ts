@@ -191,9 +191,8 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
       return d.node;
     }
     if (pending.size === 0) throw new Error(`no decision is pending: the deployment is ${status.state}`);
-    if (d.action === 'skip' || (d.action === 'retry' && pending.size > 1)) {
-      if (pending.size > 1) throw new Error(`decisions are pending for ${[...pending.keys()].join(', ')}: name the node`);
-    }
+    // Retry and skip without a node are only unambiguous when one node waits.
+    if (pending.size > 1) throw new Error(`decisions are pending for ${[...pending.keys()].join(', ')}: name the node`);
     return [...pending.keys()][0]!;
   }
   function validateDecision(d: Decision): void {
@@ -295,7 +294,7 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   async function step(
     phase: string,
     node: NodeSpec,
-    run: (attempt: number) => Promise<string | void>,
+    run: () => Promise<string | void>,
     compensate?: (round: number) => Promise<void>,
   ): Promise<'done' | 'skipped'> {
     const s = stepOf(phase, node.name);
@@ -305,7 +304,7 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
       s.state = 'running';
       publish();
       try {
-        const note = await run(s.attempts);
+        const note = await run();
         s.state = 'done';
         s.note = note ?? s.note;
         s.lastError = undefined;
