@@ -231,4 +231,40 @@ describe('simulated Kubernetes tooling on lab hosts (3 control planes, 2 workers
     const state = await ok(ssh(lab, h, 'lsmod | grep -c "^ip_vs_sh " || true; lsmod | grep -c "^br_netfilter "; sysctl -n net.ipv4.ip_forward; systemctl is-active containerd; wc -l < /proc/swaps'));
     assert.equal(state.stdout, '0\n1\n1\nactive\n1\n');
   });
+  test('tool calls go to the host\'s resident sim server: same answers, stdin only on demand, a killed call never completes, other users run their own process', async () => {
+    const h = wn[0]!;
+    const up = await ok(ssh(lab, h, 'test -S /run/kha-sim-server.sock && echo socket; sed -n 3p /usr/local/sbin/sysctl'));
+    assert.match(up.stdout, /^socket\nexec '[^']*\/kha-sim-client' /);
+
+    // The same calls give the same output and exit codes through the server and as processes of their own.
+    const calls = 'sysctl net.ipv4.ip_forward; systemctl is-active containerd; echo rc=$?; systemctl status nope.service; echo rc=$?; kubeadm version -o short';
+    const served = await ok(ssh(lab, h, calls));
+    const own = await ok(ssh(lab, h, `export KHA_SIM_NO_SERVER=1; ${calls}`));
+    assert.deepEqual(served, own);
+    assert.match(served.stdout, /rc=\d\n.*rc=4\nv1\.35\.2\n$/s);
+
+    // A script read from stdin: a tool call in it must not eat the rest of the script.
+    const piped = await ok(ssh(lab, h, `printf 'lsmod >/dev/null\\necho after\\n' | bash`));
+    assert.equal(piped.stdout, 'after\n');
+    // A tool that reads stdin gets all of it.
+    const key = '-----BEGIN PGP PUBLIC KEY BLOCK-----\\n\\naGVsbG8gZnJvbSBzdGRpbg==\\n=abcd\\n-----END PGP PUBLIC KEY BLOCK-----\\n';
+    const dearmored = await ok(ssh(lab, h, `printf -- '${key}' | gpg --dearmor`));
+    assert.equal(dearmored.stdout, 'hello from stdin');
+
+    // Killed while "slow": the call stops on the server too, so its effect never happens.
+    lab.setLatency(h, 2500);
+    const killed = await ssh(lab, h, 'timeout 0.5 modprobe ip_vs_wrr; echo rc=$?');
+    assert.equal(killed.stdout, 'rc=124\n');
+    lab.setLatency(h, 0);
+    await new Promise((r) => setTimeout(r, 3000));
+    const after = await ok(ssh(lab, h, 'lsmod | grep -c "^ip_vs_wrr " || true; grep -c " modprobe ip_vs_wrr$" /kha-lab/calls/$(hostname).log || true'));
+    assert.equal(after.stdout, '0\n0\n');
+    await ok(ssh(lab, h, 'modprobe ip_vs_wrr && lsmod | grep -q "^ip_vs_wrr "'));
+
+    // The socket is root's: another user's call runs as that user (kubeadm refuses it), not as the server.
+    const user = await ssh(lab, h, "su -s /bin/sh kha -c 'sysctl -n net.ipv4.ip_forward; kubeadm reset -f'");
+    assert.equal(user.code, 1, JSON.stringify(user));
+    assert.match(user.stdout, /^[01]\n/);
+    assert.match(user.stderr, /user is not running as root/);
+  });
 });

@@ -64,8 +64,12 @@ cd "$M"
 pivot_root . .
 umount -l .
 cd /
-unset KHA_HOST KHA_HOSTDIR KHA_LABDIR KHA_SHARED KHA_PROJECT
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# The simulated tools' resident server (a child of sshd once we exec it; dies with the host).
+if [ -n "\${KHA_SIM_NODE:-}" ] && [ -f "\${KHA_SIM_SERVER:-}" ]; then
+  (unset KHA_HOST KHA_HOSTDIR KHA_LABDIR KHA_SHARED KHA_PROJECT; exec "$KHA_SIM_NODE" "$KHA_SIM_SERVER") </dev/null >/run/kha-sim-server.log 2>&1 &
+fi
+unset KHA_HOST KHA_HOSTDIR KHA_LABDIR KHA_SHARED KHA_PROJECT KHA_SIM_NODE KHA_SIM_SERVER
 exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
 `;
 

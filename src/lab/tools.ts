@@ -19,9 +19,13 @@ export function simTools(): Map<string, string> {
   const listModule = join(__dirname, 'sim', 'tools.js');
   if (existsSync(listModule) && existsSync(main)) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const list = (require(listModule) as { SIM_TOOLS?: unknown }).SIM_TOOLS;
+    const mod = require(listModule) as { SIM_TOOLS?: unknown; toolCommand?: (t: string) => string };
+    const list = mod.SIM_TOOLS;
     if (Array.isArray(list)) {
-      for (const t of list) if (typeof t === 'string' && /^[A-Za-z0-9._-]+$/.test(t)) tools.set(t, `exec ${shq(process.execPath)} ${shq(main)} ${t} "$@"`);
+      for (const t of list) {
+        if (typeof t !== 'string' || !/^[A-Za-z0-9._-]+$/.test(t)) continue;
+        tools.set(t, mod.toolCommand ? mod.toolCommand(t) : `exec ${shq(process.execPath)} ${shq(main)} ${t} "$@"`);
+      }
     }
   }
   // Plain executables the sim module ships as files (repo/src/lab/sim/bin/<name>).

@@ -2,11 +2,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { dirEntries, err, exists, hp, out, parseArgs, has, readJson, readText, stateDir, writeFileAtomic, writeJson } from './env';
+import { dirEntries, err, exists, hp, out, parseArgs, has, readJson, readText, stateDir, writeFileAtomic, writeJson, writeOut, caller } from './env';
 import {
   PACKAGES, PLAIN_DEBIAN, activeUnits, debianVersions, installed, kubeVersions, saveActiveUnits, saveInstalled,
   saveUnitFiles, unitFiles, type InstalledPkg,
 } from './host';
+import { toolCommand } from './tools';
 
 interface AptRepo {
   url: string;
@@ -132,8 +133,7 @@ function cmpVersion(a: string, b: string): number {
 
 /** The wrapper a lab host runs for a simulated tool (same form the lab installs for base tools). */
 export function toolWrapper(tool: string): string {
-  const main = path.join(__dirname, 'main.js');
-  return `#!/bin/sh\nexec '${process.execPath}' '${main}' ${tool} "$@"\n`;
+  return `#!/bin/sh\n${toolCommand(tool)}\n`;
 }
 
 function aptInstall(p: ReturnType<typeof parseArgs>, names: string[]): number {
@@ -341,7 +341,12 @@ export function dpkgQuery(args: string[]): number {
   const simKnown = (n: string) => n in PACKAGES || n in inst;
   if (names.length && !names.every(simKnown)) {
     const real = ['/usr/bin/dpkg-query'].find((x) => fs.existsSync(x));
-    if (real && names.every((n) => !simKnown(n))) return spawnSync(real, args, { stdio: 'inherit' }).status ?? 1;
+    if (real && names.every((n) => !simKnown(n))) {
+      const r = spawnSync(real, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      if (r.stdout?.length) writeOut(r.stdout);
+      if (r.stderr?.length) caller().write(2, r.stderr);
+      return r.status ?? 1;
+    }
   }
   const fmt = p.flags.get('f')?.[0] ?? p.flags.get('showformat')?.[0] ?? '${Package}\t${Version}\n';
   let rc = 0;
@@ -356,7 +361,7 @@ export function dpkgQuery(args: string[]): number {
       out(`Package: ${n}\nStatus: ${i.held ? 'hold' : 'install'} ok installed\nVersion: ${i.version}`);
       continue;
     }
-    process.stdout.write(
+    writeOut(
       fmt
         .replace(/\$\{Package\}/g, n)
         .replace(/\$\{Version\}/g, i.version)

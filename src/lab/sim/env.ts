@@ -1,8 +1,51 @@
 // Where the simulated tools find the shared lab directory, the host's files and the lab clock.
-// Everything is synchronous: each tool is a short-lived CLI process.
+// Everything is synchronous: a tool runs either as its own short-lived process or on a thread of the
+// host's resident sim server (server.ts), one call at a time per thread.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as tty from 'node:tty';
+import { threadId } from 'node:worker_threads';
+
+/** The process that called the tool: this process, or the client a sim server thread answers. */
+export interface Invocation {
+  pid: number;
+  uid: number;
+  stdinIsTTY: boolean;
+  write(fd: 1 | 2, data: string | Uint8Array): void;
+  /** All of stdin, read only when a tool needs it (the caller's stdin may be a script still being read). */
+  readStdin(): string;
+}
+
+const thisProcess: Invocation = {
+  get pid() {
+    return process.pid;
+  },
+  get uid() {
+    return process.getuid?.() ?? 0;
+  },
+  get stdinIsTTY() {
+    return tty.isatty(0);
+  },
+  write: (fd, data) => void (fd === 1 ? process.stdout : process.stderr).write(data),
+  readStdin: () => fs.readFileSync(0, 'utf8'),
+};
+
+let current: Invocation = thisProcess;
+
+/** The sim server sets the caller of the call a thread runs; undefined goes back to this process. */
+export function setInvocation(i: Invocation | undefined): void {
+  current = i ?? thisProcess;
+}
+
+export function caller(): Invocation {
+  return current;
+}
+
+/** Unique among concurrent calls on this machine: the caller's pid, plus the thread in a sim server. */
+function callTag(): string {
+  return threadId ? `${current.pid}-${threadId}` : String(current.pid);
+}
 
 /** Exit with a code after the tool printed its message (thrown so `finally` blocks release locks). */
 export class ToolExit extends Error {
@@ -72,7 +115,7 @@ export function readJson<T>(p: string, fallback: T): T {
 /** Write through a temp file and rename, so a concurrent reader never sees half a file. */
 export function writeFileAtomic(p: string, content: string | Buffer, mode = 0o644): void {
   fs.mkdirSync(path.dirname(p), { recursive: true });
-  const tmp = `${p}.${process.pid}.${Date.now()}.tmp`;
+  const tmp = `${p}.${callTag()}.${Date.now()}.tmp`;
   fs.writeFileSync(tmp, content, { mode });
   fs.renameSync(tmp, p);
 }
@@ -105,7 +148,7 @@ export function withLock<T>(lockPath: string, fn: () => T): T {
   for (;;) {
     try {
       const fd = fs.openSync(lockPath, 'wx', 0o644);
-      fs.writeSync(fd, `${hostname()} ${process.pid} ${Date.now()}\n`);
+      fs.writeSync(fd, `${hostname()} ${callTag()} ${Date.now()}\n`);
       fs.closeSync(fd);
       break;
     } catch (e) {
@@ -113,7 +156,7 @@ export function withLock<T>(lockPath: string, fn: () => T): T {
       try {
         const st = fs.statSync(lockPath);
         if (Date.now() - st.mtimeMs > LOCK_STALE_MS) {
-          const aside = `${lockPath}.stale.${process.pid}`;
+          const aside = `${lockPath}.stale.${callTag()}`;
           fs.renameSync(lockPath, aside);
           fs.rmSync(aside, { force: true });
           continue;
@@ -140,10 +183,14 @@ export function now(): number {
 
 /** Output helpers that keep stdout/stderr ordering simple. */
 export function out(s: string): void {
-  process.stdout.write(s.endsWith('\n') || s === '' ? s : s + '\n');
+  current.write(1, s.endsWith('\n') || s === '' ? s : s + '\n');
 }
 export function err(s: string): void {
-  process.stderr.write(s.endsWith('\n') || s === '' ? s : s + '\n');
+  current.write(2, s.endsWith('\n') || s === '' ? s : s + '\n');
+}
+/** Exactly these bytes to stdout (no newline added). */
+export function writeOut(data: string | Uint8Array): void {
+  current.write(1, data);
 }
 
 /** Print to stderr and stop with the code. */

@@ -1,7 +1,7 @@
 // Applies the faults a test set for this host (<lab>/faults/<host>.json, written by src/lab/faults.ts).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { err, hostname, labDir, readJson, sleepMs, withLock, writeJson } from './env';
+import { err, hostname, labDir, readJson, sleepMs, withLock, writeJson, caller } from './env';
 import { callWords, commandLatencyMs, type HostFaultsFile, type LabFault } from '../faults';
 import { requestReboot } from './system';
 
@@ -62,7 +62,7 @@ export function faultFor(tool: string, args: string[]): { fault?: LabFault; late
 }
 
 /** The nearest ancestor that is an sshd session process (the one serving this command's channel). */
-export function sshdSessionAncestor(pid = process.pid): number | undefined {
+export function sshdSessionAncestor(pid = caller().pid): number | undefined {
   let cur = pid;
   for (let i = 0; i < 64 && cur > 1; i++) {
     let stat: string;

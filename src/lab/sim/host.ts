@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { dirEntries, exists, hp, labDir, readJson, readText, runDir, stateDir, writeFileAtomic, writeJson } from './env';
+import { dirEntries, exists, hp, labDir, readJson, readText, runDir, stateDir, writeFileAtomic, writeJson, err } from './env';
 
 // ---------- packages ----------
 
@@ -122,7 +122,7 @@ export function ensureBooted(): void {
   const bootId = currentBootId();
   const b = readJson<BootState | null>(rt('boot.json'), null);
   if (b && b.bootId === bootId) return;
-  if (process.env.KHA_SIM_DEBUG) process.stderr.write(`kha-sim boot: had ${JSON.stringify(b)} now ${bootId} files ${dirEntries(runDir()).join(',')}\n`);
+  if (process.env.KHA_SIM_DEBUG) err(`kha-sim boot: had ${JSON.stringify(b)} now ${bootId} files ${dirEntries(runDir()).join(',')}`);
   fs.mkdirSync(runDir(), { recursive: true });
   for (const f of dirEntries(runDir())) if (f !== 'boot.json') fs.rmSync(rt(f), { recursive: true, force: true });
   // systemd-modules-load, then systemd-sysctl, as at boot.

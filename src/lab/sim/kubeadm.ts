@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import YAML from 'yaml';
 import { FAIL_AFTER_ETCD_MEMBER_ENV } from './faults';
-import { ToolExit, dirEntries, err, exists, flag, has, hostname, hp, now, out, parseArgs, readText, rmrf, type ParsedArgs } from './env';
+import { ToolExit, dirEntries, err, exists, flag, has, hostname, hp, now, out, parseArgs, readText, rmrf, type ParsedArgs, caller } from './env';
 import { activeUnits, installed, kubeVersionOfPackage, netTables, runtimeRunning, saveActiveUnits, saveNetTables, swapOn, sysctlValues, unitFiles, writeHostFile } from './host';
 import { apiAvailable, liveTokens, minorOf, nodeReady, readModel, updateModel, type SimCluster, type SimModel, type SimNode } from './model';
 import { caHashOfPem, makeCa, newCertKey, newMemberId, newToken, TOKEN_RE } from './pki';
@@ -477,7 +477,7 @@ function reset(p: ParsedArgs): number {
     out('[reset] Are you sure you want to proceed? [y/N]: ');
     let answer = '';
     try {
-      answer = process.stdin.isTTY ? '' : fs.readFileSync(0, 'utf8');
+      answer = caller().stdinIsTTY ? '' : caller().readStdin();
     } catch {
       /* no input */
     }
@@ -645,7 +645,7 @@ function images(p: ParsedArgs): number {
 
 export function kubeadm(args: string[]): number {
   const p = parseArgs(args, new Set(['config', 'token', 'discovery-token', 'discovery-token-ca-cert-hash', 'certificate-key', 'ttl', 'description', 'node-name', 'apiserver-advertise-address', 'control-plane-endpoint', 'kubernetes-version', 'ignore-preflight-errors', 'skip-phases', 'kubeconfig', 'o', 'output', 'v', 'cri-socket', 'pod-network-cidr', 'image-repository', 'cert-dir', 'apiserver-bind-port']));
-  if (process.getuid && process.getuid() !== 0 && ['init', 'join', 'reset'].includes(p.pos[0] ?? '')) {
+  if (caller().uid !== 0 && ['init', 'join', 'reset'].includes(p.pos[0] ?? '')) {
     runChecks([{ name: 'IsPrivilegedUser', error: 'user is not running as root' }], new Set());
   }
   switch (p.pos[0]) {

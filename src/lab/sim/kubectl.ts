@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import YAML from 'yaml';
-import { ToolExit, err, exists, flag, has, hostname, hp, now, out, parseArgs, readText, sleepMs, type ParsedArgs } from './env';
+import { ToolExit, err, exists, flag, has, hostname, hp, now, out, parseArgs, readText, sleepMs, type ParsedArgs, writeOut, caller } from './env';
 import { activeUnits, installed, kubeVersionOfPackage, runtimeRunning } from './host';
 import { cniApplied, nodeReady, readModel, resourceKey, updateModel, type SimCluster, type SimNode, type SimResource } from './model';
 import { dialApi } from './kubeadm';
@@ -127,7 +127,7 @@ function printObjects(p: ParsedArgs, kind: string, objs: Record<string, any>[], 
     for (const x of objs) out(`${String(x.kind).toLowerCase()}/${x.metadata.name}`);
     return;
   }
-  if (o.startsWith('jsonpath=')) return void process.stdout.write(jsonpath(wrap, o.slice(9).replace(/^'|'$/g, '')));
+  if (o.startsWith('jsonpath=')) return void writeOut(jsonpath(wrap, o.slice(9).replace(/^'|'$/g, '')));
   const noHeaders = has(p, 'no-headers');
   if (kind.startsWith('no')) {
     if (!noHeaders) out('NAME        STATUS     ROLES           AGE   VERSION');
@@ -193,7 +193,7 @@ function readManifests(p: ParsedArgs): { docs: SimResource[]; source: string } {
   let source = '';
   for (const f of p.flags.get('f') ?? p.flags.get('filename') ?? []) {
     source = f;
-    const text = /^https?:\/\//.test(f) ? manifestForUrl(f) : f === '-' ? fs.readFileSync(0, 'utf8') : readText(hp(f));
+    const text = /^https?:\/\//.test(f) ? manifestForUrl(f) : f === '-' ? caller().readStdin() : readText(hp(f));
     if (text === undefined) {
       err(/^https?:\/\//.test(f) ? `error: unable to read URL "${f}", server reported 404 Not Found, status code=404` : `error: the path "${f}" does not exist`);
       throw new ToolExit(1);

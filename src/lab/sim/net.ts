@@ -1,7 +1,7 @@
 // curl (answers from the model, never the network), gpg --dearmor, ipvsadm, ipset, iptables, conntrack.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { err, exists, flag, has, hp, out, parseArgs, writeFileAtomic } from './env';
+import { err, exists, flag, has, hp, out, parseArgs, writeFileAtomic, writeOut, caller } from './env';
 import { kubeVersions, netTables, saveNetTables } from './host';
 import { readModel } from './model';
 import { dialApi } from './kubeadm';
@@ -93,10 +93,10 @@ export function curl(args: string[]): number {
   } else {
     const o = flag(p, 'o', 'output');
     if (o) writeFileAtomic(hp(o), r.body ?? '');
-    else if (r.body !== undefined) process.stdout.write(r.body);
+    else if (r.body !== undefined) writeOut(r.body);
   }
   const w = flag(p, 'w', 'write-out');
-  if (w) process.stdout.write(w.replace(/%\{http_code\}/g, String(code === 0 || code === 22 ? r.http ?? 0 : 0).padStart(3, '0')).replace(/\\n/g, '\n'));
+  if (w) writeOut(w.replace(/%\{http_code\}/g, String(code === 0 || code === 22 ? r.http ?? 0 : 0).padStart(3, '0')).replace(/\\n/g, '\n'));
   return code;
 }
 
@@ -107,7 +107,7 @@ export function gpg(args: string[]): number {
     return 2;
   }
   const input = p.pos[0];
-  const text = input ? (exists(hp(input)) ? fs.readFileSync(hp(input), 'utf8') : undefined) : fs.readFileSync(0, 'utf8');
+  const text = input ? (exists(hp(input)) ? fs.readFileSync(hp(input), 'utf8') : undefined) : caller().readStdin();
   if (text === undefined) {
     err(`gpg: can't open '${input}': No such file or directory\ngpg: dearmoring failed: No such file or directory`);
     return 2;
@@ -125,7 +125,7 @@ export function gpg(args: string[]): number {
       return 2;
     }
     writeFileAtomic(hp(o), bin);
-  } else process.stdout.write(bin);
+  } else writeOut(bin);
   return 0;
 }
 
@@ -169,7 +169,7 @@ export function iptables(tool: string, args: string[]): number {
     return 0;
   }
   if (tool.endsWith('-restore')) {
-    fs.readFileSync(0, 'utf8');
+    caller().readStdin();
     return 0;
   }
   if (args.includes('-F') || args.includes('--flush') || args.includes('-X') || args.includes('--delete-chain')) {

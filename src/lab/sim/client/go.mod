@@ -1,0 +1,3 @@
+module kha.dev/simclient
+
+go 1.21

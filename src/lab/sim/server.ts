@@ -1,0 +1,220 @@
+// The resident sim server of one lab host: host-init starts it (inside the host's namespaces) before sshd,
+// and kha-sim-client hands it every call of a simulated tool over a unix socket. Each call runs the same
+// synchronous code as `node main.js` would, on a worker thread of a pool (one call per thread at a time,
+// so a tool sleeping or hanging blocks only itself). A Node start-up per command cost ~100 ms of CPU; this
+// costs about one.
+//
+// Frames both ways: 1 byte kind, 4 bytes big-endian length, payload.
+//   client -> server: 'h' JSON header {argv, env, pid, uid, tty}; 'i' stdin bytes; 'I' end of stdin
+//   server -> client: 'o' stdout; 'e' stderr; 'i' send me your stdin; 'x' exit code (decimal)
+// A client that goes away (killed, cancelled) takes its call with it: the thread is terminated.
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { MessageChannel, Worker, isMainThread, parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+
+export const SIM_SERVER_SOCKET = '/run/kha-sim-server.sock';
+
+interface CallHeader {
+  argv: string[];
+  env: Record<string, string>;
+  pid: number;
+  uid: number;
+  tty: boolean;
+}
+
+type ThreadMessage = { t: 'o' | 'e'; d: Uint8Array | string } | { t: 'stdin' } | { t: 'exit'; code: number };
+
+interface ThreadData {
+  flag: SharedArrayBuffer;
+  stdinPort: MessagePort;
+}
+
+/** Idle threads kept for the next calls; more are started when calls overlap, and end when idle. */
+const KEEP_IDLE = 3;
+
+function frame(kind: string, payload: Uint8Array | string = ''): Buffer {
+  const body = typeof payload === 'string' ? Buffer.from(payload) : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  const h = Buffer.alloc(5);
+  h.write(kind, 0, 'latin1');
+  h.writeUInt32BE(body.length, 1);
+  return Buffer.concat([h, body]);
+}
+
+class CallThread {
+  readonly worker: Worker;
+  private readonly flag = new SharedArrayBuffer(4);
+  private readonly stdinPort: MessagePort;
+  onMessage: ((m: ThreadMessage) => void) | undefined;
+  onGone: (() => void) | undefined;
+  dead = false;
+
+  constructor() {
+    const ch = new MessageChannel();
+    this.stdinPort = ch.port1;
+    const data: ThreadData = { flag: this.flag, stdinPort: ch.port2 };
+    this.worker = new Worker(__filename, { workerData: data, transferList: [ch.port2], stdout: false, stderr: false });
+    this.worker.on('message', (m: ThreadMessage) => this.onMessage?.(m));
+    const gone = () => {
+      if (this.dead) return;
+      this.dead = true;
+      this.onGone?.();
+    };
+    this.worker.on('error', (e) => {
+      process.stderr.write(`kha-sim-server: thread error: ${e.stack ?? String(e)}\n`);
+      gone();
+    });
+    this.worker.on('exit', gone);
+  }
+
+  run(h: CallHeader): void {
+    this.worker.postMessage(h);
+  }
+
+  /** Hands the caller's whole stdin to the thread blocked in readStdin(). */
+  giveStdin(data: Buffer): void {
+    this.stdinPort.postMessage(data.toString('utf8'));
+    const f = new Int32Array(this.flag);
+    Atomics.store(f, 0, 1);
+    Atomics.notify(f, 0);
+  }
+
+  kill(): void {
+    this.dead = true;
+    void this.worker.terminate();
+  }
+}
+
+function serve(socketPath: string): void {
+  const idle: CallThread[] = [];
+  const take = () => {
+    for (let t = idle.pop(); t; t = idle.pop()) if (!t.dead) return t;
+    return new CallThread();
+  };
+  const release = (t: CallThread) => {
+    t.onMessage = undefined;
+    t.onGone = undefined;
+    if (t.dead) return;
+    if (idle.length < KEEP_IDLE) idle.push(t);
+    else t.kill();
+  };
+
+  const server = net.createServer((sock) => {
+    let buf = Buffer.alloc(0);
+    let thread: CallThread | undefined;
+    let finished = false;
+    const stdin: Buffer[] = [];
+    let stdinEnded = false;
+    let stdinWanted = false;
+    const deliverStdin = () => {
+      if (thread && stdinWanted && stdinEnded) {
+        stdinWanted = false;
+        thread.giveStdin(Buffer.concat(stdin));
+      }
+    };
+    const finish = (code: number) => {
+      if (finished) return;
+      finished = true;
+      sock.end(frame('x', String(code)));
+      if (thread) release(thread);
+    };
+    const start = (h: CallHeader) => {
+      const t = (thread = take());
+      t.onMessage = (m) => {
+        if (m.t === 'o' || m.t === 'e') sock.write(frame(m.t, m.d));
+        else if (m.t === 'stdin') {
+          stdinWanted = true;
+          if (!stdinEnded) sock.write(frame('i'));
+          deliverStdin();
+        } else if (m.t === 'exit') finish(m.code);
+      };
+      t.onGone = () => {
+        if (finished) return;
+        sock.write(frame('e', `kha-sim-server: the thread running ${h.argv[0] ?? '?'} died\n`));
+        finish(70);
+      };
+      t.run(h);
+    };
+    sock.on('data', (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 5) {
+        const len = buf.readUInt32BE(1);
+        if (buf.length < 5 + len) break;
+        const kind = String.fromCharCode(buf[0]!);
+        const payload = buf.subarray(5, 5 + len);
+        buf = buf.subarray(5 + len);
+        if (kind === 'h' && !thread) start(JSON.parse(payload.toString('utf8')) as CallHeader);
+        else if (kind === 'i') stdin.push(Buffer.from(payload));
+        else if (kind === 'I') {
+          stdinEnded = true;
+          deliverStdin();
+        }
+      }
+    });
+    // The caller is gone before the tool finished (killed, cancelled): stop the call where it is.
+    const abandon = () => {
+      if (finished) return;
+      finished = true;
+      thread?.kill();
+    };
+    sock.on('close', abandon);
+    sock.on('error', abandon);
+  });
+
+  fs.rmSync(socketPath, { force: true });
+  const oldMask = process.umask(0o177); // root only: other users' calls run as their own process
+  server.listen(socketPath, () => {
+    process.umask(oldMask);
+    idle.push(new CallThread()); // the first call should not wait for a thread to load the tools
+  });
+  const stop = () => {
+    server.close();
+    fs.rmSync(socketPath, { force: true });
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+function threadMain(): void {
+  // Loaded here, not at the top: the main thread never runs tool code.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const env = require('./env') as typeof import('./env');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { main } = require('./main') as typeof import('./main');
+  const { flag, stdinPort } = workerData as ThreadData;
+  const f = new Int32Array(flag);
+  const port = parentPort!;
+  port.on('message', (h: CallHeader) => {
+    for (const k of Object.keys(process.env)) delete process.env[k];
+    Object.assign(process.env, h.env);
+    env.setInvocation({
+      pid: h.pid,
+      uid: h.uid,
+      stdinIsTTY: h.tty,
+      write: (fd, d) => port.postMessage({ t: fd === 1 ? 'o' : 'e', d } satisfies ThreadMessage),
+      readStdin: () => {
+        port.postMessage({ t: 'stdin' } satisfies ThreadMessage);
+        for (;;) {
+          Atomics.wait(f, 0, 0, 1000);
+          const m = receiveMessageOnPort(stdinPort);
+          if (m) {
+            Atomics.store(f, 0, 0);
+            return m.message as string;
+          }
+        }
+      },
+    });
+    let code: number;
+    try {
+      code = main(h.argv);
+    } catch (e) {
+      env.err(`kha-sim: ${(e as Error).stack ?? String(e)}`);
+      code = 70;
+    }
+    env.setInvocation(undefined);
+    port.postMessage({ t: 'exit', code } satisfies ThreadMessage);
+  });
+}
+
+if (!isMainThread && workerData && (workerData as ThreadData).flag) threadMain();
+else if (require.main === module) serve(process.argv[2] ?? SIM_SERVER_SOCKET);
