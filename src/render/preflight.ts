@@ -29,7 +29,7 @@ json_str() {
   local s="$1"
   s="${'$'}{s//\\/\\\\}"
   s="${'$'}{s//\"/\\\"}"
-  s="$(printf '%s' "$s" | tr -d '\000-\037')"
+  s="${'$'}{s//[[:cntrl:]]/}" # control characters cannot appear raw in JSON (LC_ALL=C: 0x01-0x1f, 0x7f)
   printf '"%s"' "$s"
 }
 json_arr() {

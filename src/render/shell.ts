@@ -78,16 +78,18 @@ kha_write_file() {
   {
     name: 'kha_wait',
     deps: ['kha_die'],
-    code: String.raw`# kha_wait SECONDS WHAT COMMAND...: runs COMMAND every 2 s until it succeeds or time is up.
+    code: String.raw`# kha_wait SECONDS WHAT COMMAND...: runs COMMAND until it succeeds or time is up, first every 0.2 s, backing off
+# to every 2 s (most waits end within a second; a long one should not poll hard).
 kha_wait() {
-  local timeout="$1" what="$2" start
+  local timeout="$1" what="$2" start pause=0.2
   shift 2
   start="$(date +%s)"
   until "$@"; do
     if [ $(($(date +%s) - start)) -ge "$timeout" ]; then
       kha_die "timed out after $timeout s waiting for $what"
     fi
-    sleep 2
+    sleep "$pause"
+    case "$pause" in 0.2) pause=0.5 ;; 0.5) pause=1 ;; *) pause=2 ;; esac
   done
 }`,
   },
@@ -122,8 +124,10 @@ kha_once() {
     pid="$!"
     echo "$boot $pid" >"$pidf"
   fi
-  # The rc file marks the end; a process gone without one was killed (reboot, OOM).
-  while [ ! -f "$rcf" ] && kill -0 "$pid" 2>/dev/null; do sleep 1; done
+  # Our own child ends the wait at once; one from an earlier attempt is polled. The rc file marks the end; a
+  # process gone without one was killed (reboot, OOM).
+  wait "$pid" 2>/dev/null || true
+  while [ ! -f "$rcf" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
   kha_redact <"$log"
   if [ ! -f "$rcf" ]; then
     kha_log "$name ended without an exit status (killed?)"

@@ -1,8 +1,9 @@
 // kubectl (nodes, the few resources the scripts use, Calico), etcdctl, crictl, ctr, containerd, kubelet.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import YAML from 'yaml';
-import { ToolExit, err, exists, flag, has, hostname, hp, now, out, parseArgs, readText, sleepMs, type ParsedArgs, writeOut, caller } from './env';
+import { ToolExit, dirEntries, err, exists, flag, has, hostname, hp, now, out, parseArgs, readText, sleepMs, type ParsedArgs, writeOut, caller } from './env';
 import { activeUnits, installed, kubeVersionOfPackage, runtimeRunning } from './host';
 import { cniApplied, nodeReady, readModel, resourceKey, updateModel, type SimCluster, type SimNode, type SimResource } from './model';
 import { dialApi } from './kubeadm';
@@ -491,6 +492,23 @@ export function etcdctl(args: string[]): number {
 
 // ---------- runtime ----------
 
+/**
+ * One running container per static pod manifest while kubelet runs, created when its manifest last changed
+ * (kubelet restarts a static pod whose manifest changed). etcd keeps a fixed id for `crictl exec`.
+ */
+function staticPodContainers(): { id: string; name: string; createdNs: bigint }[] {
+  if (activeUnits()['kubelet'] !== 'active') return [];
+  const dir = hp('/etc/kubernetes/manifests');
+  return dirEntries(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    .map((f) => {
+      const name = f.slice(0, -'.yaml'.length);
+      const id = name === 'etcd' ? 'e7cd0c1d2f3a4b5c' : createHash('sha256').update(name).digest('hex').slice(0, 16);
+      return { id, name, createdNs: fs.statSync(`${dir}/${f}`, { bigint: true }).mtimeNs };
+    });
+}
+
 function etcdContainerRunning(): boolean {
   return exists(hp('/etc/kubernetes/manifests/etcd.yaml')) && activeUnits()['kubelet'] === 'active';
 }
@@ -515,8 +533,17 @@ export function crictl(args: string[]): number {
       return 0;
     case 'ps': {
       const name = flag(p, 'name') ?? '';
-      const running = etcdContainerRunning() && (!name || new RegExp(name).test('etcd'));
-      if (running) out(has(p, 'q', 'quiet') ? 'e7cd0c1d2f3a4b5c' : 'CONTAINER           IMAGE               CREATED             STATE               NAME   ATTEMPT   POD ID\ne7cd0c1d2f3a4b5c    etcd                5 minutes ago       Running             etcd   0         a1b2c3d4');
+      const state = (flag(p, 'state') ?? 'running').toLowerCase();
+      const list = state === 'running' ? staticPodContainers().filter((c) => !name || new RegExp(name).test(c.name)) : [];
+      const o = flag(p, 'o', 'output');
+      if (has(p, 'q', 'quiet')) for (const c of list) out(c.id);
+      else if (o === 'json') {
+        const containers = list.map((c) => ({ id: c.id, metadata: { name: c.name, attempt: 0 }, state: 'CONTAINER_RUNNING', createdAt: String(c.createdNs) }));
+        out(JSON.stringify({ containers }, null, 2));
+      } else {
+        out('CONTAINER           IMAGE               CREATED             STATE               NAME   ATTEMPT   POD ID');
+        for (const c of list) out(`${c.id}    ${c.name}    ${Math.max(0, Math.round((Date.now() - Number(c.createdNs / 1_000_000n)) / 1000))} seconds ago    Running    ${c.name}    0    ${c.id.slice(0, 8)}`);
+      }
       return 0;
     }
     case 'exec': {
