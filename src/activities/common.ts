@@ -4,7 +4,8 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import { findNode, nodeSsh } from '../spec/types';
-import { SshSession } from '../ssh/executor';
+import type { SshSession } from '../ssh/executor';
+import { IdleSessions } from '../ssh/reuse';
 import { SshError } from '../ssh/errors';
 import type { RenderedScript } from '../render/types';
 import type { RunResult } from '../ssh/types';
@@ -132,24 +133,34 @@ export function toFailure(e: unknown, node: string, secrets: string[] = []): unk
   return ApplicationFailure.create({ message: `${node}: ${redact(msg, secrets)}`, type: 'CommandFailed', nonRetryable: true });
 }
 
-/** Opens one SSH session to a node for the duration of fn. */
+/** This worker's SSH connections between activities (see src/ssh/reuse.ts). */
+const sessions = new IdleSessions();
+
+/** Closes the SSH connections kept between activities; call when the worker stops. */
+export function closeIdleSessions(): void {
+  sessions.closeAll();
+}
+
+/** One SSH session to a node for the duration of fn: a connection kept from an earlier activity, or a new one. */
 export async function withNode<T>(cluster: ClusterSpec, nodeName: string, fn: (s: SshSession, node: NodeSpec) => Promise<T>): Promise<T> {
   const node = findNode(cluster, nodeName);
   let session: SshSession;
   try {
-    session = await SshSession.connect(nodeSsh(cluster, node), { signal: activityContext()?.cancellationSignal });
+    session = await sessions.take(nodeSsh(cluster, node), { signal: activityContext()?.cancellationSignal });
   } catch (e) {
     throw toFailure(e, nodeName);
   }
+  let ok = false;
   try {
     const r = await fn(session, node);
     // Results carry the attempt that produced them, so the workflow's status can show retries.
     if (r && typeof r === 'object' && !Array.isArray(r)) (r as { attempt?: number }).attempt ??= activityContext()?.info.attempt;
+    ok = true;
     return r;
   } catch (e) {
     throw toFailure(e, nodeName);
   } finally {
-    session.close();
+    sessions.give(session, ok);
   }
 }
 

@@ -6,6 +6,7 @@ import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { connectionOptions, settingsFromEnv } from '../temporal/connection';
 import { embeddedLogFiles, embeddedServerStatus, ensureBackgroundWorker, ensureEmbeddedServer, type EmbeddedServer } from '../server/embedded';
 import { TASK_QUEUE } from '../workflows/definitions';
+import { closeIdleSessions } from '../activities/common';
 
 /** An error meant for the operator: the message is printed as is, with the exit code given. */
 export class CliError extends Error {
@@ -141,6 +142,7 @@ export async function startInProcessWorker(t: Target): Promise<RunningWorker> {
       stopped = true;
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running.catch(() => undefined);
+      closeIdleSessions();
       await connection.close().catch(() => undefined);
     },
   };

@@ -2,5 +2,6 @@
 export * from './types';
 export * from './errors';
 export { SshSession, SessionPool, withSession, withSessions } from './executor';
+export { IdleSessions } from './reuse';
 export type { ConnectOptions, RebootOptions } from './executor';
 export { fingerprint, parseKnownHosts, knownHostsName, defaultKnownHostsFile } from './hostkeys';

@@ -4,6 +4,7 @@ import { NativeConnection, Runtime } from '@temporalio/worker';
 import { connectionOptions, settingsFromEnv } from '../temporal/connection';
 import { createKhaWorker } from './worker';
 import { TASK_QUEUE } from '../workflows/definitions';
+import { closeIdleSessions } from '../activities/common';
 
 export async function run(argv: string[]): Promise<number> {
   const tqIdx = argv.indexOf('--task-queue');
@@ -22,6 +23,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write('kha worker: stopped\n');
     return 0;
   } finally {
+    closeIdleSessions();
     await connection.close();
   }
 }

@@ -9,6 +9,7 @@ import { Lab } from '../../src/lab/lab';
 import { loadClusterOrThrow } from '../../src/spec/load';
 import type { ClusterSpec } from '../../src/spec/types';
 import { startTemporal, startWorker } from './temporal';
+import { closeIdleSessions } from '../../src/activities/common';
 
 export interface DeployEnv {
   lab: Lab;
@@ -69,6 +70,7 @@ export async function startDeployEnv(opts: { controlPlanes?: number; workers?: n
       return worker.runUntil(() => fn(worker));
     },
     async close() {
+      closeIdleSessions();
       await env.teardown().catch(() => undefined);
       await self.lab.down();
     },
