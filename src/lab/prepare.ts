@@ -1,13 +1,15 @@
 // Builds what a lab needs before any host boots: keys, and each host's upper layer (users,
 // authorized_keys, sshd config and host key, hostname, hosts file, sudoers, tool wrappers).
 // Written straight into the upper directory, which is allowed while the overlay is not mounted.
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { ed25519KeyPair } from './sshkey';
 import { run } from './proc';
 import { SSHD_CONFIG } from './host-init';
 import { writeToolWrappers } from './tools';
+import { SIM_PACKAGE_TOOLS } from './sim/tools';
 import type { LabPaths, LabState } from './layout';
 
 export const LAB_USER = 'kha';
@@ -115,6 +117,30 @@ export function prepareHost(p: LabPaths, state: LabState, name: string, users: L
   put(join(u, 'etc/ssh/sshd_config'), SSHD_CONFIG);
   keygen(join(u, 'etc/ssh/ssh_host_ed25519_key'), `root@${name}`);
   writeToolWrappers(u);
+  hideMachineTools(u);
+}
+
+/**
+ * A fresh host has no Kubernetes tooling until the packages phase installs it; this machine may have some
+ * (a cloud SDK's kubectl, say) that the lower layer would show. Overlay whiteouts hide them.
+ */
+function hideMachineTools(upper: string): void {
+  for (const d of ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/bin', '/sbin']) {
+    if (!existsSync(d) || lstatSync(d).isSymbolicLink()) continue;
+    for (const t of SIM_PACKAGE_TOOLS) {
+      const p = join(d, t);
+      try {
+        lstatSync(p);
+      } catch {
+        continue;
+      }
+      if (existsSync(join(upper, p))) continue;
+      const st = statSync(d);
+      dir(join(upper, d), st.mode & 0o7777, st.uid, st.gid);
+      const r = spawnSync('mknod', [join(upper, p), 'c', '0', '0']);
+      if (r.status !== 0) throw new Error(`lab: cannot hide ${p} from the hosts: ${r.stderr?.toString().trim() || r.error?.message}`);
+    }
+  }
 }
 
 /**
