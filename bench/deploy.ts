@@ -72,15 +72,28 @@ interface SizeResult {
    */
   machineFloorMs: number;
   workflowTasks: WorkflowTaskStats;
+  steps: { phase: string; node: string; activity: string; execMs: number; latencyMs: number; commands: number; leadMs: number | null }[];
 }
 
-/** Runs `n` simulated commands in a host with no latency and times them (wall per command, CPU per command). */
-async function simCommandCost(d: Awaited<ReturnType<typeof startDeployEnv>>, host: string, n = 10): Promise<{ wallMs: number; cpuMs: number }> {
-  const t = performance.now();
-  const r = await d.lab.exec(host, `bash -c 'TIMEFORMAT="%U %S"; time (for i in $(seq ${n}); do systemctl is-enabled ssh >/dev/null 2>&1 || true; done)'`);
-  const wallMs = (performance.now() - t) / n;
-  const [u, s] = r.stderr.trim().split('\n').pop()!.split(' ').map(Number);
-  return { wallMs: round1(wallMs), cpuMs: round1((((u ?? 0) + (s ?? 0)) * 1000) / n) };
+/**
+ * Runs `n` simulated commands in a host with no latency and times them: wall per command, and CPU per command
+ * counting the caller's side (client or Node process) and the host's sim server.
+ */
+async function simCommandCost(d: Awaited<ReturnType<typeof startDeployEnv>>, host: string, n = 50): Promise<{ wallMs: number; cpuMs: number }> {
+  const script = [
+    'srv="$(pgrep -f sim/server.js | head -n 1)"',
+    'ticks() { if [ -n "$srv" ]; then awk \'{ print $14 + $15 }\' "/proc/$srv/stat"; else echo 0; fi; }',
+    's0="$(ticks)"',
+    'TIMEFORMAT="%R %U %S"',
+    `{ time (for i in $(seq ${n}); do systemctl is-enabled ssh >/dev/null 2>&1 || true; done); } 2>&1`,
+    'echo "$s0 $(ticks) $(getconf CLK_TCK)"',
+  ].join('\n');
+  const r = await d.lab.exec(host, 'bash -s', { input: script + '\n' });
+  const [timeLine, tickLine] = r.stdout.trim().split('\n').slice(-2);
+  const [real, u, s] = timeLine!.split(' ').map(Number);
+  const [t0, t1, hz] = tickLine!.split(' ').map(Number);
+  const serverMs = hz ? (((t1 ?? 0) - (t0 ?? 0)) * 1000) / hz : 0;
+  return { wallMs: round1(((real ?? 0) * 1000) / n), cpuMs: round1((((u ?? 0) + (s ?? 0)) * 1000 + serverMs) / n) };
 }
 
 async function runSize(size: string, latency: LatencyConfig): Promise<SizeResult> {
@@ -126,7 +139,7 @@ async function runSize(size: string, latency: LatencyConfig): Promise<SizeResult
     const result = outcome.v;
     if (result.nodesReady !== cp + w || result.etcdMembers !== cp) throw new Error(`${size}: deployment ended with ${result.nodesReady} Ready nodes and ${result.etcdMembers} etcd members`);
     const events = (await handle.fetchHistory()).events ?? [];
-    const { activities: _a, ...path } = criticalPath({
+    const { activities: costs, ...path } = criticalPath({
       activities: activityTimings(events),
       calls: readCalls(d.lab.sharedDir, latency),
       controlPlanes: d.lab.nodes.filter((h) => h.role === 'control-plane').map((h) => h.name),
@@ -134,6 +147,19 @@ async function runSize(size: string, latency: LatencyConfig): Promise<SizeResult
       workflow: workflowSpan(events),
     });
     const deployMs = path.wallMs;
+    // Every activity of the one-at-a-time stages: where their time beyond the latency goes.
+    const sequential = new Set(phasePlan(cluster).filter((p) => p.mode === 'sequential').map((p) => p.phase));
+    const steps = costs
+      .filter((c) => sequential.has(c.activity.phase))
+      .map((c) => ({
+        phase: c.activity.phase,
+        node: c.activity.node,
+        activity: c.activity.type,
+        execMs: c.activity.endedMs - c.activity.startedMs,
+        latencyMs: Math.round(c.latencyMs),
+        commands: round1(c.commands),
+        leadMs: Number.isFinite(c.leadMs) ? Math.round(c.leadMs) : null,
+      }));
     const gapsMs = path.phases.reduce((g, p) => g + p.gapBeforeMs + p.chain.gapsMs, path.tailMs);
     const queueMs = path.phases.reduce((q, p) => q + p.chain.queueMs, 0);
     const sshMs = Math.round(path.phases.reduce((n, p) => n + p.chain.activities, 0) * Math.max(0, ssh.newSessionMs - ssh.openSessionMs));
@@ -160,6 +186,7 @@ async function runSize(size: string, latency: LatencyConfig): Promise<SizeResult
         path.phases.reduce((f, p) => f + Math.max(p.criticalMs + p.chain.commands * simCommand.wallMs, (p.commandsAll * simCommand.cpuMs) / cpus().length), 0),
       ),
       workflowTasks: workflowTaskStats(events),
+      steps,
     };
   } finally {
     await d.close();
@@ -207,6 +234,8 @@ async function main(): Promise<void> {
         r.path.phases.map((p) => [p.phase, p.mode, p.steps, p.commandsAll, p.wallMs, p.criticalMs, p.gapBeforeMs, p.chain.activities, p.chain.gapsMs, p.chain.queueMs, p.chain.execMs, p.chain.leadMs, p.chain.commands, p.chain.execMs - p.chain.latencyMs]),
       ),
     );
+    out.push(`${r.size}: the one-at-a-time stages, activity by activity (ms)`);
+    out.push(table(['phase', 'node', 'activity', 'exec', 'latency', 'exec - latency', 'cmds', 'lead'], r.steps.map((x) => [x.phase, x.node, x.activity, x.execMs, x.latencyMs, x.execMs - x.latencyMs, x.commands, x.leadMs ?? '-'])));
     out.push(
       `${r.size}: kha's own share ${round1(r.overhead.totalMs / 1000)} s (at most ${round1(r.overhead.upperMs / 1000)} s counting every chain lead) of ${round1(r.path.wallMs / 1000)} s (workflow gaps ${r.overhead.gapsMs} ms, activity queue ${r.overhead.queueMs} ms, ` +
         `SSH set-up ${r.overhead.sshMs} ms = activities on the chain x ${round1(r.ssh.newSessionMs - r.ssh.openSessionMs)} ms); one simulated command costs ${r.simCommand.wallMs} ms wall ` +
