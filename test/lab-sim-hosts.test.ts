@@ -127,6 +127,9 @@ describe('simulated Kubernetes tooling on lab hosts (3 control planes, 2 workers
   }
 
   test('packages, then a join before host prep fails with the preflight message; swap shows in /proc/swaps', async () => {
+    // A fresh host has no Kubernetes tooling, whatever this machine has installed.
+    const fresh = await ok(ssh(lab, cp[0]!, 'for t in kubectl kubeadm kubelet crictl; do command -v "$t" || echo "no $t"; done'));
+    assert.equal(fresh.stdout, 'no kubectl\nno kubeadm\nno kubelet\nno crictl\n');
     await Promise.all(lab.hosts.map((h) => ok(ssh(lab, h, PACKAGES))));
     const h = wn[0]!;
     const tools = await ok(ssh(lab, h, 'command -v kubeadm kubectl crictl'));
@@ -233,8 +236,8 @@ describe('simulated Kubernetes tooling on lab hosts (3 control planes, 2 workers
   });
   test('tool calls go to the host\'s resident sim server: same answers, stdin only on demand, a killed call never completes, other users run their own process', async () => {
     const h = wn[0]!;
-    const up = await ok(ssh(lab, h, 'test -S /run/kha-sim-server.sock && echo socket; sed -n 3p /usr/local/sbin/sysctl'));
-    assert.match(up.stdout, /^socket\nexec '[^']*\/kha-sim-client' /);
+    const up = await ok(ssh(lab, h, 'test -S /run/kha-sim-server.sock && echo socket; head -n 1 /usr/local/sbin/sysctl'));
+    assert.match(up.stdout, /^socket\n#!\S*\/kha-sim-client --wrapper\n$/);
 
     // The same calls give the same output and exit codes through the server and as processes of their own.
     const calls = 'sysctl net.ipv4.ip_forward; systemctl is-active containerd; echo rc=$?; systemctl status nope.service; echo rc=$?; kubeadm version -o short';

@@ -12,26 +12,26 @@ export function simMainPath(): string {
   return join(__dirname, 'sim', 'main.js');
 }
 
-/** Tool name -> command line the wrapper runs (arguments are appended). */
+/** Tool name -> its wrapper script. */
 export function simTools(): Map<string, string> {
   const tools = new Map<string, string>();
   const main = simMainPath();
   const listModule = join(__dirname, 'sim', 'tools.js');
   if (existsSync(listModule) && existsSync(main)) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require(listModule) as { SIM_TOOLS?: unknown; toolCommand?: (t: string) => string };
+    const mod = require(listModule) as { SIM_TOOLS?: unknown; toolWrapperScript?: (t: string) => string };
     const list = mod.SIM_TOOLS;
     if (Array.isArray(list)) {
       for (const t of list) {
         if (typeof t !== 'string' || !/^[A-Za-z0-9._-]+$/.test(t)) continue;
-        tools.set(t, mod.toolCommand ? mod.toolCommand(t) : `exec ${shq(process.execPath)} ${shq(main)} ${t} "$@"`);
+        tools.set(t, mod.toolWrapperScript ? mod.toolWrapperScript(t) : script(`exec ${shq(process.execPath)} ${shq(main)} ${t} "$@"`));
       }
     }
   }
   // Plain executables the sim module ships as files (repo/src/lab/sim/bin/<name>).
   const binDir = resolve(__dirname, '../../../src/lab/sim/bin');
   if (existsSync(binDir)) {
-    for (const f of readdirSync(binDir)) if (/^[A-Za-z0-9._-]+$/.test(f)) tools.set(f, `exec ${shq(join(binDir, f))} "$@"`);
+    for (const f of readdirSync(binDir)) if (/^[A-Za-z0-9._-]+$/.test(f)) tools.set(f, script(`exec ${shq(join(binDir, f))} "$@"`));
   }
   return tools;
 }
@@ -49,15 +49,16 @@ export function writeToolWrappers(root: string): string[] {
       const p = join(dir, f);
       if (!tools.has(f) && isWrapper(p)) rmSync(p);
     }
-    for (const [name, cmd] of tools) {
+    for (const [name, content] of tools) {
       const p = join(dir, name);
-      writeFileSync(p, `#!/bin/sh\n${MARKER}\n${cmd}\n`);
+      writeFileSync(p, content);
       chmodSync(p, 0o755);
     }
   }
   return [...tools.keys()].sort();
 }
 
+const script = (cmd: string) => `#!/bin/sh\n${MARKER}\n${cmd}\n`;
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 function isWrapper(p: string): boolean {

@@ -7,7 +7,7 @@ import {
   PACKAGES, PLAIN_DEBIAN, activeUnits, debianVersions, installed, kubeVersions, saveActiveUnits, saveInstalled,
   saveUnitFiles, unitFiles, type InstalledPkg,
 } from './host';
-import { toolCommand } from './tools';
+import { toolWrapperScript } from './tools';
 
 interface AptRepo {
   url: string;
@@ -133,7 +133,7 @@ function cmpVersion(a: string, b: string): number {
 
 /** The wrapper a lab host runs for a simulated tool (same form the lab installs for base tools). */
 export function toolWrapper(tool: string): string {
-  return `#!/bin/sh\n${toolCommand(tool)}\n`;
+  return toolWrapperScript(tool);
 }
 
 function aptInstall(p: ReturnType<typeof parseArgs>, names: string[]): number {

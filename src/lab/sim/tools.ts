@@ -17,14 +17,18 @@ export function simClientPath(): string {
   return path.resolve(__dirname, '../../../bin/kha-sim-client');
 }
 
+/** Second line of every wrapper: how the lab recognises the files it wrote. */
+export const WRAPPER_MARKER = '# kha-lab sim wrapper';
+
 /**
- * The line a tool's wrapper script runs: through the small client that hands the call to the host's
- * resident sim server when it was built, else a Node process of its own (the client falls back to that too).
+ * The wrapper script of a tool. With the client built, the kernel starts the client directly (shebang, no
+ * shell), which hands the call to the host's resident sim server; without a server the client runs this same
+ * file with /bin/sh, whose third line starts the tool as a Node process of its own.
  */
-export function toolCommand(tool: string): string {
+export function toolWrapperScript(tool: string): string {
   const node = shq(process.execPath);
   const main = shq(path.join(__dirname, 'main.js'));
   const client = simClientPath();
-  if (fs.existsSync(client)) return `exec ${shq(client)} ${node} ${main} ${tool} "$@"`;
-  return `exec ${node} ${main} ${tool} "$@"`;
+  const shebang = fs.existsSync(client) && client.length < 200 && !/\s/.test(client) ? `#!${client} --wrapper` : '#!/bin/sh';
+  return `${shebang}\n${WRAPPER_MARKER}\nexec ${node} ${main} ${tool} "$@"\n`;
 }

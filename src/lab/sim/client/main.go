@@ -4,6 +4,9 @@
 // When the server is not there (not started, or the caller is not root) it execs the tool directly.
 //
 // Usage: kha-sim-client NODE MAIN TOOL [ARGS...]
+//
+//	or as the interpreter of a wrapper script (#!/path/kha-sim-client --wrapper): the tool is the script's
+//	name, and without a server the script itself runs under /bin/sh (its last line starts the tool).
 package main
 
 import (
@@ -14,6 +17,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,21 +64,34 @@ func sendFrame(w io.Writer, kind byte, payload []byte) error {
 }
 
 func main() {
-	if len(os.Args) < 4 {
-		fmt.Fprintln(os.Stderr, "usage: kha-sim-client NODE MAIN TOOL [ARGS...]")
+	var rest []string
+	var runAlone func()
+	if len(os.Args) >= 3 && os.Args[1] == "--wrapper" {
+		script := os.Args[2]
+		rest = append([]string{filepath.Base(script)}, os.Args[3:]...)
+		runAlone = func() {
+			err := syscall.Exec("/bin/sh", append([]string{"sh", script}, os.Args[3:]...), os.Environ())
+			fmt.Fprintf(os.Stderr, "kha-sim-client: exec /bin/sh %s: %v\n", script, err)
+			os.Exit(127)
+		}
+	} else if len(os.Args) >= 4 {
+		node, mainJs := os.Args[1], os.Args[2]
+		rest = os.Args[3:]
+		runAlone = func() { fallback(node, mainJs, rest) }
+	} else {
+		fmt.Fprintln(os.Stderr, "usage: kha-sim-client NODE MAIN TOOL [ARGS...] | --wrapper SCRIPT [ARGS...]")
 		os.Exit(2)
 	}
-	node, mainJs, rest := os.Args[1], os.Args[2], os.Args[3:]
 	sock := os.Getenv("KHA_SIM_SOCKET")
 	if sock == "" {
 		sock = defaultSocket
 	}
 	if os.Getenv("KHA_SIM_NO_SERVER") == "1" {
-		fallback(node, mainJs, rest)
+		runAlone()
 	}
 	conn, err := net.Dial("unix", sock)
 	if err != nil {
-		fallback(node, mainJs, rest)
+		runAlone()
 	}
 	env := map[string]string{}
 	for _, kv := range os.Environ() {
@@ -85,7 +102,7 @@ func main() {
 	h, _ := json.Marshal(header{Argv: rest, Env: env, Pid: os.Getpid(), Uid: os.Getuid(), Tty: isTTY(0)})
 	if err := sendFrame(conn, 'h', h); err != nil {
 		// The server went away between connect and send: run the tool here instead.
-		fallback(node, mainJs, rest)
+		runAlone()
 	}
 	r := bufio.NewReaderSize(conn, 64*1024)
 	stdinSent := false
