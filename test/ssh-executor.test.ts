@@ -23,6 +23,7 @@ import {
   isTransient,
 } from '../src/ssh/errors';
 import { SessionPool, SshSession, withSession } from '../src/ssh/executor';
+import { IdleSessions } from '../src/ssh/reuse';
 import { fingerprint } from '../src/ssh/hostkeys';
 import type { OutputStream, SshTarget } from '../src/ssh/types';
 
@@ -538,6 +539,52 @@ describe('connection reuse', () => {
     } finally {
       pool.closeAll();
     }
+  });
+
+  test('IdleSessions: one connection for calls in sequence, shared by up to maxShare at once, none after an error', async () => {
+    const pool = new IdleSessions(60_000, 4);
+    try {
+      const a = await pool.take(target(cp1));
+      pool.give(a, true);
+      const b = await pool.take(target(cp1));
+      assert.equal(b, a, 'the connection of the previous call is reused');
+      assert.equal((await b.exec('hostname')).stdoutTail, 'k8scp-01');
+      pool.give(b, true);
+
+      // Nine callers at once: the first connection carries four of them; two more connections carry the rest.
+      const nine = await Promise.all(Array.from({ length: 9 }, () => pool.take(target(cp1))));
+      assert.equal(new Set(nine).size, 3);
+      assert.ok(nine.includes(a));
+      // Their commands run at the same time on the shared connections (one channel each).
+      const pids = await Promise.all(nine.map((s) => s.exec('sleep 0.3; echo $$')));
+      assert.equal(new Set(pids.map((r) => r.stdoutTail)).size, 9);
+      for (const s of nine) pool.give(s, true);
+      assert.equal(pool.size, 3);
+
+      // A caller that saw an error: the connection takes nobody new and closes when its last caller is done.
+      const c = await pool.take(target(cp1));
+      const d = await pool.take(target(cp1));
+      assert.equal(c, d);
+      pool.give(c, false);
+      const e = await pool.take(target(cp1));
+      assert.notEqual(e, c);
+      assert.equal(c.isAlive(), true, 'still in use by d');
+      pool.give(d, true);
+      assert.equal(c.isAlive(), false);
+      pool.give(e, true);
+
+      // A connection that was lost is never handed out again.
+      const f = await pool.take(target(cp1));
+      pool.give(f, true);
+      f.close();
+      const g = await pool.take(target(cp1));
+      assert.notEqual(g, f);
+      assert.equal((await g.exec('hostname')).stdoutTail, 'k8scp-01');
+      pool.give(g, true);
+    } finally {
+      pool.closeAll();
+    }
+    assert.equal(pool.size, 0);
   });
 
   test('withSession closes the connection when fn throws', async () => {

@@ -49,25 +49,31 @@ const LIB: LibFunction[] = [
 # static pod directory.
 KHA_CHANGED=0
 kha_write_file() {
-  local path="$1" mode="$2" dir base tmp
-  dir="$(dirname -- "$path")"
-  base="$(basename -- "$path")"
-  mkdir -p -- "$dir"
-  tmp="$(mktemp "$dir/.$base.kha.XXXXXX")"
+  local path="$1" mode="$2" dir base tmp replaced=0
+  # Parameter expansion and noclobber (O_EXCL) instead of dirname, basename and mktemp: a script writes many
+  # files, and every process counts on a busy host.
+  local -
+  set -C
+  dir="${'$'}{path%/*}"
+  base="${'$'}{path##*/}"
+  [ -d "${'$'}{dir:-/}" ] || mkdir -p -- "${'$'}{dir:-/}"
+  tmp="$dir/.$base.kha.$$.$RANDOM$RANDOM"
   cat >"$tmp"
   KHA_CHANGED=0
   if [ -f "$path" ] && cmp -s -- "$tmp" "$path"; then
     rm -f -- "$tmp"
   else
     chmod "$mode" "$tmp"
-    if ! mv -f -- "$tmp" "$path" 2>/dev/null; then
+    if mv -f -- "$tmp" "$path" 2>/dev/null; then
+      replaced=1
+    else
       # A bind-mounted file cannot be replaced, only rewritten.
-      cat -- "$tmp" >"$path"
+      cat -- "$tmp" >|"$path"
       rm -f -- "$tmp"
     fi
     KHA_CHANGED=1
   fi
-  if [ "$(stat -c '%a' -- "$path")" != "$mode" ]; then
+  if [ "$replaced" = 0 ] && [ "$(stat -c '%a' -- "$path")" != "$mode" ]; then
     chmod "$mode" "$path"
     KHA_CHANGED=1
   fi

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { dirEntries, exists, hp, labDir, readJson, readText, runDir, stateDir, writeFileAtomic, writeJson, err } from './env';
+import { simClientPath } from './tools';
 
 // ---------- packages ----------
 
@@ -368,8 +369,12 @@ export function syncRuntimeSocket(): void {
   if (want && !isSock) {
     fs.mkdirSync(path.dirname(p), { recursive: true });
     fs.rmSync(p, { force: true });
-    // A child binds the socket and dies by SIGKILL, so nothing unlinks it; nobody needs to answer on it.
-    const code = `const s=require('net').createServer();s.listen(${JSON.stringify(p)},()=>process.kill(process.pid,'SIGKILL'))`;
-    spawnSync(process.execPath, ['-e', code], { stdio: 'ignore', timeout: 10_000 });
+    // A child binds the socket and exits without unlinking it; nobody needs to answer on it.
+    const client = simClientPath();
+    if (fs.existsSync(client)) spawnSync(client, ['--make-socket', p], { stdio: 'ignore', timeout: 10_000 });
+    else {
+      const code = `const s=require('net').createServer();s.listen(${JSON.stringify(p)},()=>process.kill(process.pid,'SIGKILL'))`;
+      spawnSync(process.execPath, ['-e', code], { stdio: 'ignore', timeout: 10_000 });
+    }
   } else if (!want && isSock) fs.rmSync(p, { force: true });
 }

@@ -29,8 +29,12 @@ interface ThreadData {
   stdinPort: MessagePort;
 }
 
-/** Idle threads kept for the next calls; more are started when calls overlap, and end when idle. */
-const KEEP_IDLE = 3;
+/**
+ * Threads are started when calls overlap (a control-plane host minting credentials for 50 joins at once) and
+ * kept while they are used: one idle longer than IDLE_MS ends, but never the last KEEP_IDLE.
+ */
+const KEEP_IDLE = 2;
+const IDLE_MS = 20_000;
 
 function frame(kind: string, payload: Uint8Array | string = ''): Buffer {
   const body = typeof payload === 'string' ? Buffer.from(payload) : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
@@ -47,6 +51,7 @@ class CallThread {
   onMessage: ((m: ThreadMessage) => void) | undefined;
   onGone: (() => void) | undefined;
   dead = false;
+  idleSince = 0;
 
   constructor() {
     const ch = new MessageChannel();
@@ -94,9 +99,14 @@ function serve(socketPath: string): void {
     t.onMessage = undefined;
     t.onGone = undefined;
     if (t.dead) return;
-    if (idle.length < KEEP_IDLE) idle.push(t);
-    else t.kill();
+    t.idleSince = Date.now();
+    idle.push(t);
   };
+  // The most recently used threads sit at the end of the list; the oldest idle ones go first.
+  setInterval(() => {
+    const cutoff = Date.now() - IDLE_MS;
+    while (idle.length > KEEP_IDLE && idle[0]!.idleSince < cutoff) idle.shift()!.kill();
+  }, 5_000).unref();
 
   const server = net.createServer((sock) => {
     let buf = Buffer.alloc(0);

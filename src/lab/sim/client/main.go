@@ -64,6 +64,15 @@ func sendFrame(w io.Writer, kind byte, payload []byte) error {
 }
 
 func main() {
+	// A unix socket file that nobody answers on (a daemon's socket, e.g. containerd's): bind, then exit
+	// without closing, so the file stays.
+	if len(os.Args) == 3 && os.Args[1] == "--make-socket" {
+		if _, err := net.Listen("unix", os.Args[2]); err != nil {
+			fmt.Fprintf(os.Stderr, "kha-sim-client: %v\n", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	var rest []string
 	var runAlone func()
 	if len(os.Args) >= 3 && os.Args[1] == "--wrapper" {
