@@ -1,17 +1,13 @@
-// Builds dist/bin/kha-sim-client (src/lab/sim/client, Go, standard library only) for the lab's simulated
-// tools. Without Go the lab still works: each tool call then starts a Node process of its own.
+// Builds dist/bin/kha-sim-client (src/lab/sim/client/client.c, C, libc only) for the lab's simulated tools.
+// Without a C compiler the lab still works: each tool call then starts a Node process of its own.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const go = [process.env.GO, '/usr/local/go/bin/go', 'go'].find((g) => g && (g === 'go' || existsSync(g)));
 mkdirSync(`${root}dist/bin`, { recursive: true });
-const r = spawnSync(go, ['build', '-trimpath', '-o', `${root}dist/bin/kha-sim-client`, '.'], {
-  cwd: `${root}src/lab/sim/client`,
-  stdio: 'inherit',
-  env: { ...process.env, CGO_ENABLED: '0', GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod' },
-});
+const cc = process.env.CC || 'cc';
+const r = spawnSync(cc, ['-O2', '-Wall', '-Wextra', '-Werror', '-o', `${root}dist/bin/kha-sim-client`, `${root}src/lab/sim/client/client.c`], { stdio: 'inherit' });
 if (r.error || r.status !== 0) {
-  console.warn(`kha: the lab's sim client was not built (${r.error?.message ?? `go exit ${r.status}`}); lab tools will run one Node process per call`);
+  console.warn(`kha: the lab's sim client was not built (${r.error?.message ?? `${cc} exit ${r.status}`}); lab tools will run one Node process per call`);
 }

@@ -8,8 +8,9 @@ export DEBIAN_FRONTEND=noninteractive
 export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
 
 # sshd/ssh and sudo for lab hosts, iproute2 for namespaces, shellcheck for the rendered scripts, chromium for the
-# Web UI test, procps/psmisc/util-linux for process handling in the lab and the CLI tests.
-pkgs=(openssh-server openssh-client sudo iproute2 shellcheck chromium procps psmisc util-linux)
+# Web UI test, procps/psmisc/util-linux for process handling in the lab and the CLI tests, a C compiler for the
+# lab's sim client (dist/bin/kha-sim-client).
+pkgs=(openssh-server openssh-client sudo iproute2 shellcheck chromium procps psmisc util-linux gcc libc6-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,3 +1,0 @@
-module kha.dev/simclient
-
-go 1.21
