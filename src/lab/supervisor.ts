@@ -3,7 +3,7 @@
 // `reboot` through <shared>/reboot-requests, or because its PID 1 died), cuts links for
 // "unreachable" faults, and publishes host states in <dir>/status.json.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, createConnection, type Server } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
@@ -142,10 +142,28 @@ class Supervisor {
     await Promise.race([waitSshBanner(h.address, READY_TIMEOUT_MS), died]);
     died.catch(() => undefined);
     h.initPid = Number(readFileSync(hp.initPid, 'utf8').trim());
+    await this.waitSimServer(h.initPid);
     h.boots++;
     h.state = 'up';
     this.log(`${h.name} up in ${Date.now() - started} ms (pid ${h.initPid}, boot ${h.boots})`);
     this.publish();
+  }
+
+  /**
+   * A host is up once its simulated tools answer too: the sim server's socket exists. Without it the tools
+   * still work (each call as a Node process of its own), so a slow start is logged, not fatal.
+   */
+  private async waitSimServer(initPid: number): Promise<void> {
+    if (process.env.KHA_LAB_SIM_SERVER === '0') return;
+    const sock = `/proc/${initPid}/root/run/kha-sim-server.sock`;
+    const deadline = Date.now() + 30_000;
+    while (!existsSync(sock)) {
+      if (Date.now() > deadline) {
+        this.log(`pid ${initPid}: the sim server did not start within 30 s; tools run as processes of their own`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** PID 1 of a host ended without us asking: the host crashed or rebooted itself; bring it back. */

@@ -47,8 +47,24 @@ json_num_arr() {
   printf '[%s]' "$out"
 }
 json_bool() { if "$@"; then printf true; else printf false; fi; }
-first_line() { if [ -r "$1" ]; then head -n 1 -- "$1" | tr -d '\r\n'; fi; }
-os_field() { if [ -r /etc/os-release ]; then sed -n "s/^$1=//p" /etc/os-release | head -n 1 | tr -d "\"'"; fi; }
+# Builtins only where a value is read many times: on a busy host every process counts.
+first_line() {
+  local l=""
+  if [ -r "$1" ]; then IFS= read -r l <"$1" || true; fi
+  printf '%s' "${'$'}{l%$'\r'}"
+}
+os_field() {
+  local k v
+  if [ -r /etc/os-release ]; then
+    while IFS='=' read -r k v; do
+      if [ "$k" = "$1" ]; then
+        v="${'$'}{v#[\"\']}"
+        printf '%s' "${'$'}{v%[\"\']}"
+        return 0
+      fi
+    done </etc/os-release
+  fi
+}
 
 listening_ports() {
   local f hex
@@ -125,10 +141,11 @@ if [ -d /etc/kubernetes/manifests ]; then
   done < <(find /etc/kubernetes/manifests -mindepth 1 -maxdepth 1 -printf '%f\n' | sort)
 fi
 
-v_kubeadm="$(kubeadm version -o short 2>/dev/null || true)"
-v_kubelet="$(kubelet --version 2>/dev/null | awk '{ print $2 }' || true)"
-v_kubectl="$(kubectl version --client 2>/dev/null | awk '/^Client Version:/ { print $3 }' || true)"
-v_containerd="$(containerd --version 2>/dev/null | awk '{ print $3 }' || true)"
+v_kubeadm="" v_kubelet="" v_kubectl="" v_containerd=""
+if kha_have kubeadm; then v_kubeadm="$(kubeadm version -o short 2>/dev/null || true)"; fi
+if kha_have kubelet; then v_kubelet="$(kubelet --version 2>/dev/null | awk '{ print $2 }' || true)"; fi
+if kha_have kubectl; then v_kubectl="$(kubectl version --client 2>/dev/null | awk '/^Client Version:/ { print $3 }' || true)"; fi
+if kha_have containerd; then v_containerd="$(containerd --version 2>/dev/null | awk '{ print $3 }' || true)"; fi
 
 available=""
 if [ "$want_versions" = 1 ]; then

@@ -87,7 +87,8 @@ function recordCall(tool: string, args: string[]): void {
   }
 }
 
-export function main(argv: string[]): number {
+/** latencyApplied: the sim server already waited the command's latency (without holding a thread). */
+export function main(argv: string[], opts: { latencyApplied?: boolean } = {}): number {
   const tool = argv[0] ?? '';
   const args = argv.slice(1);
   const handler = HANDLERS[tool];
@@ -102,7 +103,7 @@ export function main(argv: string[]): number {
     }
     ensureBooted();
     const { fault, latencyMs } = faultFor(tool, args);
-    sleepMs(latencyMs);
+    if (!opts.latencyApplied) sleepMs(latencyMs);
     // After the latency: a command killed while "slow" never ran, so it is not counted.
     recordCall(tool, args);
     if (fault) {

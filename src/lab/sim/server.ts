@@ -10,6 +10,9 @@
 // A client that goes away (killed, cancelled) takes its call with it: the thread is terminated.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { callWords, commandLatencyMs, type HostFaultsFile } from '../faults';
 import { MessageChannel, Worker, isMainThread, parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 
 export const SIM_SERVER_SOCKET = '/run/kha-sim-server.sock';
@@ -20,6 +23,25 @@ interface CallHeader {
   pid: number;
   uid: number;
   tty: boolean;
+  /** Set by the server: the latency was waited for here. */
+  latencyApplied?: boolean;
+}
+
+/**
+ * The lab's latency for this call (faults/<host>.json), waited for here rather than on a thread: a control-plane
+ * host minting credentials for 50 joins at once then needs a few threads, not 50 (each costs a module load).
+ */
+async function callLatencyMs(h: CallHeader): Promise<number> {
+  const lab = h.env.KHA_SIM_LAB_DIR ?? '/kha-lab';
+  const host = h.env.KHA_SIM_HOSTNAME ?? os.hostname();
+  let cfg: Partial<HostFaultsFile>;
+  try {
+    cfg = JSON.parse(await fs.promises.readFile(path.join(lab, 'faults', `${host}.json`), 'utf8')) as Partial<HostFaultsFile>;
+  } catch {
+    return 0;
+  }
+  const [tool = '', ...args] = h.argv;
+  return commandLatencyMs({ latencyMs: cfg.latencyMs ?? 0, latencyByCommand: cfg.latencyByCommand }, tool, callWords(args));
 }
 
 type ThreadMessage = { t: 'o' | 'e'; d: Uint8Array | string } | { t: 'stdin' } | { t: 'exit'; code: number };
@@ -112,6 +134,7 @@ function serve(socketPath: string): void {
     let buf = Buffer.alloc(0);
     let thread: CallThread | undefined;
     let finished = false;
+    let headerSeen = false;
     const stdin: Buffer[] = [];
     let stdinEnded = false;
     let stdinWanted = false;
@@ -152,7 +175,15 @@ function serve(socketPath: string): void {
         const kind = String.fromCharCode(buf[0]!);
         const payload = buf.subarray(5, 5 + len);
         buf = buf.subarray(5 + len);
-        if (kind === 'h' && !thread) start(JSON.parse(payload.toString('utf8')) as CallHeader);
+        if (kind === 'h' && !thread && !headerSeen) {
+          headerSeen = true;
+          const h = JSON.parse(payload.toString('utf8')) as CallHeader;
+          void callLatencyMs(h).then(async (ms) => {
+            if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+            // A caller gone while "slow" never ran its command.
+            if (!finished) start({ ...h, latencyApplied: true });
+          });
+        }
         else if (kind === 'i') stdin.push(Buffer.from(payload));
         else if (kind === 'I') {
           stdinEnded = true;
@@ -216,7 +247,7 @@ function threadMain(): void {
     });
     let code: number;
     try {
-      code = main(h.argv);
+      code = main(h.argv, { latencyApplied: h.latencyApplied });
     } catch (e) {
       env.err(`kha-sim: ${(e as Error).stack ?? String(e)}`);
       code = 70;
