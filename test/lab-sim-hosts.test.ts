@@ -270,4 +270,9 @@ describe('simulated Kubernetes tooling on lab hosts (3 control planes, 2 workers
     assert.match(user.stdout, /^[01]\n/);
     assert.match(user.stderr, /user is not running as root/);
   });
+  test('crictl: a static pod whose manifest changed shows a container created after the change (what the kube-vip switch waits for)', async () => {
+    const probe = `for i in $(seq 20); do t="$(date +%s%N)"; echo "v: $i" > /etc/kubernetes/manifests/probe.yaml; c="$(crictl ps --name '^probe$' --state running -o json | grep -o '"createdAt": *"[0-9]*"' | grep -o '[0-9][0-9]*')"; [ -n "$c" ] && [ "$c" -ge "$t" ] || echo "run $i: created $c before the change at $t"; done; rm -f /etc/kubernetes/manifests/probe.yaml`;
+    const r = await ok(ssh(lab, cp[0]!, probe));
+    assert.equal(r.stdout, '');
+  });
 });

@@ -2,8 +2,9 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import YAML from 'yaml';
-import { ToolExit, dirEntries, err, exists, flag, has, hostname, hp, now, out, parseArgs, readText, sleepMs, type ParsedArgs, writeOut, caller } from './env';
+import { ToolExit, dirEntries, err, exists, flag, has, hostname, hp, now, out, parseArgs, readJson, readText, runDir, sleepMs, type ParsedArgs, writeJson, writeOut, caller } from './env';
 import { activeUnits, installed, kubeVersionOfPackage, runtimeRunning } from './host';
 import { cniApplied, nodeReady, readModel, resourceKey, updateModel, type SimCluster, type SimNode, type SimResource } from './model';
 import { dialApi } from './kubeadm';
@@ -493,20 +494,32 @@ export function etcdctl(args: string[]): number {
 // ---------- runtime ----------
 
 /**
- * One running container per static pod manifest while kubelet runs, created when its manifest last changed
- * (kubelet restarts a static pod whose manifest changed). etcd keeps a fixed id for `crictl exec`.
+ * One running container per static pod manifest while kubelet runs. kubelet restarts a static pod whose manifest
+ * changed: a container counts as created when a crictl call first sees its manifest's current version (file
+ * times are too coarse to compare with `date +%s%N`). etcd keeps a fixed id for `crictl exec`.
  */
 function staticPodContainers(): { id: string; name: string; createdNs: bigint }[] {
   if (activeUnits()['kubelet'] !== 'active') return [];
   const dir = hp('/etc/kubernetes/manifests');
-  return dirEntries(dir)
+  const stateFile = path.join(runDir(), 'static-pods.json');
+  const seen = readJson<Record<string, { version: string; createdNs: string }>>(stateFile, {});
+  let changed = false;
+  const list = dirEntries(dir)
     .filter((f) => f.endsWith('.yaml'))
     .sort()
     .map((f) => {
       const name = f.slice(0, -'.yaml'.length);
       const id = name === 'etcd' ? 'e7cd0c1d2f3a4b5c' : createHash('sha256').update(name).digest('hex').slice(0, 16);
-      return { id, name, createdNs: fs.statSync(`${dir}/${f}`, { bigint: true }).mtimeNs };
+      const st = fs.statSync(`${dir}/${f}`, { bigint: true });
+      const version = `${st.ino}:${st.mtimeNs}:${st.size}`;
+      if (seen[name]?.version !== version) {
+        seen[name] = { version, createdNs: String(BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6))) };
+        changed = true;
+      }
+      return { id, name, createdNs: BigInt(seen[name]!.createdNs) };
     });
+  if (changed) writeJson(stateFile, seen);
+  return list;
 }
 
 function etcdContainerRunning(): boolean {
