@@ -219,11 +219,13 @@ describe('deployCluster under failures', () => {
     d.lab.setFaults('k8swn-02', [{ command: 'kubeadm', argsMatch: '^join', hang: true }]);
     await d.withWorker('hang', async () => {
       const handle = await start(cluster, 'hang');
-      // Wait until the hanging kubeadm runs on the host.
+      // Wait until the hanging kubeadm runs on the host (the sim client serving it, or the tool's own process).
+      const running = `pgrep -f '(main[.]js |--wrapper [^ ]*/)kubeadm join'`;
       const end = Date.now() + 180_000;
-      while (Date.now() < end) {
-        const r = await d.lab.exec('k8swn-02', 'pgrep -f "main[.]js kubeadm join" || true');
+      for (;;) {
+        const r = await d.lab.exec('k8swn-02', `${running} || true`);
         if (r.stdout.trim()) break;
+        if (Date.now() > end) assert.fail('kubeadm join never started on k8swn-02');
         await new Promise((res) => setTimeout(res, 300));
       }
       assert.equal((await handle.query(statusQuery)).state, 'running');
@@ -233,8 +235,11 @@ describe('deployCluster under failures', () => {
         assert.match(String((e.cause as Error).message), /aborted by the operator; nodes left as they are/);
         return true;
       });
-      const gone = await d.lab.exec('k8swn-02', 'pgrep -f "main[.]js kubeadm join" || echo none');
-      assert.equal(gone.stdout.trim(), 'none', 'the hanging kubeadm join still runs on the host');
+      const gone = await d.lab.exec('k8swn-02', `${running} || echo none`);
+      if (gone.stdout.trim() !== 'none') {
+        const ps = await d.lab.exec('k8swn-02', 'ps -eo pid,ppid,pgid,sid,args');
+        assert.fail(`the hanging kubeadm join still runs on the host:\n${ps.stdout}`);
+      }
       const s = await handle.query(statusQuery);
       const row = s.phases.find((p) => p.phase === 'worker-join')!.nodes.find((n) => n.node === 'k8swn-02')!;
       assert.equal(row.state, 'failed');
