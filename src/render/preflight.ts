@@ -25,46 +25,64 @@ fi
 required_ports=(${ports.map((p) => q(String(p))).join(' ')})
 packages_index=${q(packagesIndexUrl(c, c.spec.kubernetes.version))}
 
+# The helpers set a variable (printf -v) instead of printing: every $(...) is a fork, and a busy host feels it.
+# json_str VAR TEXT / json_arr VAR ITEMS... / json_num_arr VAR NUMBERS... / json_bool VAR COMMAND...
 json_str() {
-  local s="$1"
+  local s="$2"
   s="${'$'}{s//\\/\\\\}"
   s="${'$'}{s//\"/\\\"}"
   s="${'$'}{s//[[:cntrl:]]/}" # control characters cannot appear raw in JSON (LC_ALL=C: 0x01-0x1f, 0x7f)
-  printf '"%s"' "$s"
+  printf -v "$1" '"%s"' "$s"
 }
 json_arr() {
-  local out="" v
+  local name="$1" out="" v j
+  shift
   for v in "$@"; do
-    out="${'$'}{out:+$out,}$(json_str "$v")"
+    json_str j "$v"
+    out="${'$'}{out:+$out,}$j"
   done
-  printf '[%s]' "$out"
+  printf -v "$name" '[%s]' "$out"
 }
 json_num_arr() {
-  local out="" v
+  local name="$1" out="" v
+  shift
   for v in "$@"; do
     out="${'$'}{out:+$out,}$v"
   done
-  printf '[%s]' "$out"
+  printf -v "$name" '[%s]' "$out"
 }
-json_bool() { if "$@"; then printf true; else printf false; fi; }
-# Builtins only where a value is read many times: on a busy host every process counts.
+json_bool() {
+  local name="$1"
+  shift
+  if "$@"; then printf -v "$name" true; else printf -v "$name" false; fi
+}
+# first_line VAR FILE / os_field VAR KEY: builtins only.
 first_line() {
   local l=""
-  if [ -r "$1" ]; then IFS= read -r l <"$1" || true; fi
-  printf '%s' "${'$'}{l%$'\r'}"
+  if [ -r "$2" ]; then IFS= read -r l <"$2" || true; fi
+  printf -v "$1" '%s' "${'$'}{l%$'\r'}"
 }
 os_field() {
   local k v
+  printf -v "$1" '%s' ""
   if [ -r /etc/os-release ]; then
     while IFS='=' read -r k v; do
-      if [ "$k" = "$1" ]; then
+      if [ "$k" = "$2" ]; then
         v="${'$'}{v#[\"\']}"
-        printf '%s' "${'$'}{v%[\"\']}"
+        printf -v "$1" '%s' "${'$'}{v%[\"\']}"
         return 0
       fi
     done </etc/os-release
   fi
 }
+
+# Variables the helpers set through printf -v, declared for readers and shellcheck.
+host_name="" product_uuid="" machine_id="" boot_id="" mac="" j_name="" j_mac="" j_addrs="" j_versions=""
+j_err="" j_host="" j_macs="" j_uuid="" j_machine="" j_boot="" os_id="" os_version="" os_codename=""
+j_os_id="" j_os_version="" j_os_codename="" j_arch="" j_deb_arch="" j_cri="" j_required="" j_in_use=""
+j_root="" j_sudo="" j_sudo_user="" j_swap="" j_kubelet="" j_admin="" j_super="" j_kubelet_conf=""
+j_kubelet_server="" j_ca="" j_manifests="" j_etcd="" j_v_kubeadm="" j_v_kubelet="" j_v_kubectl=""
+j_v_containerd=""
 
 listening_ports() {
   local f hex
@@ -81,10 +99,10 @@ ca_cert_hash() {
     openssl dgst -sha256 -hex | sed 's/^.* //'
 }
 
-host_name="$(first_line /proc/sys/kernel/hostname)"
-product_uuid="$(first_line /sys/class/dmi/id/product_uuid)"
-machine_id="$(first_line /etc/machine-id)"
-boot_id="$(first_line /proc/sys/kernel/random/boot_id)"
+first_line host_name /proc/sys/kernel/hostname
+first_line product_uuid /sys/class/dmi/id/product_uuid
+first_line machine_id /etc/machine-id
+first_line boot_id /proc/sys/kernel/random/boot_id
 arch="$(uname -m)"
 deb_arch="$(dpkg --print-architecture 2>/dev/null || true)"
 cpus="$(nproc)"
@@ -94,16 +112,19 @@ interfaces=""
 macs=()
 for dev in /sys/class/net/*; do
   [ -e "$dev" ] || continue
-  name="$(basename -- "$dev")"
+  name="${'$'}{dev##*/}"
   [ "$name" = lo ] && continue
-  mac="$(first_line "$dev/address")"
+  first_line mac "$dev/address"
   addrs=()
   if kha_have ip; then
     while read -r a; do
       [ -n "$a" ] && addrs+=("$a")
     done < <(ip -o -4 addr show dev "$name" 2>/dev/null | awk '{ print $4 }')
   fi
-  entry="{\"name\":$(json_str "$name"),\"mac\":$(json_str "$mac"),\"ipv4\":$(json_arr "${'$'}{addrs[@]}")}"
+  json_str j_name "$name"
+  json_str j_mac "$mac"
+  json_arr j_addrs "${'$'}{addrs[@]}"
+  entry="{\"name\":$j_name,\"mac\":$j_mac,\"ipv4\":$j_addrs}"
   interfaces="${'$'}{interfaces:+$interfaces,}$entry"
   case "$name" in
     cali* | tunl* | vxlan* | kube-ipvs* | docker* | cni* | flannel* | veth* | nodelocaldns) ;;
@@ -158,26 +179,59 @@ if [ "$want_versions" = 1 ]; then
   else
     err="could not download $packages_index"
   fi
-  available=",\"availableVersions\":{\"versions\":$(json_arr "${'$'}{versions[@]}"),\"error\":$(json_str "$err")}"
+  json_arr j_versions "${'$'}{versions[@]}"
+  json_str j_err "$err"
+  available=",\"availableVersions\":{\"versions\":$j_versions,\"error\":$j_err}"
 fi
 
+json_str j_host "$host_name"
+json_arr j_macs "${'$'}{macs[@]}"
+json_str j_uuid "$product_uuid"
+json_str j_machine "$machine_id"
+json_str j_boot "$boot_id"
+os_field os_id ID
+os_field os_version VERSION_ID
+os_field os_codename VERSION_CODENAME
+json_str j_os_id "$os_id"
+json_str j_os_version "$os_version"
+json_str j_os_codename "$os_codename"
+json_str j_arch "$arch"
+json_str j_deb_arch "$deb_arch"
+json_arr j_cri "${'$'}{cri_sockets[@]}"
+json_num_arr j_required "${'$'}{required_ports[@]}"
+json_num_arr j_in_use "${'$'}{in_use[@]}"
+json_bool j_root is_root
+json_bool j_sudo can_sudo
+json_str j_sudo_user "${'$'}{SUDO_USER:-}"
+json_bool j_swap swap_active
+json_bool j_kubelet kubelet_active
+json_bool j_admin test -f /etc/kubernetes/admin.conf
+json_bool j_super test -f /etc/kubernetes/super-admin.conf
+json_bool j_kubelet_conf test -f /etc/kubernetes/kubelet.conf
+json_str j_kubelet_server "$kubelet_server"
+json_str j_ca "$ca_hash"
+json_arr j_manifests "${'$'}{manifests[@]}"
+json_bool j_etcd test -d /var/lib/etcd/member
+json_str j_v_kubeadm "$v_kubeadm"
+json_str j_v_kubelet "$v_kubelet"
+json_str j_v_kubectl "$v_kubectl"
+json_str j_v_containerd "$v_containerd"
+
 printf '%s {' ${q(FACTS_MARKER)}
-printf '"hostname":%s,' "$(json_str "$host_name")"
-printf '"macs":%s,' "$(json_arr "${'$'}{macs[@]}")"
-printf '"productUuid":%s,"machineId":%s,"bootId":%s,' "$(json_str "$product_uuid")" "$(json_str "$machine_id")" "$(json_str "$boot_id")"
-printf '"os":{"id":%s,"versionId":%s,"codename":%s},' "$(json_str "$(os_field ID)")" "$(json_str "$(os_field VERSION_ID)")" "$(json_str "$(os_field VERSION_CODENAME)")"
-printf '"arch":%s,"debArch":%s,"cpus":%s,"memoryMb":%s,"timeMs":%s,' "$(json_str "$arch")" "$(json_str "$deb_arch")" "$cpus" "$memory_mb" "$(date +%s%3N)"
-printf '"criSockets":%s,' "$(json_arr "${'$'}{cri_sockets[@]}")"
-printf '"requiredPorts":%s,"portsInUse":%s,' "$(json_num_arr "${'$'}{required_ports[@]}")" "$(json_num_arr "${'$'}{in_use[@]}")"
+printf '"hostname":%s,' "$j_host"
+printf '"macs":%s,' "$j_macs"
+printf '"productUuid":%s,"machineId":%s,"bootId":%s,' "$j_uuid" "$j_machine" "$j_boot"
+printf '"os":{"id":%s,"versionId":%s,"codename":%s},' "$j_os_id" "$j_os_version" "$j_os_codename"
+printf '"arch":%s,"debArch":%s,"cpus":%s,"memoryMb":%s,"timeMs":%s,' "$j_arch" "$j_deb_arch" "$cpus" "$memory_mb" "$(date +%s%3N)"
+printf '"criSockets":%s,' "$j_cri"
+printf '"requiredPorts":%s,"portsInUse":%s,' "$j_required" "$j_in_use"
 printf '"interfaces":[%s],' "$interfaces"
-printf '"root":%s,"passwordlessSudo":%s,"sudoUser":%s,' "$(json_bool is_root)" "$(json_bool can_sudo)" "$(json_str "${'$'}{SUDO_USER:-}")"
-printf '"swapActive":%s,"kubeletActive":%s,' "$(json_bool swap_active)" "$(json_bool kubelet_active)"
+printf '"root":%s,"passwordlessSudo":%s,"sudoUser":%s,' "$j_root" "$j_sudo" "$j_sudo_user"
+printf '"swapActive":%s,"kubeletActive":%s,' "$j_swap" "$j_kubelet"
 printf '"state":{"adminConf":%s,"superAdminConf":%s,"kubeletConf":%s,"kubeletServer":%s,"caCertHash":%s,"manifests":%s,"etcdData":%s},' \
-  "$(json_bool test -f /etc/kubernetes/admin.conf)" "$(json_bool test -f /etc/kubernetes/super-admin.conf)" \
-  "$(json_bool test -f /etc/kubernetes/kubelet.conf)" "$(json_str "$kubelet_server")" "$(json_str "$ca_hash")" \
-  "$(json_arr "${'$'}{manifests[@]}")" "$(json_bool test -d /var/lib/etcd/member)"
+  "$j_admin" "$j_super" "$j_kubelet_conf" "$j_kubelet_server" "$j_ca" "$j_manifests" "$j_etcd"
 printf '"installed":{"kubeadm":%s,"kubelet":%s,"kubectl":%s,"containerd":%s}' \
-  "$(json_str "$v_kubeadm")" "$(json_str "$v_kubelet")" "$(json_str "$v_kubectl")" "$(json_str "$v_containerd")"
+  "$j_v_kubeadm" "$j_v_kubelet" "$j_v_kubectl" "$j_v_containerd"
 printf '%s}\n' "$available"
 `;
   return {
