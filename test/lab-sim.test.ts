@@ -270,3 +270,54 @@ test('apt and gpg keep the real contracts scripts rely on', () => {
     lab.cleanup();
   }
 });
+
+test('sim server: the client gets the same answers as a process of its own; a bad call header is refused and the server keeps serving', async () => {
+  const { spawn } = await import('node:child_process');
+  const net = await import('node:net');
+  const lab = new Lab();
+  const sock = path.join(lab.dir, 'server.sock');
+  const server = spawn(process.execPath, [path.resolve(__dirname, '../src/lab/sim/server.js'), sock], { stdio: 'ignore' });
+  try {
+    const deadline = Date.now() + 10_000;
+    while (!fs.existsSync(sock)) {
+      if (Date.now() > deadline) assert.fail('the sim server did not start');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const client = path.resolve(__dirname, '../bin/kha-sim-client');
+    const env = { ...process.env, KHA_SIM_LAB_DIR: lab.shared, KHA_SIM_ROOT: lab.root('h1'), KHA_SIM_HOSTNAME: 'h1', KHA_SIM_BOOT_ID: 'unit-test-boot' };
+    // Through the server only: a fallback to a process of its own would fail to exec this node.
+    const via = (args: string[], input = '') => {
+      const r = spawnSync(client, ['/nonexistent/node', MAIN, ...args], { encoding: 'utf8', env: { ...env, KHA_SIM_SOCKET: sock }, input });
+      return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+    };
+    const own = (args: string[], input = '') => {
+      const r = spawnSync(client, [process.execPath, MAIN, ...args], { encoding: 'utf8', env: { ...env, KHA_SIM_NO_SERVER: '1' }, input });
+      return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+    };
+    for (const args of [['sysctl', '-n', 'net.ipv4.ip_forward'], ['systemctl', 'status', 'nope.service'], ['kubeadm', 'version'], ['modprobe']]) {
+      assert.deepEqual(via(args), own(args), args.join(' '));
+    }
+    const key = '-----BEGIN PGP PUBLIC KEY BLOCK-----\n\naGVsbG8gdmlhIHRoZSBzZXJ2ZXI=\n=abcd\n-----END PGP PUBLIC KEY BLOCK-----\n';
+    assert.equal(via(['gpg', '--dearmor'], key).stdout, 'hello via the server');
+
+    const raw = (frame: Buffer) =>
+      new Promise<Buffer>((resolve, reject) => {
+        const c = net.createConnection(sock, () => c.end(frame));
+        const parts: Buffer[] = [];
+        c.on('data', (d) => parts.push(d));
+        c.on('error', reject);
+        c.on('close', () => resolve(Buffer.concat(parts)));
+      });
+    const body = Buffer.from('{not json');
+    const head = Buffer.alloc(5);
+    head.write('h', 0, 'latin1');
+    head.writeUInt32BE(body.length, 1);
+    const reply = (await raw(Buffer.concat([head, body]))).toString('latin1');
+    assert.match(reply, /^e.{4}kha-sim-server: bad call header: /s);
+    assert.match(reply, /x\0\0\0\x0270$/);
+    assert.deepEqual(via(['sysctl', '-n', 'net.ipv4.ip_forward']), own(['sysctl', '-n', 'net.ipv4.ip_forward']), 'still serving');
+  } finally {
+    server.kill('SIGTERM');
+    fs.rmSync(lab.dir, { recursive: true, force: true });
+  }
+});

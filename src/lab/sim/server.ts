@@ -177,14 +177,23 @@ function serve(socketPath: string): void {
         buf = buf.subarray(5 + len);
         if (kind === 'h' && !thread && !headerSeen) {
           headerSeen = true;
-          const h = JSON.parse(payload.toString('utf8')) as CallHeader;
-          void callLatencyMs(h).then(async (ms) => {
-            if (ms > 0) await new Promise((r) => setTimeout(r, ms));
-            // A caller gone while "slow" never ran its command.
-            if (!finished) start({ ...h, latencyApplied: true });
-          });
-        }
-        else if (kind === 'i') stdin.push(Buffer.from(payload));
+          let h: CallHeader;
+          try {
+            h = JSON.parse(payload.toString('utf8')) as CallHeader;
+            if (!Array.isArray(h.argv) || typeof h.env !== 'object' || h.env === null) throw new Error('argv and env are required');
+          } catch (e) {
+            sock.write(frame('e', `kha-sim-server: bad call header: ${(e as Error).message}\n`));
+            finish(70);
+            return;
+          }
+          void callLatencyMs(h)
+            .catch(() => 0)
+            .then(async (ms) => {
+              if (ms > 0) await new Promise((r) => setTimeout(r, ms));
+              // A caller gone while "slow" never ran its command.
+              if (!finished) start({ ...h, latencyApplied: true });
+            });
+        } else if (kind === 'i') stdin.push(Buffer.from(payload));
         else if (kind === 'I') {
           stdinEnded = true;
           deliverStdin();
