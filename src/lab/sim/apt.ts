@@ -131,11 +131,6 @@ function cmpVersion(a: string, b: string): number {
   return 0;
 }
 
-/** The wrapper a lab host runs for a simulated tool (same form the lab installs for base tools). */
-export function toolWrapper(tool: string): string {
-  return toolWrapperScript(tool);
-}
-
 function aptInstall(p: ReturnType<typeof parseArgs>, names: string[]): number {
   const yes = has(p, 'y', 'yes', 'assume-yes') || process.env.KHA_SIM_APT_ASSUME_YES === '1';
   const allowHeld = has(p, 'allow-change-held-packages');
@@ -195,7 +190,7 @@ function aptInstall(p: ReturnType<typeof parseArgs>, names: string[]): number {
 function afterInstall(pkg: string): void {
   const info = PACKAGES[pkg];
   if (!info) return;
-  for (const t of info.tools) writeFileAtomic(hp(`/usr/bin/${t}`), toolWrapper(t), 0o755);
+  for (const t of info.tools) writeFileAtomic(hp(`/usr/bin/${t}`), toolWrapperScript(t), 0o755);
   if (info.unit) {
     const files = unitFiles();
     if (!files[info.unit]?.masked) {

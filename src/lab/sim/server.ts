@@ -175,7 +175,7 @@ function serve(socketPath: string): void {
         const kind = String.fromCharCode(buf[0]!);
         const payload = buf.subarray(5, 5 + len);
         buf = buf.subarray(5 + len);
-        if (kind === 'h' && !thread && !headerSeen) {
+        if (kind === 'h' && !headerSeen) {
           headerSeen = true;
           let h: CallHeader;
           try {

@@ -12,7 +12,7 @@ export const SIM_PACKAGE_TOOLS: string[] = ['kubeadm', 'kubelet', 'kubectl', 'cr
 
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
-/** dist/bin/kha-sim-client, built from client/ by `npm run build` when Go is present. */
+/** dist/bin/kha-sim-client, built from client/client.c by `npm run build` when a C compiler is present. */
 export function simClientPath(): string {
   return path.resolve(__dirname, '../../../bin/kha-sim-client');
 }
