@@ -103,6 +103,9 @@ describe('the Temporal Web UI during a lab deployment, in chromium', () => {
     mkdirSync(dir, { recursive: true });
     rmSync(ARTIFACTS, { recursive: true, force: true });
     lab = await Lab.up({ dir: join(dir, 'lab'), controlPlanes: 3, workers: 3, subnetIndex: 64, rebootDelayMs: 500 });
+    // Simulated commands answer in milliseconds: give each the 250 ms a real one takes, so the deployment's early
+    // phases last long enough for a browser to look at one while it runs (the first page test lifts it).
+    for (const h of lab.hosts) lab.setLatency(h, 250);
     writeFileSync(file, lab.specYaml({ name: 'webui' }));
     port = await freePort();
     const uiPort = await freePort();
@@ -136,7 +139,7 @@ describe('the Temporal Web UI during a lab deployment, in chromium', () => {
   });
 
   it('while a phase runs, the workflow page shows the progress table with that phase running', shotOnFailure('running', async () => {
-    // Early in the deployment: tens of seconds remain before the approval gate.
+    // Early in the deployment (commands slowed in before()): tens of seconds remain before the approval gate.
     const s = await until('an early phase running', async () => {
       const st = await status();
       return st.phases.some((p) => ['preflight', 'host-prep', 'container-runtime'].includes(p.phase) && p.state === 'running') && st;
@@ -151,6 +154,7 @@ describe('the Temporal Web UI during a lab deployment, in chromium', () => {
     assert.ok(rows.some((r) => r[1] === 'running' && r[0]!.startsWith('▶ ')), JSON.stringify(rows));
     assert.deepEqual(rows.map((r) => r[0]!.replace(/^\S+ /, '')).slice(0, 6), ['Preflight checks', 'Host preparation', 'Container runtime', 'kubeadm, kubelet, kubectl', 'kube-vip on the first control-plane node', 'kubeadm init']);
     await b.screenshot('1-deployment-running');
+    for (const h of lab.hosts) lab.setLatency(h, 0);
   }));
 
   it('the workflow list shows the deployment, and the KhaCluster filter leaves the other one out', shotOnFailure('list', async () => {
