@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Builds the real Kubernetes and etcd binaries the lab's real tier runs, from the Go module proxy, into a
+# versioned cache reused across runs (like the Temporal CLI). Prints the cache directory on stdout.
+#   scripts/kube-build.sh                 # the pinned versions below
+#   scripts/kube-build.sh 1.35.4 1.34.4   # these Kubernetes patches (etcd stays pinned)
+# Layout: $KHA_KUBE_CACHE/kubernetes/v1.35.4/{kubeadm,kubelet,kubectl,kube-apiserver,...}
+#         $KHA_KUBE_CACHE/etcd/v3.6.x/{etcd,etcdctl,etcdutl}
+# A directory counts as built only once its .complete marker exists, so an interrupted build starts again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The examples' minor and the one before it, so upgrades can be tested.
+default_kube=(1.35.4 1.34.4)
+etcd_version=3.6.16
+cache="${KHA_KUBE_CACHE:-/var/cache/kha/kube}"
+tools=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler)
+
+export PATH="$PATH:/usr/local/go/bin"
+command -v go >/dev/null || { echo "kube-build: no go on PATH (or /usr/local/go/bin)" >&2; exit 3; }
+export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
+mkdir -p "$cache"
+versions=("$@")
+[ "${#versions[@]}" -gt 0 ] || versions=("${default_kube[@]}")
+
+log() { echo "kube-build: $*" >&2; }
+
+build_kube() {
+  local v="$1" out="$cache/kubernetes/v$1" work="$cache/src/kubernetes-v$1"
+  [ -f "$out/.complete" ] && return 0
+  local minor="${v#*.}"; minor="${minor%%.*}"
+  log "building Kubernetes v$v (${tools[*]}); about 17 minutes on 2 cores, once"
+  rm -rf "$work" "$out"; mkdir -p "$work" "$out"
+  local gomod
+  gomod=$(cd "$work" && go mod download -json "k8s.io/kubernetes@v$v" | sed -n 's/^\s*"GoMod": "\(.*\)",*$/\1/p')
+  [ -f "$gomod" ] || { log "no go.mod for k8s.io/kubernetes@v$v"; return 1; }
+  {
+    echo "module kha.local/kube-v$v"
+    echo "go 1.24"
+    echo "require k8s.io/kubernetes v$v"
+    # kubernetes replaces its staging modules with local paths; point each at its published v0.Y.Z.
+    grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging/src/k8s\.io/[a-z0-9-]+' "$gomod" | awk '{print $1}' | sort -u |
+      while read -r m; do echo "replace $m => $m v0.$minor.${v##*.}"; done
+  } >"$work/go.mod"
+  local pkgs=()
+  for t in "${tools[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$t"); done
+  (cd "$work" && go get "${pkgs[@]/%/@v$v}" >&2)
+  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v$v -X k8s.io/component-base/version.gitMajor=1"
+  ldflags+=" -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+  ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=v$v -X k8s.io/client-go/pkg/version.gitMajor=1"
+  ldflags+=" -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+  (cd "$work" && go build -trimpath -ldflags "$ldflags" -o "$out/" "${pkgs[@]}" >&2)
+  "$out/kubeadm" version -o short | grep -qx "v$v" || { log "kubeadm reports $("$out/kubeadm" version -o short)"; return 1; }
+  touch "$out/.complete"
+}
+
+build_etcd() {
+  local v="$etcd_version" out="$cache/etcd/v$etcd_version" work="$cache/src/etcd-v$etcd_version"
+  [ -f "$out/.complete" ] && return 0
+  log "building etcd v$v (etcd, etcdctl, etcdutl)"
+  rm -rf "$work" "$out"; mkdir -p "$work/etcd" "$out"
+  cat >"$work/go.mod" <<EOF
+module kha.local/etcd-v$v
+go 1.24
+EOF
+  # etcd's own main lives in a module with local replaces; a three-line main of ours calls the same entry.
+  cat >"$work/etcd/main.go" <<'EOF'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+EOF
+  (cd "$work" && go get "go.etcd.io/etcd/server/v3@v$v" "go.etcd.io/etcd/etcdctl/v3@v$v" "go.etcd.io/etcd/etcdutl/v3@v$v" >&2)
+  local ldflags="-s -w"
+  (cd "$work" && go build -trimpath -ldflags "$ldflags" -o "$out/" ./etcd go.etcd.io/etcd/etcdctl/v3 go.etcd.io/etcd/etcdutl/v3 >&2)
+  # go names a module-root main after the module's last element: v3.
+  [ -x "$out/etcdctl" ] || { log "etcdctl missing after build: $(ls "$out")"; return 1; }
+  "$out/etcd" --version | grep -q "etcd Version: $v" || { log "etcd reports $("$out/etcd" --version | head -1)"; return 1; }
+  touch "$out/.complete"
+}
+
+build_etcd
+for v in "${versions[@]}"; do build_kube "$v"; done
+echo "$cache"
