@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { dirEntries, exists, hp, labDir, readJson, readText, runDir, stateDir, writeFileAtomic, writeJson, err } from './env';
 import { simClientPath } from './tools';
+import { realTier, reconcileDaemons } from './real';
 
 // ---------- packages ----------
 
@@ -138,6 +139,7 @@ export function ensureBooted(): void {
   for (const [u, st] of Object.entries(units)) if (st.enabled && !st.masked && unitExists(u)) active[u] = 'active';
   writeJson(rt('units.json'), active);
   writeJson(rt('boot.json'), { bootId });
+  reconcileDaemons(active);
 }
 
 // ---------- modules ----------
@@ -308,8 +310,9 @@ export function saveUnitFiles(u: Record<string, UnitFileState>): void {
 export function activeUnits(): Record<string, string> {
   return readJson<Record<string, string>>(rt('units.json'), {});
 }
-export function saveActiveUnits(u: Record<string, string>): void {
+export function saveActiveUnits(u: Record<string, string>, restart: string[] = []): void {
   writeJson(rt('units.json'), u);
+  reconcileDaemons(u, restart);
 }
 
 /** Units the simulated host has: those of installed packages, plus the base system's. */
@@ -358,6 +361,7 @@ const CONTAINERD_SOCKET = '/run/containerd/containerd.sock';
 
 /** A real unix socket file while containerd is active, as scripts wait for it with `test -S`. */
 export function syncRuntimeSocket(): void {
+  if (realTier()) return; // the real containerd makes its own
   const p = hp(CONTAINERD_SOCKET);
   const want = runtimeRunning();
   let isSock = false;
