@@ -9,8 +9,10 @@ export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
 
 # sshd/ssh and sudo for lab hosts, iproute2 for namespaces, shellcheck for the rendered scripts, chromium for the
 # Web UI test, procps/psmisc/util-linux for process handling in the lab and the CLI tests, a C compiler for the
-# lab's sim client (dist/bin/kha-sim-client).
-pkgs=(openssh-server openssh-client sudo iproute2 shellcheck chromium procps psmisc util-linux gcc libc6-dev)
+# lab's sim client (dist/bin/kha-sim-client). The lab's real tier runs Debian's containerd, runc, CNI plugins and
+# the tools kube-proxy and kubeadm call (ipset, ipvsadm, conntrack, socat, iptables, nftables) inside its hosts.
+pkgs=(openssh-server openssh-client sudo iproute2 shellcheck chromium procps psmisc util-linux gcc libc6-dev
+  containerd runc containernetworking-plugins ipset ipvsadm conntrack socat iptables nftables gnupg openssl curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -30,6 +32,12 @@ systemctl disable --now ssh.service >/dev/null 2>&1 || true
 # The Temporal CLI (dev server + Web UI): reuse a built one, else `go install` it once.
 TEMPORAL_CLI_PATH="$(bash scripts/temporal-cli.sh)"
 echo "setup: temporal CLI at $TEMPORAL_CLI_PATH"
+
+# Real Kubernetes for the lab's real tier, built once per machine from the Go module proxy (about 40 minutes cold).
+if [ "${KHA_SKIP_KUBE_BUILD:-}" != 1 ]; then
+  KHA_KUBE_CACHE="$(bash scripts/kube-build.sh)"
+  echo "setup: real Kubernetes binaries in $KHA_KUBE_CACHE"
+fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund

@@ -15,7 +15,7 @@ const specs = allSpecFiles();
 const seedExample = join(ROOT, 'examples', 'seed-cluster.yaml');
 
 function withVersion(c: ClusterSpec, version: string): ClusterSpec {
-  return { ...c, spec: { ...c.spec, kubernetes: { version } } };
+  return { ...c, spec: { ...c.spec, kubernetes: { ...c.spec.kubernetes, version } } };
 }
 function factsFor(version: string): RenderFacts {
   return { kubernetesVersion: `v${version}`, packageVersion: `${version}-1.1` };

@@ -87,6 +87,39 @@ export async function clearSubnet(index: number, extraNetns: string[] = []): Pro
     await killAll(pids);
   }
   await deleteNetworks(index, names);
+  await removeHostCgroups(index);
+}
+
+/** The real tier's per-host cgroups (kha<index>-<host> in every v1 hierarchy), deepest first, once empty. */
+async function removeHostCgroups(index: number): Promise<void> {
+  const root = '/sys/fs/cgroup';
+  if (!existsSync(root)) return;
+  const dirs: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(join(d, e.name));
+    dirs.push(d);
+  };
+  for (const h of readdirSync(root)) {
+    const base = join(root, h);
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(base).filter((e) => e.startsWith(`kha${index}-`));
+    } catch {
+      continue;
+    }
+    for (const e of entries) walk(join(base, e));
+  }
+  for (let round = 0; round < 20 && dirs.length; round++) {
+    for (let i = 0; i < dirs.length; i++) {
+      try {
+        rmdirSync(dirs[i]!);
+        dirs.splice(i--, 1);
+      } catch {
+        // still has processes exiting, or a child left: next round
+      }
+    }
+    if (dirs.length) await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** Mount points at or under dir in this mount namespace, deepest first. */
@@ -102,7 +135,7 @@ function mountsUnder(dir: string): string[] {
   return out.sort((a, b) => b.length - a.length);
 }
 
-const LAB_FILES = ['hosts', 'shared', 'keys', 'lab.json', 'status.json', 'control.sock', 'supervisor.pid', 'supervisor.log', 'host-init.sh', 'known_hosts'];
+const LAB_FILES = ['hosts', 'shared', 'keys', 'real', 'lab.json', 'status.json', 'control.sock', 'supervisor.pid', 'supervisor.log', 'host-init.sh', 'known_hosts'];
 
 /**
  * Removes everything a lab in dir created, whether it is running, was shut down or crashed.

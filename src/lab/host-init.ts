@@ -26,13 +26,16 @@ if [ -n "\${KHA_CGROUP:-}" ]; then
   # This machine's cgroup (v1) hierarchies; each host's kubelet keeps to its own root, made here.
   mount --rbind /sys/fs/cgroup "$M/sys/fs/cgroup"
   for c in /sys/fs/cgroup/*/; do
-    case "$c" in */unified/|*/systemd/) continue ;; esac
+    case "$c" in */unified/) continue ;; esac
     mkdir -p "$c$KHA_CGROUP"
     if [ -f "$c/cpuset.cpus" ]; then
       cat "$c/cpuset.cpus" >"$c$KHA_CGROUP/cpuset.cpus"
       cat "$c/cpuset.mems" >"$c$KHA_CGROUP/cpuset.mems"
     fi
   done
+  # net.* sysctls are the host's own (its network namespace): writable, unlike the rest of /proc/sys.
+  mount --bind "$M/proc/sys/net" "$M/proc/sys/net"
+  mount -o remount,bind,rw "$M/proc/sys/net"
   # containerd's overlay snapshots cannot live on the host's overlay root: a directory of the host's disk.
   mkdir -p "$KHA_HOSTDIR/containerd" "$M/var/lib/containerd"
   mount --bind "$KHA_HOSTDIR/containerd" "$M/var/lib/containerd"

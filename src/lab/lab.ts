@@ -169,6 +169,10 @@ export class Lab {
       if (state.kube === 'real') {
         const { tier } = prepareRealTier(dir, index, state.gateway);
         writeFileSync(join(p.shared, 'tier.json'), JSON.stringify(tier));
+        // The package versions the sim's apt offers are the ones built (its installs link those binaries).
+        const kubernetes: Record<string, string[]> = {};
+        for (const v of tier.kubeVersions) (kubernetes[v.split('.').slice(0, 2).join('.')] ??= []).push(`${v}-1.1`);
+        writeFileSync(join(p.shared, 'apt-versions.json'), JSON.stringify({ kubernetes }));
         phase('realTier');
       }
       const [users] = await Promise.all([prepareKeys(p), createHostNetworks(state)]);
@@ -401,7 +405,11 @@ export class Lab {
       kind: KIND,
       metadata: { name: opts.name ?? 'lab' },
       spec: {
-        kubernetes: { version: opts.kubernetesVersion ?? '1.35' },
+        kubernetes: {
+          version: opts.kubernetesVersion ?? '1.35',
+          // This machine mounts cgroup v1 (real hosts use v2): the real kubelet and kubeadm must be told.
+          ...(this.kube === 'real' ? { allowCgroupV1: true, ignorePreflightErrors: ['SystemVerification'] } : {}),
+        },
         ssh: {
           user,
           port: 22,

@@ -10,7 +10,7 @@ import { run } from './proc';
 import { SSHD_CONFIG } from './host-init';
 import { writeToolWrappers } from './tools';
 import { hiddenPackageTools } from './sim/tools';
-import { trustLabCa } from './real/setup';
+import { prepareRealHost } from './real/setup';
 import type { LabPaths, LabState } from './layout';
 
 export const LAB_USER = 'kha';
@@ -120,7 +120,7 @@ export function prepareHost(p: LabPaths, state: LabState, name: string, users: L
   const tier = state.kube ?? 'sim';
   writeToolWrappers(u, tier);
   hideMachineTools(u, hiddenPackageTools(tier));
-  if (tier === 'real') trustLabCa(u, state.dir);
+  if (tier === 'real') prepareRealHost(u, state.dir);
 }
 
 /**

@@ -27,6 +27,8 @@ export function nodeRegistration(c: ClusterSpec, n: NodeSpec, facts: RenderFacts
   };
   const taints = nodeTaints(n);
   if (taints) reg.taints = taints;
+  const ignored = c.spec.kubernetes.ignorePreflightErrors;
+  if (ignored.length) reg.ignorePreflightErrors = ignored;
   return reg;
 }
 
@@ -54,7 +56,12 @@ export function kubeadmInitConfig(c: ClusterSpec, n: NodeSpec, facts: RenderFact
       apiServer: { certSANs: certSans(c) },
     },
     proxy,
-    { apiVersion: 'kubelet.config.k8s.io/v1beta1', kind: 'KubeletConfiguration', cgroupDriver: 'systemd' },
+    {
+      apiVersion: 'kubelet.config.k8s.io/v1beta1',
+      kind: 'KubeletConfiguration',
+      cgroupDriver: 'systemd',
+      ...(s.kubernetes.allowCgroupV1 ? { failCgroupV1: false } : {}),
+    },
   ]);
 }
 

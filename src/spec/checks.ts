@@ -39,6 +39,12 @@ function checkVersion(spec: Spec, f: Findings): void {
   const v = spec.kubernetes.version.replace(/^v/, '');
   const minor = Number(v.split('.')[1]);
   const path = [S, 'kubernetes', 'version'];
+  if (spec.kubernetes.allowCgroupV1 && minor < 31) {
+    f.error([S, 'kubernetes', 'allowCgroupV1'], `the kubelet's failCgroupV1 setting exists from 1.31; Kubernetes ${v} runs on cgroup v1 without it: remove allowCgroupV1`);
+  }
+  if (spec.kubernetes.allowCgroupV1 && !spec.kubernetes.ignorePreflightErrors.includes('SystemVerification')) {
+    f.warn([S, 'kubernetes', 'allowCgroupV1'], 'kubeadm still reports cgroup v1 as a SystemVerification error: add SystemVerification to kubernetes.ignorePreflightErrors');
+  }
   if (minor >= MIN_MINOR) return;
   if (minor < 24) {
     f.error(

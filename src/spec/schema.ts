@@ -199,6 +199,14 @@ export const ClusterSpecBody = z.strictObject({
     version: str(patterns.k8sVersion, 'a Kubernetes version such as 1.35 or 1.35.2').describe(
       'A minor ("1.35", resolved once to its newest patch and pinned on every node) or a patch ("1.35.2"); 1.28 or newer. Quote it.',
     ),
+    allowCgroupV1: z
+      .boolean()
+      .default(false)
+      .describe('Run the kubelet on hosts that still use cgroup v1 (failCgroupV1: false; the kubelet refuses them from 1.35). Also list SystemVerification in ignorePreflightErrors: kubeadm reports cgroup v1 as an error.'),
+    ignorePreflightErrors: z
+      .array(str(/^[A-Za-z][A-Za-z0-9.-]*$/, 'a kubeadm preflight check name such as SystemVerification'))
+      .default([])
+      .describe('kubeadm preflight checks whose errors are reported as warnings (nodeRegistration.ignorePreflightErrors), for init and every join.'),
   }),
   ssh: SshDefaults.default({
     user: 'root',

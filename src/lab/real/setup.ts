@@ -3,7 +3,7 @@
 // each host's trust in the lab CA.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { buildImages, type ImageCatalog } from './images';
 import { findRealBinaries, type TierRecord } from './tier';
@@ -64,14 +64,54 @@ export function prepareRealTier(labDir: string, subnetIndex: number, gateway: st
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
   makeCertificates(p, gateway);
   makeReleaseKey(p);
-  const tier: TierRecord = { kube: 'real', ...found, cgroupPrefix: `kha${subnetIndex}` };
+  const tier: TierRecord = { kube: 'real', ...found, cgroupPrefix: `kha${subnetIndex}`, gateway };
+  matchConntrackMax();
   const catalog = buildImages(tier);
   writeFileSync(p.catalog, JSON.stringify(catalog));
   return { tier, catalog };
 }
 
+/**
+ * runc as containerd finds it first on PATH. This machine withholds CAP_SYS_RESOURCE from every process, so none
+ * may lower its OOM score: the negative oomScoreAdj of pod sandboxes (-998) and Guaranteed pods (-997) would make
+ * runc fail ("can't get final child's PID from pipe"); the wrapper makes them 0 and runs Debian's runc.
+ */
+export const RUNC_WRAPPER = `#!/bin/sh
+# kha lab real tier: see src/lab/real/setup.ts (RUNC_WRAPPER).
+prev=""
+for a in "$@"; do
+  case "$prev" in
+    --bundle|-b) [ -f "$a/config.json" ] && sed -i 's/"oomScoreAdj":-[0-9]*/"oomScoreAdj":0/' "$a/config.json" ;;
+  esac
+  prev="$a"
+done
+exec /usr/sbin/runc "$@"
+`;
+
+/** What a real-tier host has beyond a simulated one: trust in the lab CA, the runc wrapper. */
+export function prepareRealHost(upper: string, labDir: string): void {
+  trustLabCa(upper, labDir);
+  mkdirSync(join(upper, 'usr/local/sbin'), { recursive: true });
+  writeFileSync(join(upper, 'usr/local/sbin/runc'), RUNC_WRAPPER, { mode: 0o755 });
+}
+
+/**
+ * kube-proxy sets nf_conntrack_max to max(32768 per CPU, 131072) unless it already has exactly that value, and
+ * only the machine's first network namespace may change it: a lab host's kube-proxy would fail. The lab sets it
+ * on this machine (a table size, nothing else changes).
+ */
+function matchConntrackMax(): void {
+  const f = '/proc/sys/net/netfilter/nf_conntrack_max';
+  const want = Math.max(32768 * cpus().length, 131072);
+  try {
+    if (Number(readFileSync(f, 'utf8').trim()) !== want) writeFileSync(f, `${want}\n`);
+  } catch {
+    // no conntrack module on this machine: kube-proxy loads it and finds the default
+  }
+}
+
 /** Every host trusts the lab CA (containerd, curl and apt read the system bundle). */
-export function trustLabCa(upper: string, labDir: string): void {
+function trustLabCa(upper: string, labDir: string): void {
   const ca = readFileSync(realPaths(labDir).caCert, 'utf8');
   const bundle = '/etc/ssl/certs/ca-certificates.crt';
   const put = (path: string, text: string) => {

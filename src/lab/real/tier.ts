@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 export type KubeTier = 'sim' | 'real';
 
-export const KUBE_TOOLS = ['kubeadm', 'kubelet', 'kubectl', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler'] as const;
+export const KUBE_TOOLS = ['kubeadm', 'kubelet', 'kubectl', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-proxy'] as const;
 
 /** What the sim reads from <shared>/tier.json. Absent file: the simulator tier. */
 export interface TierRecord {
@@ -20,6 +20,8 @@ export interface TierRecord {
   standinsDir: string;
   /** Per host, the kubelet's cgroup root is <cgroupPrefix>-<host>. */
   cgroupPrefix: string;
+  /** This machine's address on the lab bridge. */
+  gateway: string;
 }
 
 export function kubeCacheDir(): string {
@@ -38,8 +40,9 @@ function builtDirs(parent: string): string[] {
 const semverKey = (v: string) => v.replace(/^v/, '').split('.').map((x) => x.padStart(4, '0')).join('.');
 
 /** The cache's contents, or an error that says how to fill it. */
-export function findRealBinaries(cache = kubeCacheDir()): Omit<TierRecord, 'kube' | 'cgroupPrefix'> {
+export function findRealBinaries(cache = kubeCacheDir()): Omit<TierRecord, 'kube' | 'cgroupPrefix' | 'gateway'> {
   const kubeVersions = builtDirs(join(cache, 'kubernetes'))
+    .filter((d) => KUBE_TOOLS.every((t) => existsSync(join(d, t))))
     .map((d) => d.slice(d.lastIndexOf('/') + 2))
     .sort((a, b) => semverKey(a).localeCompare(semverKey(b)));
   const etcd = builtDirs(join(cache, 'etcd')).sort().at(-1);

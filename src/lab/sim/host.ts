@@ -228,6 +228,15 @@ export function sysctlSet(key: string, value: string): boolean {
   const set = readJson<Record<string, string>>(rt('sysctl.json'), {});
   set[k] = value.trim();
   writeJson(rt('sysctl.json'), set);
+  // Real tier: net.* keys belong to the host's own network namespace, so the kernel gets them too
+  // (kubeadm and the kubelet read /proc/sys themselves).
+  if (realTier() && k.startsWith('net.')) {
+    try {
+      fs.writeFileSync(`/proc/sys/${k.replace(/\./g, '/')}`, `${value.trim()}\n`);
+    } catch {
+      /* a key the kernel does not have in this netns (a module not loaded on the machine) */
+    }
+  }
   return true;
 }
 

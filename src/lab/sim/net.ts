@@ -1,8 +1,8 @@
 // curl (answers from the model, never the network), gpg --dearmor, ipvsadm, ipset, iptables, conntrack.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import { err, exists, flag, has, hp, out, parseArgs, writeFileAtomic, writeOut, caller } from './env';
-import { kubeVersions, netTables, saveNetTables } from './host';
+import { err, exists, flag, has, hostname, hp, out, parseArgs, writeFileAtomic, writeOut, caller } from './env';
+import { isActive, kubeVersions, netTables, saveNetTables } from './host';
 import { readModel } from './model';
 import { dialApi } from './kubeadm';
 
@@ -54,6 +54,13 @@ function answer(url: string, insecure: boolean, cacert: boolean): Reply {
   const m = /^(https?):\/\/([^/:]+)(?::(\d+))?(\/.*)?$/.exec(url);
   if (!m) return { code: 3, message: `curl: (3) URL rejected: Malformed input to a URL function` };
   const [, scheme, host, port, p = '/'] = m;
+  if (host === '127.0.0.1' && port === '10249') {
+    // kube-proxy's metrics port: its DaemonSet pod runs on every node of the cluster whose kubelet runs.
+    const c = readModel().cluster;
+    const node = c?.nodes.find((n) => n.name === hostname());
+    if (!c || !node || node.kubeletDown || !isActive('kubelet')) return { code: 7, message: `curl: (7) Failed to connect to 127.0.0.1 port 10249 after 0 ms: Couldn't connect to server` };
+    return p === '/proxyMode' ? { code: 0, http: 200, body: c.proxyMode } : { code: 0, http: 404, body: '404 page not found\n' };
+  }
   if (port === '6443' || /^\d+\.\d+\.\d+\.\d+$/.test(host!)) {
     const c = readModel().cluster;
     const e = dialApi(c, `${host}:${port ?? (scheme === 'https' ? 443 : 80)}`);

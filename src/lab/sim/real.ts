@@ -69,12 +69,13 @@ function loopPid(u: DaemonUnit): number | undefined {
 /** The kubelet's settings that differ from a real host's here, as a drop-in (it overrides config.yaml). */
 function kubeletDropIn(t: TierRecord): string {
   return [
-    '# kha lab real tier: this machine has cgroup v1 and no systemd; each host keeps its pods under its own cgroup root.',
+    '# kha lab real tier: no systemd in a lab host (cgroupfs), and each host keeps its pods under its own cgroup root.',
     'apiVersion: kubelet.config.k8s.io/v1beta1',
     'kind: KubeletConfiguration',
     'cgroupDriver: cgroupfs',
     `cgroupRoot: /${t.cgroupPrefix}-${hostname()}`,
-    'failCgroupV1: false',
+    // The host's resolv.conf names 127.0.0.1, which CoreDNS would forward to itself (its loop check stops it).
+    'resolvConf: /run/kha-sim/pod-resolv.conf',
     '',
   ].join('\n');
 }
@@ -121,6 +122,8 @@ function startDaemon(t: TierRecord, u: DaemonUnit): void {
   if (u === 'kubelet') {
     fs.mkdirSync(path.join(runDir(), 'kubelet.conf.d'), { recursive: true });
     fs.writeFileSync(path.join(runDir(), 'kubelet.conf.d', '50-kha-lab.conf'), kubeletDropIn(t));
+    // This machine's bridge address: nothing answers DNS there, so a lookup outside the cluster fails at once.
+    fs.writeFileSync(path.join(runDir(), 'pod-resolv.conf'), `nameserver ${t.gateway}\noptions timeout:1 attempts:1\n`);
   }
   const script = path.join(daemonDir(), `${u}.sh`);
   fs.writeFileSync(script, loopScript(u), { mode: 0o755 });
@@ -142,8 +145,8 @@ function stopDaemon(u: DaemonUnit): void {
   } catch {
     process.kill(pid, 'SIGTERM');
   }
-  // systemd waits for the unit to stop (up to TimeoutStopSec) before `systemctl stop` returns.
-  for (let i = 0; i < 150 && alive(pid); i++) spawnSync('sleep', ['0.1']);
+  // systemd waits for the unit to stop before `systemctl stop` returns; a kubelet that ignores SIGTERM for 5 s is killed.
+  for (let i = 0; i < 50 && alive(pid); i++) spawnSync('sleep', ['0.1']);
   if (alive(pid)) {
     try {
       process.kill(-pid, 'SIGKILL');
