@@ -1,6 +1,6 @@
 // `kha lab up | down | status`: simulated hosts on this machine (see src/lab/README.md).
 import { writeFileSync } from 'node:fs';
-import { defaultLabDir, Lab, LabNeedsRootError } from '../lab/lab';
+import { defaultLabDir, Lab, LabDirRefusedError, LabNeedsRootError } from '../lab/lab';
 
 const USAGE = `usage:
   kha lab up --nodes CP+W --out FILE [--dir DIR] [--bastion] [--subnet N] [--reboot-delay-ms MS] [--user root|kha|khapw]
@@ -120,7 +120,7 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`kha lab: ${e.message}\n${USAGE}`);
       return 2;
     }
-    if (e instanceof LabNeedsRootError) {
+    if (e instanceof LabNeedsRootError || e instanceof LabDirRefusedError) {
       process.stderr.write(`kha lab: ${e.message}\n`);
       return 1;
     }

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import { API_VERSION, KIND, patterns } from '../spec/schema';
-import { claimSubnet, clearSubnet, downDir, liveSupervisor, pickSubnet, subnetHeldBy } from './cleanup';
+import { assertLabDir, claimSubnet, clearSubnet, downDir, liveSupervisor, markLabDir, pickSubnet, subnetHeldBy } from './cleanup';
 import { controlRequest } from './control';
 import { clearHostFaults, sharedPaths, writeClockOffset, writeHostFaults, type LabFault } from './faults';
 import { HOST_INIT_SCRIPT } from './host-init';
@@ -21,6 +21,7 @@ import { ed25519KeyPair } from './sshkey';
 export type { LabHost, LabRole } from './layout';
 export type { LabFault } from './faults';
 export { LAB_USER, LAB_PW_USER } from './prepare';
+export { LabDirRefusedError } from './cleanup';
 
 export interface LabUpOptions {
   dir: string;
@@ -132,7 +133,9 @@ export class Lab {
       mark = now;
     };
     planHosts(0, opts.controlPlanes, opts.workers, opts.bastion ?? false); // reject bad counts before touching anything
+    assertLabDir(dir, 'start a lab in it');
     await downDir(dir);
+    markLabDir(dir); // before the subnet claim: a crash after it leaves a directory down may clear
     phase('clear');
     const index = await Lab.takeSubnet(dir, opts.subnetIndex);
     phase('subnet');
