@@ -3,6 +3,7 @@
 import type { ClusterFileParsed } from './schema';
 import { canonicalCidr, cidrContains, cidrsOverlap, isIpv4, parseCidr, type Cidr } from './net';
 import { didYouMean } from './zod-messages';
+import { sourceFindings } from './sources';
 
 export const MIN_MINOR = 28;
 
@@ -307,6 +308,7 @@ export function crossFieldChecks(file: ClusterFileParsed): Finding[] {
   checkSsh(spec, f);
   checkCalico(spec, f);
   checkPolicy(spec, f);
+  for (const s of sourceFindings(spec)) f.error(s.path, s.message, s.path.at(-1) === 'criDockerd' ? 'key' : 'value');
   return f.list;
 }
 

@@ -8,6 +8,7 @@ import {
   saveUnitFiles, unitFiles, type InstalledPkg,
 } from './host';
 import { toolWrapperScript } from './tools';
+import { keyFileFingerprint, keyFingerprintForUrl } from './net';
 
 interface AptRepo {
   url: string;
@@ -51,8 +52,16 @@ function classify(url: string): AptRepo {
   return { url, kind: 'other' };
 }
 
-/** A keyring apt can use: binary OpenPGP (what gpg --dearmor writes), or armored only in a .asc file. */
-function keyringUsable(p: string): boolean {
+/** The key that signs a repository: the one its key URL serves (Release.key, or Docker's per-distribution gpg). */
+function signerOf(repo: AptRepo): string {
+  return keyFingerprintForUrl(repo.kind === 'docker' ? `${repo.url.replace(/\/$/, '')}/gpg` : `${repo.url.replace(/\/?$/, '/')}Release.key`);
+}
+
+/**
+ * A keyring apt can use for the repository: binary OpenPGP (what gpg --dearmor writes), or armored only
+ * in a .asc file, holding the key that signs it.
+ */
+function keyringUsable(p: string, repo: AptRepo): boolean {
   let b: Buffer;
   try {
     b = fs.readFileSync(hp(p));
@@ -61,7 +70,9 @@ function keyringUsable(p: string): boolean {
   }
   if (b.length === 0) return false;
   const armored = b.subarray(0, 10).toString('latin1').startsWith('-----BEGIN');
-  return armored ? p.endsWith('.asc') : (b[0]! & 0x80) !== 0;
+  if (!(armored ? p.endsWith('.asc') : (b[0]! & 0x80) !== 0)) return false;
+  const fpr = keyFileFingerprint(b);
+  return fpr === undefined || fpr === signerOf(repo);
 }
 
 function aptUpdate(): number {
@@ -72,9 +83,9 @@ function aptUpdate(): number {
     const repo = classify(s.url);
     if (repo.kind === 'other') continue;
     n++;
-    if (s.signedBy && !keyringUsable(s.signedBy)) {
+    if (s.signedBy && !keyringUsable(s.signedBy, repo)) {
       out(`Get:${n} ${s.url}  InRelease [1189 B]`);
-      err(`W: GPG error: ${s.url}  InRelease: The following signatures couldn't be verified because the public key is not available: NO_PUBKEY 234654DA9A296436`);
+      err(`W: GPG error: ${s.url}  InRelease: The following signatures couldn't be verified because the public key is not available: NO_PUBKEY ${signerOf(repo).slice(-16)}`);
       err(`E: The repository '${s.url}  InRelease' is not signed.`);
       err(`N: Updating from such a repository can't be done securely, and is therefore disabled by default.`);
       bad = true;
