@@ -8,6 +8,7 @@ import { assumedFacts } from '../render/version';
 import { vipInterface, type ClusterSpec, type NodeSpec } from '../spec/types';
 import { canonicalCidr, cidrContains, intToIp, ipToInt, parseCidr } from '../spec/net';
 import type { InterfaceFacts } from '../render/preflight';
+import { criSocket } from '../render/common';
 
 const SUPPORTED_OS: Record<string, string[]> = { ubuntu: ['22.04', '24.04'], debian: ['12', '13'] };
 
@@ -41,7 +42,9 @@ export async function preflightNode(call: PreflightCall): Promise<NodeFacts> {
       if (h.cpus < 2) problems.push(`control-plane nodes need at least 2 CPUs (has ${h.cpus})`);
       if (h.memoryMb < 1700) problems.push(`control-plane nodes need at least 1700 MB of memory (has ${h.memoryMb} MB)`);
     }
-    if (h.criSockets.length > 1) problems.push(`more than one CRI socket: ${h.criSockets.join(', ')}; kubeadm needs exactly one`);
+    // kha names the socket in every kubeadm call, so others beside it are fine (Docker's containerd.io next to cri-dockerd).
+    const sock = criSocket(cluster);
+    if (h.criSockets.length > 1 && !h.criSockets.includes(sock)) problems.push(`more than one CRI socket: ${h.criSockets.join(', ')}, none of them ${sock}; kubeadm needs to know which one to use`);
     // Ports in use only matter on a node that is not already part of this deployment.
     const joined = h.state.kubeletConf || h.state.adminConf;
     if (!joined && h.portsInUse.length) problems.push(`required ports in use: ${h.portsInUse.join(', ')}`);

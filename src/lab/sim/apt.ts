@@ -149,6 +149,7 @@ function aptInstall(p: ReturnType<typeof parseArgs>, names: string[]): number {
   const inst = installed();
   const plan: Array<{ pkg: string; version: string }> = [];
   const want = (spec: string) => {
+    if (spec.includes('/')) return wantFile(spec);
     const [pkg, ver] = spec.split('=') as [string, string | undefined];
     const o = offers(pkg);
     if (o.length === 0) {
@@ -165,6 +166,18 @@ function aptInstall(p: ReturnType<typeof parseArgs>, names: string[]): number {
     } else if (inst[pkg]) version = inst[pkg]!.version; // already installed: apt keeps it
     plan.push({ pkg, version });
     for (const d of PACKAGES[pkg]?.deps ?? []) if (!inst[d] && !plan.some((x) => x.pkg === d) && !names.some((n) => n.split('=')[0] === d)) want(d);
+    return true;
+  };
+  // A downloaded .deb: the sim's carry their package name and version (see curl).
+  const wantFile = (file: string) => {
+    const text = readText(hp(file));
+    const pkg = text === undefined ? undefined : /^Package: (\S+)$/m.exec(text)?.[1];
+    const version = text === undefined ? undefined : /^Version: (\S+)$/m.exec(text)?.[1];
+    if (!text?.startsWith('!<arch>\n') || !pkg || !version) {
+      err(`E: Unsupported file ${file} given on commandline`);
+      return false;
+    }
+    plan.push({ pkg, version });
     return true;
   };
   for (const n of names) if (!want(n)) return 100;
@@ -202,13 +215,14 @@ function afterInstall(pkg: string): void {
   const info = PACKAGES[pkg];
   if (!info) return;
   for (const t of info.tools) writeFileAtomic(hp(`/usr/bin/${t}`), toolWrapperScript(t), 0o755);
-  if (info.unit) {
+  for (const unit of [info.unit, ...(info.units ?? [])]) {
+    if (!unit) continue;
     const files = unitFiles();
-    if (!files[info.unit]?.masked) {
-      files[info.unit] = { ...files[info.unit], enabled: true };
+    if (!files[unit]?.masked) {
+      files[unit] = { ...files[unit], enabled: true };
       saveUnitFiles(files);
       const a = activeUnits();
-      a[info.unit] = 'active';
+      a[unit] = 'active';
       saveActiveUnits(a);
     }
   }

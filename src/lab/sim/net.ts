@@ -91,6 +91,16 @@ export function manifestForUrl(url: string): string | undefined {
   return undefined;
 }
 
+/**
+ * A downloaded package: an ar archive header, then the control fields the sim's apt-get reads, from the
+ * file name NAME_VERSION_ARCH.deb. Its bytes depend on the URL, so each file has its own checksum.
+ */
+function debFor(url: string): Buffer {
+  const base = decodeURIComponent(url.split('/').pop() ?? '').replace(/\.deb$/, '');
+  const [name = 'unknown', version = '0', arch = 'all'] = base.split('_');
+  return Buffer.from(`!<arch>\ndebian-binary   sim\nPackage: ${name}\nVersion: ${version}\nArchitecture: ${arch}\nFrom: ${url}\n`);
+}
+
 interface Reply {
   code: number; // curl exit code
   http?: number;
@@ -120,7 +130,7 @@ function answer(url: string, insecure: boolean, cacert: boolean): Reply {
     if (vs.length === 0) return { code: 22, http: 404, message: `curl: (22) The requested URL returned error: 404` };
     return { code: 0, http: 200, body: ['kubeadm', 'kubelet', 'kubectl'].flatMap((pk) => vs.map((v) => `Package: ${pk}\nVersion: ${v}\nArchitecture: amd64\n`)).join('\n') };
   }
-  if (/\.deb$/.test(p)) return { code: 0, http: 200, body: Buffer.from('!<arch>\ndebian-binary   sim\n') };
+  if (/\.deb$/.test(p)) return { code: 0, http: 200, body: debFor(url) };
   return { code: 6, message: `curl: (6) Could not resolve host: ${host}` };
 }
 

@@ -8,7 +8,7 @@ export const SIM_TOOLS: string[] = [
   'curl', 'gpg', 'ufw', 'netplan', 'iptables', 'ip6tables', 'iptables-save', 'iptables-restore', 'reboot', 'shutdown',
 ];
 
-export const SIM_PACKAGE_TOOLS: string[] = ['kubeadm', 'kubelet', 'kubectl', 'crictl', 'containerd', 'ctr', 'ipvsadm', 'ipset', 'conntrack', 'socat', 'etcdctl'];
+export const SIM_PACKAGE_TOOLS: string[] = ['kubeadm', 'kubelet', 'kubectl', 'crictl', 'containerd', 'ctr', 'docker', 'cri-dockerd', 'ipvsadm', 'ipset', 'conntrack', 'socat', 'etcdctl'];
 
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
