@@ -3,6 +3,9 @@
 // answers ARP for stops the deployment in preflight, before any host is changed.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { startDeployEnv, type DeployEnv } from './helpers/deploy';
 import { deployWorkflowId, statusQuery } from '../src/workflows/definitions';
@@ -48,6 +51,16 @@ describe('preflight refuses a VIP that cannot work (3+1 lab)', () => {
   });
   after(async () => {
     await d?.close();
+  });
+
+  test('kha validate refuses a VIP that is no host address anywhere (loopback, multicast, broadcast, link-local)', () => {
+    for (const [vip, what] of [['127.0.0.5', 'a loopback address'], ['224.0.0.18', 'a multicast address'], ['255.255.255.255', 'a reserved or broadcast address'], ['169.254.1.1', 'a link-local address']] as const) {
+      const file = join(d.dir, `vip-${vip}.yaml`);
+      writeFileSync(file, d.lab.specYaml({ name: 'vip' }).replace(`vip: ${d.lab.vip}`, `vip: ${vip}`));
+      const r = spawnSync(process.execPath, [join(__dirname, '../src/cli/main.js'), 'validate', file], { encoding: 'utf8' });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`^${file}:\\d+:\\d+: spec\\.controlPlaneEndpoint\\.vip: the VIP ${vip.replace(/\./g, '\\.')} is ${what}, not a host address other nodes can reach`, 'm'));
+    }
   });
 
   test('a VIP outside the subnet of the control-plane interface is refused on every control-plane node', async () => {

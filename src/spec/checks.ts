@@ -107,6 +107,10 @@ function checkNodes(spec: Spec, f: Findings): void {
 function checkEndpoint(spec: Spec, f: Findings): void {
   const ep = spec.controlPlaneEndpoint;
   const vipPath = [S, 'controlPlaneEndpoint', 'vip'];
+  const [a, b] = ep.vip.split('.').map(Number) as [number, number];
+  // No interface's subnet has these as a host address; the subnet itself is checked in preflight.
+  const notHost = a === 0 ? 'in 0.0.0.0/8 ("this network")' : a === 127 ? 'a loopback address' : a === 169 && b === 254 ? 'a link-local address' : a >= 224 ? (a < 240 ? 'a multicast address' : 'a reserved or broadcast address') : undefined;
+  if (notHost) f.error(vipPath, `the VIP ${ep.vip} is ${notHost}, not a host address other nodes can reach; choose a free address in the control-plane nodes' subnet`);
   spec.nodes.forEach((n, i) => {
     if (n.address === ep.vip) {
       f.error(vipPath, `the VIP ${ep.vip} is the address of node ${n.name} (spec.nodes[${i}].address): choose a free address in the nodes' network`);
