@@ -8,7 +8,8 @@ const USAGE = `usage:
   kha lab status [--dir DIR] [--json]
 
 Starts CP control-plane and W worker hosts (network namespaces with their own sshd on
-198.18.<N>.0/24) and writes a cluster file for them. DIR defaults to $KHA_LAB_DIR or /var/lib/kha/lab.
+198.18.<N>.0/24) and writes a cluster file for them. DIR defaults to $KHA_LAB_DIR or /var/lib/kha/lab;
+it must not exist, be empty, or be one a lab made (it holds .kha-lab): up and down refuse any other.
 Needs root.
 `;
 
