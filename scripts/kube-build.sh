@@ -5,6 +5,8 @@
 #   scripts/kube-build.sh 1.35.4 1.34.4   # these Kubernetes patches (etcd stays pinned)
 # Layout: $KHA_KUBE_CACHE/kubernetes/v1.35.4/{kubeadm,kubelet,kubectl,kube-apiserver,...}
 #         $KHA_KUBE_CACHE/etcd/v3.6.x/{etcd,etcdctl,etcdutl}
+#         $KHA_KUBE_CACHE/crictl/v1.34.0/crictl, $KHA_KUBE_CACHE/coredns/v1.13.1/coredns
+#         $KHA_KUBE_CACHE/standins/<hash of src/lab/real/standins>/{kube-vip,calico-node,pause}
 # A directory counts as built only once its .complete marker exists, so an interrupted build starts again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +14,11 @@ cd "$(dirname "$0")/.."
 # The examples' minor and the one before it, so upgrades can be tested.
 default_kube=(1.35.4 1.34.4)
 etcd_version=3.6.16
+crictl_version=1.34.0
+# kubeadm 1.34 and 1.35 both pull this CoreDNS.
+coredns_version=1.13.1
 cache="${KHA_KUBE_CACHE:-/var/cache/kha/kube}"
-tools=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler)
+tools=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy)
 
 export PATH="$PATH:/usr/local/go/bin"
 command -v go >/dev/null || { echo "kube-build: no go on PATH (or /usr/local/go/bin)" >&2; exit 3; }
@@ -25,11 +30,14 @@ versions=("$@")
 log() { echo "kube-build: $*" >&2; }
 
 build_kube() {
-  local v="$1" out="$cache/kubernetes/v$1" work="$cache/src/kubernetes-v$1"
-  [ -f "$out/.complete" ] && return 0
+  local v="$1" out="$cache/kubernetes/v$1" work="$cache/src/kubernetes-v$1" t missing=()
+  for t in "${tools[@]}"; do [ -x "$out/$t" ] || missing+=("$t"); done
+  [ -f "$out/.complete" ] && [ "${#missing[@]}" = 0 ] && return 0
   local minor="${v#*.}"; minor="${minor%%.*}"
-  log "building Kubernetes v$v (${tools[*]}); about 17 minutes on 2 cores, once"
-  rm -rf "$work" "$out"; mkdir -p "$work" "$out"
+  log "building Kubernetes v$v (${missing[*]}); about 17 minutes on 2 cores for all of them, once"
+  rm -f "$out/.complete"
+  if [ ! -f "$work/go.sum" ]; then
+  rm -rf "$work"; mkdir -p "$work" "$out"
   local gomod
   gomod=$(cd "$work" && go mod download -json "k8s.io/kubernetes@v$v" | sed -n 's/^\s*"GoMod": "\(.*\)",*$/\1/p')
   [ -f "$gomod" ] || { log "no go.mod for k8s.io/kubernetes@v$v"; return 1; }
@@ -41,8 +49,9 @@ build_kube() {
     grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging/src/k8s\.io/[a-z0-9-]+' "$gomod" | awk '{print $1}' | sort -u |
       while read -r m; do echo "replace $m => $m v0.$minor.${v##*.}"; done
   } >"$work/go.mod"
+  fi
   local pkgs=()
-  for t in "${tools[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$t"); done
+  for t in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$t"); done
   (cd "$work" && go get "${pkgs[@]/%/@v$v}" >&2)
   local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v$v -X k8s.io/component-base/version.gitMajor=1"
   ldflags+=" -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
@@ -83,6 +92,43 @@ EOF
   touch "$out/.complete"
 }
 
+build_crictl() {
+  local v="$crictl_version" out="$cache/crictl/v$crictl_version" work="$cache/src/crictl-v$crictl_version"
+  [ -f "$out/.complete" ] && return 0
+  log "building crictl v$v"
+  rm -rf "$work" "$out"; mkdir -p "$work" "$out"
+  printf 'module kha.local/crictl-v%s\ngo 1.24\n' "$v" >"$work/go.mod"
+  (cd "$work" && go get "sigs.k8s.io/cri-tools/cmd/crictl@v$v" >&2)
+  (cd "$work" && go build -trimpath -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=v$v" -o "$out/" sigs.k8s.io/cri-tools/cmd/crictl >&2)
+  touch "$out/.complete"
+}
+
+# The lab's own stand-ins (kube-vip, calico-node, pause): our code, rebuilt when it changes.
+build_standins() {
+  local src=src/lab/real/standins hash out
+  hash=$(cd "$src" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+  out="$cache/standins/$hash"
+  [ -f "$out/.complete" ] && return 0
+  log "building the lab stand-ins ($hash)"
+  rm -rf "$out"; mkdir -p "$out"
+  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$out/" ./kube-vip ./calico-node ./pause >&2)
+  touch "$out/.complete"
+}
+
+build_coredns() {
+  local v="$coredns_version" out="$cache/coredns/v$coredns_version" work="$cache/src/coredns-v$coredns_version"
+  [ -f "$out/.complete" ] && return 0
+  log "building CoreDNS v$v"
+  rm -rf "$work" "$out"; mkdir -p "$work" "$out"
+  printf 'module kha.local/coredns-v%s\ngo 1.24\n' "$v" >"$work/go.mod"
+  (cd "$work" && go get "github.com/coredns/coredns@v$v" >&2)
+  (cd "$work" && go build -trimpath -ldflags "-s -w" -o "$out/" github.com/coredns/coredns >&2)
+  touch "$out/.complete"
+}
+
 build_etcd
+build_crictl
+build_coredns
+build_standins
 for v in "${versions[@]}"; do build_kube "$v"; done
 echo "$cache"

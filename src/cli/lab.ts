@@ -3,14 +3,15 @@ import { writeFileSync } from 'node:fs';
 import { defaultLabDir, Lab, LabDirRefusedError, LabNeedsRootError } from '../lab/lab';
 
 const USAGE = `usage:
-  kha lab up --nodes CP+W --out FILE [--dir DIR] [--bastion] [--subnet N] [--reboot-delay-ms MS] [--user root|kha|khapw]
+  kha lab up --nodes CP+W --out FILE [--dir DIR] [--bastion] [--subnet N] [--reboot-delay-ms MS] [--user root|kha|khapw] [--kube sim|real]
   kha lab down [--dir DIR]
   kha lab status [--dir DIR] [--json]
 
 Starts CP control-plane and W worker hosts (network namespaces with their own sshd on
 198.18.<N>.0/24) and writes a cluster file for them. DIR defaults to $KHA_LAB_DIR or /var/lib/kha/lab;
 it must not exist, be empty, or be one a lab made (it holds .kha-lab): up and down refuse any other.
-Needs root.
+--kube real gives the hosts real kubeadm, kubelet, etcd, API servers, containerd and runc (built once by
+scripts/kube-build.sh); the default, sim, is the fast simulator. Needs root.
 `;
 
 class UsageError extends Error {}
@@ -42,7 +43,7 @@ function intValue(v: string | undefined, name: string, min: number, max: number)
 }
 
 async function up(argv: string[]): Promise<number> {
-  const o = parse(argv, ['--bastion'], ['--nodes', '--out', '--dir', '--subnet', '--reboot-delay-ms', '--user']);
+  const o = parse(argv, ['--bastion'], ['--nodes', '--out', '--dir', '--subnet', '--reboot-delay-ms', '--user', '--kube']);
   const nodes = o.get('--nodes');
   const out = o.get('--out');
   if (!nodes || !out) throw new UsageError('--nodes and --out are required');
@@ -50,8 +51,11 @@ async function up(argv: string[]): Promise<number> {
   if (!m) throw new UsageError(`--nodes ${nodes}: expected CONTROLPLANES+WORKERS such as 3+3`);
   const user = o.get('--user') ?? 'root';
   if (!['root', 'kha', 'khapw'].includes(user)) throw new UsageError(`--user ${user}: expected root, kha or khapw`);
+  const kube = o.get('--kube') ?? 'sim';
+  if (kube !== 'sim' && kube !== 'real') throw new UsageError(`--kube ${kube}: expected sim or real`);
   const started = Date.now();
   const lab = await Lab.up({
+    kube,
     dir: o.get('--dir') ?? defaultLabDir(),
     controlPlanes: Number(m[1]),
     workers: Number(m[2]),

@@ -21,6 +21,29 @@ mount --bind "$KHA_HOSTDIR/boot_id" "$M/proc/sys/kernel/random/boot_id"
 if [ -e "$M/proc/sysrq-trigger" ]; then mount --bind /dev/null "$M/proc/sysrq-trigger"; fi
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$M/sys"
 
+# The real tier (src/lab/real): the real kubelet, containerd and runc need what a Linux host gives them.
+if [ -n "\${KHA_CGROUP:-}" ]; then
+  # This machine's cgroup (v1) hierarchies; each host's kubelet keeps to its own root, made here.
+  mount --rbind /sys/fs/cgroup "$M/sys/fs/cgroup"
+  for c in /sys/fs/cgroup/*/; do
+    case "$c" in */unified/|*/systemd/) continue ;; esac
+    mkdir -p "$c$KHA_CGROUP"
+    if [ -f "$c/cpuset.cpus" ]; then
+      cat "$c/cpuset.cpus" >"$c$KHA_CGROUP/cpuset.cpus"
+      cat "$c/cpuset.mems" >"$c$KHA_CGROUP/cpuset.mems"
+    fi
+  done
+  # containerd's overlay snapshots cannot live on the host's overlay root: a directory of the host's disk.
+  mkdir -p "$KHA_HOSTDIR/containerd" "$M/var/lib/containerd"
+  mount --bind "$KHA_HOSTDIR/containerd" "$M/var/lib/containerd"
+  # Kernel settings the kubelet insists on, shown as files: the machine's own values stay as they are.
+  for kv in vm/overcommit_memory=1 vm/panic_on_oom=0 kernel/panic=10 kernel/panic_on_oops=1; do
+    f="\${kv%%=*}"
+    echo "\${kv#*=}" >"$KHA_HOSTDIR/sysctl-\${f##*/}"
+    mount --bind "$KHA_HOSTDIR/sysctl-\${f##*/}" "$M/proc/sys/$f"
+  done
+fi
+
 # A private /dev: writes there stay in the host.
 mount -t tmpfs -o mode=755,size=1m,nosuid tmpfs "$M/dev"
 for d in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do
@@ -38,6 +61,8 @@ ln -s /proc/self/fd/0 "$M/dev/stdin"
 ln -s /proc/self/fd/1 "$M/dev/stdout"
 ln -s /proc/self/fd/2 "$M/dev/stderr"
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs "$M/dev/shm"
+# The kubelet's OOM watcher reads the kernel log.
+if [ -n "\${KHA_CGROUP:-}" ]; then mknod -m 600 "$M/dev/kmsg" c 1 11; fi
 
 # Runtime state: new on every boot.
 mount -t tmpfs -o mode=755,nosuid,nodev tmpfs "$M/run"
@@ -67,9 +92,14 @@ cd /
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # The simulated tools' resident server (a child of sshd once we exec it; dies with the host).
 if [ -n "\${KHA_SIM_NODE:-}" ] && [ -f "\${KHA_SIM_SERVER:-}" ]; then
-  (unset KHA_HOST KHA_HOSTDIR KHA_LABDIR KHA_SHARED KHA_PROJECT; exec "$KHA_SIM_NODE" "$KHA_SIM_SERVER") </dev/null >/run/kha-sim-server.log 2>&1 &
+  (unset KHA_HOST KHA_HOSTDIR KHA_LABDIR KHA_SHARED KHA_PROJECT KHA_CGROUP; exec "$KHA_SIM_NODE" "$KHA_SIM_SERVER") </dev/null >/run/kha-sim-server.log 2>&1 &
 fi
-unset KHA_HOST KHA_HOSTDIR KHA_LABDIR KHA_SHARED KHA_PROJECT KHA_SIM_NODE KHA_SIM_SERVER
+# Real tier: what systemd starts at boot (enabled units: containerd, kubelet) comes up without waiting for a tool call.
+if [ -n "\${KHA_CGROUP:-}" ]; then
+  (i=0; while [ ! -S /run/kha-sim-server.sock ] && [ "$i" -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+   exec env -i PATH="$PATH" HOME=/root /usr/local/sbin/systemctl daemon-reload) </dev/null >/run/kha-boot.log 2>&1 &
+fi
+unset KHA_HOST KHA_HOSTDIR KHA_LABDIR KHA_SHARED KHA_PROJECT KHA_SIM_NODE KHA_SIM_SERVER KHA_CGROUP
 exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
 `;
 

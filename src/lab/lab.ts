@@ -17,6 +17,9 @@ import { hideMachineHostKeys, knownHostsText, LAB_PW_USER, LAB_USER, prepareHost
 import { pidAlive, run, sleep } from './proc';
 import { writeToolWrappers } from './tools';
 import { ed25519KeyPair } from './sshkey';
+import { findRealBinaries, readTier, type KubeTier } from './real/tier';
+import { prepareRealTier, releaseKeyFingerprint } from './real/setup';
+import { CALICO_MANIFEST_PATH, LAB_SERVICES_PORT, REPO_PATH } from './real/server';
 
 export type { LabHost, LabRole } from './layout';
 export type { LabFault } from './faults';
@@ -33,6 +36,8 @@ export interface LabUpOptions {
   subnetIndex?: number;
   /** How long a rebooting host stays down before sshd answers again (default 1500). */
   rebootDelayMs?: number;
+  /** 'real': real kubeadm, kubelet, etcd, API servers, containerd and runc (src/lab/real); default 'sim'. */
+  kube?: KubeTier;
 }
 
 export interface SpecOptions {
@@ -99,6 +104,7 @@ export class Lab {
   readonly knownHostsPath: string;
   /** <dir>/shared, mounted read-write at /kha-lab in every host. */
   readonly sharedDir: string;
+  readonly kube: KubeTier;
   /** Milliseconds spent in each phase of up() (empty for attach()). */
   upTimings: Record<string, number> = {};
   private readonly p: LabPaths;
@@ -117,6 +123,7 @@ export class Lab {
     this.pwUserPasswordPath = this.p.pwUserPassword;
     this.knownHostsPath = this.p.knownHosts;
     this.sharedDir = this.p.shared;
+    this.kube = state.kube ?? 'sim';
   }
 
   /** Starts a lab in opts.dir, first clearing whatever an earlier run there left. Resolves when every sshd answers. */
@@ -133,6 +140,7 @@ export class Lab {
       mark = now;
     };
     planHosts(0, opts.controlPlanes, opts.workers, opts.bastion ?? false); // reject bad counts before touching anything
+    if (opts.kube === 'real') findRealBinaries(); // says how to build them, before touching anything
     assertLabDir(dir, 'start a lab in it');
     await downDir(dir);
     markLabDir(dir); // before the subnet claim: a crash after it leaves a directory down may clear
@@ -149,6 +157,7 @@ export class Lab {
       gateway: `${prefix}.1`,
       vip: `${prefix}.10`,
       rebootDelayMs: opts.rebootDelayMs ?? 1500,
+      ...(opts.kube === 'real' ? { kube: 'real' as const } : {}),
       hosts: planHosts(index, opts.controlPlanes, opts.workers, opts.bastion ?? false),
     };
     try {
@@ -160,6 +169,11 @@ export class Lab {
       writeFileSync(p.initScript, HOST_INIT_SCRIPT, { mode: 0o755 });
       for (const d of [sharedPaths.faultsDir(p.shared), sharedPaths.rebootRequestsDir(p.shared)]) mkdirSync(d, { recursive: true });
       writeClockOffset(p.shared, 0);
+      if (state.kube === 'real') {
+        const { tier } = prepareRealTier(dir, index, state.gateway);
+        writeFileSync(join(p.shared, 'tier.json'), JSON.stringify(tier));
+        phase('realTier');
+      }
       const [users] = await Promise.all([prepareKeys(p), createHostNetworks(state)]);
       phase('keysAndNetwork');
       for (const h of state.hosts) prepareHost(p, state, h.name, users);
@@ -400,9 +414,27 @@ export class Lab {
         },
         nodes: this.nodes.map((h) => ({ name: h.name, address: h.address, role: h.role })),
         controlPlaneEndpoint: { name: 'k8s-api.lab.internal', vip: this.vip, port: 6443, interface: 'eth0' },
+        ...(this.kube === 'real' ? this.realTierSpec() : {}),
       },
     };
     return `# kha lab in ${this.dir} (subnet ${subnetPrefix(this.subnetIndex)}.0/24)\n` + stringify(doc);
+  }
+
+  /** The lab's services stand in for the package repository, the registries and Calico's manifest. */
+  private realTierSpec(): Record<string, unknown> {
+    const base = `https://${this.gateway}:${LAB_SERVICES_PORT}`;
+    const mirror = (registry: string) => ({ registry, endpoints: [base] });
+    return {
+      // The lab signs its repository with a key of its own, so its files pin that key.
+      packages: { repository: `${base}${REPO_PATH}`, keyFingerprint: releaseKeyFingerprint(this.dir) },
+      containerRuntime: { registryMirrors: ['registry.k8s.io', 'ghcr.io', 'docker.io'].map(mirror) },
+      networking: { calico: { installMethod: 'manifest', manifestUrl: `${base}${CALICO_MANIFEST_PATH}` } },
+    };
+  }
+
+  /** Kubernetes versions the real tier can install (empty on the simulator). */
+  realKubeVersions(): string[] {
+    return readTier(this.sharedDir)?.kubeVersions ?? [];
   }
 
   private async control(req: Parameters<typeof controlRequest>[1]): Promise<void> {

@@ -3,6 +3,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import type { KubeTier } from './real/tier';
 
 export type LabRole = 'control-plane' | 'worker' | 'bastion';
 
@@ -21,6 +22,8 @@ export interface LabState {
   gateway: string;
   vip: string;
   rebootDelayMs: number;
+  /** Which Kubernetes the hosts get (absent: the simulator). */
+  kube?: KubeTier;
   hosts: (LabHost & { netns: string; veth: string })[];
 }
 

@@ -9,7 +9,8 @@ import { ed25519KeyPair } from './sshkey';
 import { run } from './proc';
 import { SSHD_CONFIG } from './host-init';
 import { writeToolWrappers } from './tools';
-import { SIM_PACKAGE_TOOLS } from './sim/tools';
+import { hiddenPackageTools } from './sim/tools';
+import { trustLabCa } from './real/setup';
 import type { LabPaths, LabState } from './layout';
 
 export const LAB_USER = 'kha';
@@ -116,18 +117,20 @@ export function prepareHost(p: LabPaths, state: LabState, name: string, users: L
 
   put(join(u, 'etc/ssh/sshd_config'), SSHD_CONFIG);
   keygen(join(u, 'etc/ssh/ssh_host_ed25519_key'), `root@${name}`);
-  writeToolWrappers(u);
-  hideMachineTools(u);
+  const tier = state.kube ?? 'sim';
+  writeToolWrappers(u, tier);
+  hideMachineTools(u, hiddenPackageTools(tier));
+  if (tier === 'real') trustLabCa(u, state.dir);
 }
 
 /**
  * A fresh host has no Kubernetes tooling until the packages phase installs it; this machine may have some
  * (a cloud SDK's kubectl, say) that the lower layer would show. Overlay whiteouts hide them.
  */
-function hideMachineTools(upper: string): void {
+function hideMachineTools(upper: string, tools: string[]): void {
   for (const d of ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/bin', '/sbin']) {
     if (!existsSync(d) || lstatSync(d).isSymbolicLink()) continue;
-    for (const t of SIM_PACKAGE_TOOLS) {
+    for (const t of tools) {
       const p = join(d, t);
       try {
         lstatSync(p);

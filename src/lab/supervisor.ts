@@ -12,6 +12,10 @@ import { labPaths, readState, writeJson, type HostRunState, type LabState, type 
 import { NETNS_DIR, setLinkUp } from './net';
 import { sleep } from './proc';
 import type { ControlRequest, ControlResponse } from './control';
+import { readTier, type TierRecord } from './real/tier';
+import { realPaths } from './real/setup';
+import { startLabServices } from './real/server';
+import type { ImageCatalog } from './real/images';
 
 interface HostRuntime {
   name: string;
@@ -64,9 +68,12 @@ class Supervisor {
   private ready = false;
   private error?: string;
   private rebootPoll?: NodeJS.Timeout;
+  private readonly tier?: TierRecord;
+  private services?: { close(): void };
 
   constructor(private readonly state: LabState) {
     this.p = labPaths(state.dir);
+    this.tier = state.kube === 'real' ? readTier(this.p.shared) : undefined;
     for (const h of state.hosts) {
       this.hosts.set(h.name, { name: h.name, address: h.address, netns: h.netns, veth: h.veth, state: 'stopped', boots: 0, busy: Promise.resolve() });
     }
@@ -76,6 +83,7 @@ class Supervisor {
     writeFileSync(this.p.supervisorPid, `${process.pid}\n`);
     mkdirSync(sharedPaths.rebootRequestsDir(this.p.shared), { recursive: true });
     await this.listen();
+    if (this.tier) await this.startServices(this.tier);
     process.on('SIGTERM', () => void this.shutdown().then(() => process.exit(0)));
     process.on('SIGINT', () => void this.shutdown().then(() => process.exit(0)));
     this.publish();
@@ -93,6 +101,20 @@ class Supervisor {
     }
     this.publish();
     this.rebootPoll = setInterval(() => this.scanRebootRequests(), 100);
+  }
+
+  /** The real tier's registry, package index and manifests on the bridge address (src/lab/real/server.ts). */
+  private async startServices(tier: TierRecord): Promise<void> {
+    const rp = realPaths(this.state.dir);
+    this.services = (await startLabServices({
+      address: this.state.gateway,
+      tier,
+      catalog: JSON.parse(readFileSync(rp.catalog, 'utf8')) as ImageCatalog,
+      certPem: readFileSync(rp.cert, 'utf8'),
+      keyPem: readFileSync(rp.key, 'utf8'),
+      releaseKey: readFileSync(rp.releaseKey, 'utf8'),
+      log: (m) => this.log(m),
+    }));
   }
 
   private publish(): void {
@@ -126,6 +148,7 @@ class Supervisor {
           KHA_SHARED: this.p.shared,
           // The sim tools run from this checkout: hosts must see it even where their /tmp or /run hides it.
           KHA_PROJECT: resolve(__dirname, '..', '..', '..'),
+          ...(this.tier ? { KHA_CGROUP: `${this.tier.cgroupPrefix}-${h.name}` } : {}),
           // The host's resident sim server (sim/server.ts); KHA_LAB_SIM_SERVER=0 leaves every tool call a
           // process of its own, as a baseline for the benchmarks.
           ...(process.env.KHA_LAB_SIM_SERVER === '0' ? {} : { KHA_SIM_NODE: process.execPath, KHA_SIM_SERVER: resolve(__dirname, 'sim', 'server.js') }),
@@ -260,6 +283,7 @@ class Supervisor {
     );
     this.publish();
     this.server?.close();
+    this.services?.close();
     rmSync(this.p.control, { force: true });
   }
 

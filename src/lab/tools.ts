@@ -3,21 +3,22 @@
 // secure_path, so they shadow any real binary of the same name.
 import { chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SIM_TOOLS, WRAPPER_MARKER, toolWrapperScript } from './sim/tools';
+import { WRAPPER_MARKER, hostSimTools, toolWrapperScript } from './sim/tools';
+import type { KubeTier } from './real/tier';
 
 export const TOOL_DIRS = ['usr/local/sbin'];
 
 /** Tool name -> its wrapper script. */
-export function simTools(): Map<string, string> {
-  return new Map(SIM_TOOLS.map((t) => [t, toolWrapperScript(t)]));
+export function simTools(tier: KubeTier = 'sim'): Map<string, string> {
+  return new Map(hostSimTools(tier).map((t) => [t, toolWrapperScript(t)]));
 }
 
 /**
  * Writes the wrappers under root (a host's upper layer before it boots, or its live root
  * /proc/<pid>/root). Earlier wrappers that are no longer listed are removed.
  */
-export function writeToolWrappers(root: string): string[] {
-  const tools = simTools();
+export function writeToolWrappers(root: string, tier: KubeTier = 'sim'): string[] {
+  const tools = simTools(tier);
   for (const d of TOOL_DIRS) {
     const dir = join(root, d);
     mkdirSync(dir, { recursive: true });

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { dirEntries, exists, hp, labDir, readJson, readText, runDir, stateDir, writeFileAtomic, writeJson, err } from './env';
 import { simClientPath } from './tools';
+import { realTier, reconcileDaemons } from './real';
 
 // ---------- packages ----------
 
@@ -145,6 +146,7 @@ export function ensureBooted(): void {
   for (const [u, st] of Object.entries(units)) if (st.enabled && !st.masked && unitExists(u)) active[u] = 'active';
   writeJson(rt('units.json'), active);
   writeJson(rt('boot.json'), { bootId });
+  reconcileDaemons(active);
 }
 
 // ---------- modules ----------
@@ -315,8 +317,9 @@ export function saveUnitFiles(u: Record<string, UnitFileState>): void {
 export function activeUnits(): Record<string, string> {
   return readJson<Record<string, string>>(rt('units.json'), {});
 }
-export function saveActiveUnits(u: Record<string, string>): void {
+export function saveActiveUnits(u: Record<string, string>, restart: string[] = []): void {
   writeJson(rt('units.json'), u);
+  reconcileDaemons(u, restart);
 }
 
 /** Units the simulated host has: those of installed packages, plus the base system's. */
@@ -385,6 +388,7 @@ const CRI_DOCKERD_SOCKET = '/run/cri-dockerd.sock';
 
 /** Real unix socket files while containerd (or cri-dockerd) is active, as scripts wait for them with `test -S`. */
 export function syncRuntimeSocket(): void {
+  if (realTier()) return; // the real containerd makes its own
   syncSocket(CONTAINERD_SOCKET, runtimeRunning());
   syncSocket(CRI_DOCKERD_SOCKET, criDockerdRunning());
 }

@@ -10,6 +10,7 @@ import { containerd, criDockerd, crictl, ctr, docker, etcdctl, kubectl, kubelet 
 import { conntrack, curl, gpg, ipset, iptables, ipvsadm } from './net';
 import { cniApplied, readModel, updateModel } from './model';
 import { applyFault, faultFor } from './faults';
+import { realTier } from './real';
 
 const HANDLERS: Record<string, (args: string[], tool: string) => number> = {
   systemctl: (a) => systemctl(a),
@@ -60,6 +61,7 @@ function syncProcSwaps(): void {
 
 /** What the cluster does to this host on its own: Calico writes its CNI config once the CNI is applied. */
 function reconcile(): void {
+  if (realTier()) return; // the real cluster does this itself
   const m = readModel();
   const c = m.cluster;
   if (!c) return;

@@ -57,7 +57,7 @@ export function systemctl(args: string[]): number {
         active[u] = 'active';
         if (u.endsWith('.swap')) setSwap(true);
       }
-      saveActiveUnits(active);
+      saveActiveUnits(active, verb === 'start' || verb === 'reload' ? [] : units);
       return 0;
     }
     case 'stop': {

@@ -10,6 +10,22 @@ export const SIM_TOOLS: string[] = [
 
 export const SIM_PACKAGE_TOOLS: string[] = ['kubeadm', 'kubelet', 'kubectl', 'crictl', 'containerd', 'ctr', 'docker', 'cri-dockerd', 'ipvsadm', 'ipset', 'conntrack', 'socat', 'etcdctl'];
 
+/** On the real tier these are this machine's own programs: they touch only the host's own files and netns. */
+export const REAL_TIER_OWN_TOOLS: string[] = ['curl', 'gpg', 'iptables', 'ip6tables', 'iptables-save', 'iptables-restore'];
+
+/** Tools a host of the tier starts with as wrappers of the sim. */
+export function hostSimTools(tier: 'sim' | 'real'): string[] {
+  return tier === 'real' ? SIM_TOOLS.filter((t) => !REAL_TIER_OWN_TOOLS.includes(t)) : SIM_TOOLS;
+}
+
+/**
+ * Package tools this machine may have that a fresh host must not show. On the real tier the packages phase
+ * links the real Kubernetes binaries; containerd, ipset and friends are Debian's own, present but inactive.
+ */
+export function hiddenPackageTools(tier: 'sim' | 'real'): string[] {
+  return tier === 'real' ? ['kubeadm', 'kubelet', 'kubectl', 'crictl', 'etcdctl'] : SIM_PACKAGE_TOOLS;
+}
+
 const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** dist/bin/kha-sim-client, built from client/client.c by `npm run build` when a C compiler is present. */
