@@ -3,9 +3,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab, LabNeedsRootError } from '../src/lab/lab';
+import { Lab, LabDirRefusedError, LabNeedsRootError } from '../src/lab/lab';
 import { ClusterFile } from '../src/spec/schema';
 import { parse } from 'yaml';
 import { simTools } from '../src/lab/tools';
@@ -184,9 +184,13 @@ describe('lab hosts (3 control planes, 2 workers, bastion)', () => {
     const r = await lab.exec(h, 'ip -4 -o addr show | awk \'{print $2, $4}\'; ip -4 route show');
     assert.equal(r.code, 0, r.stderr);
     const prefix = lab.gateway.replace(/\.1$/, '');
-    assert.equal(r.stdout, `lo 127.0.0.1/8\neth0 ${h.address}/24\ndefault via ${lab.gateway} dev eth0 \n${prefix}.0/24 dev eth0 proto kernel scope link src ${h.address} \n`);
+    assert.equal(r.stdout, `lo 127.0.0.1/8\neth0 ${h.address}/24\n${prefix}.0/24 dev eth0 proto kernel scope link src ${h.address} \n`);
     assert.match(lab.gateway, /^198\.1[89]\./);
-    assert.equal(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(), '0', 'this machine forwards nothing beyond the bridge');
+    // No route off the bridge, whatever this machine forwards (asking the kernel sends nothing).
+    const off = await lab.exec(h, 'ip route get 203.0.113.1');
+    assert.notEqual(off.code, 0, off.stdout);
+    assert.match(off.stderr, /Network is unreachable/);
+    assert.equal((await lab.exec(h, `ip route get ${lab.gateway}`)).code, 0, 'the bridge side stays reachable');
     // names: lab hosts from /etc/hosts; no DNS server outside the lab
     const names = await lab.exec(h, `getent hosts ${lab.hosts[0]!.name}; grep -c '^nameserver 127.0.0.1$' /etc/resolv.conf; grep -v '^#' /etc/resolv.conf | grep -c nameserver`);
     assert.equal(names.stdout.replace(/ +/, ' '), `${lab.hosts[0]!.address} ${lab.hosts[0]!.name}\n1\n1\n`);
@@ -347,6 +351,33 @@ describe('lab lifecycle', () => {
     assert.equal(existsSync(`/run/kha-lab/subnet-${index}`), false);
     await assert.rejects(Lab.up({ dir, controlPlanes: 0, workers: 0 }), /a lab needs at least one host/);
     assert.equal(existsSync(dir), false);
+  });
+
+  test('up and down refuse a directory the lab did not create and leave it untouched', async () => {
+    // Names the lab removes on down, in a directory that is not a lab's (think --dir /etc).
+    const dir = join(base, 'not-a-lab');
+    mkdirSync(join(dir, 'keys'), { recursive: true });
+    for (const f of ['hosts', 'lab.json', 'known_hosts', 'keys/id']) writeFileSync(join(dir, f), `mine: ${f}\n`);
+    const before = readdirSync(dir).sort();
+    await assert.rejects(Lab.downDir(dir), (e: Error) => e instanceof LabDirRefusedError && e.message.includes(`${dir} was not created by kha lab`));
+    await assert.rejects(Lab.up({ dir, controlPlanes: 1, workers: 0 }), LabDirRefusedError);
+    const cli = spawnSync(process.execPath, [join(__dirname, '../src/cli/main.js'), 'lab', 'down', '--dir', dir], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(cli.status, 1, cli.stderr);
+    assert.match(cli.stderr, /^kha lab: .*not-a-lab was not created by kha lab \(no \.kha-lab file in it\); refusing to remove lab files from it; give --dir a new or empty directory\n$/);
+    assert.deepEqual(readdirSync(dir).sort(), before);
+    for (const f of ['hosts', 'lab.json', 'known_hosts', 'keys/id']) assert.equal(readFileSync(join(dir, f), 'utf8'), `mine: ${f}\n`);
+  });
+
+  test('an empty directory can hold a lab; files added to a lab directory survive down, and the next up reuses it', async () => {
+    const dir = join(base, 'empty');
+    mkdirSync(dir);
+    const lab = await Lab.up({ dir, controlPlanes: 1, workers: 0 });
+    writeFileSync(join(dir, 'notes.txt'), 'mine\n');
+    await lab.down();
+    assert.deepEqual(readdirSync(dir).sort(), ['.kha-lab', 'notes.txt']);
+    const again = await Lab.up({ dir, controlPlanes: 1, workers: 0 });
+    await again.down();
+    assert.equal(readFileSync(join(dir, 'notes.txt'), 'utf8'), 'mine\n');
   });
 
   test('kha lab up writes a valid cluster file; status lists hosts with boot ids; down removes it all', () => {

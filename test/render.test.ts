@@ -200,7 +200,9 @@ test('packages: the minor repository, its key, the pinned version held', () => {
   assert.equal(r.files[0]!.content, 'deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.35/deb/ /\n');
   const s = scriptOf(r, 'packages');
   assert.match(s, /repo_url='https:\/\/pkgs\.k8s\.io\/core:\/stable:\/v1\.35\/deb\/'/);
-  assert.match(s, /curl -fsSL "\$\{repo_url\}Release\.key"/);
+  // The key is fetched only to be checked against the pinned fingerprint (pkgs.k8s.io's by default).
+  assert.match(s, /key_fpr='DE15B14486CD377B9E876E1A234654DA9A296436'/);
+  assert.match(s, /kha_fetch_key "\$\{repo_url\}Release\.key" "\$key_dir\/Release\.key" "\$key_fpr" spec\.packages\.keyFingerprint/);
   assert.match(s, /version='1\.35\.2-1\.1'/);
   assert.match(s, /"kubelet=\$version" "kubeadm=\$version" "kubectl=\$version"/);
   assert.match(s, /apt-mark hold "\$p"/);

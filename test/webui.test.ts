@@ -9,10 +9,10 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import type { Frame, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { Lab } from '../src/lab/lab';
 import { deployWorkflowId, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
-import { allowedHost, launchBrowser, type Browser } from './helpers/browser';
+import { allowedHost, launchBrowser, readFrameTable, scrollTextIntoView, type Browser } from './helpers/browser';
 import { cliEnv, freePort, kha, unreachableCluster } from './cli-run';
 
 const ARTIFACTS = join(__dirname, '..', '..', 'test-artifacts', 'webui');
@@ -51,21 +51,6 @@ async function listedWorkflows(page: Page): Promise<Array<{ status: string; id: 
   );
 }
 
-/** The frame showing a Markdown table with the given header (the UI renders Markdown in iframes). */
-async function frameWithTable(page: Page, header: string[]): Promise<Frame | undefined> {
-  for (const f of page.frames()) {
-    const heads = await f
-      .locator('table th')
-      .allTextContents()
-      .catch(() => [] as string[]);
-    if (heads.map((h) => h.trim()).join('|') === header.join('|')) return f;
-  }
-  return undefined;
-}
-
-async function tableRows(f: Frame): Promise<string[][]> {
-  return f.locator('table tbody tr').evaluateAll((rows) => rows.map((r) => Array.from((r as unknown as Row).cells).map((c) => (c.textContent ?? '').trim())));
-}
 
 describe('the Temporal Web UI during a lab deployment, in chromium', () => {
   const dir = join(tmpdir(), 'kha-webui-64');
@@ -148,9 +133,8 @@ describe('the Temporal Web UI during a lab deployment, in chromium', () => {
     const page = b.page;
     await page.goto(workflowPage);
     await page.getByRole('tab', { name: 'User Metadata' }).click();
-    const f = await until('current details table', () => frameWithTable(page, ['phase', 'state', 'nodes']), UI_MS);
-    const rows = await tableRows(f);
-    assert.match(await f.locator('body').innerText(), /^webui: running/);
+    const { text, rows } = await until('current details table', () => readFrameTable(page, ['phase', 'state', 'nodes']), UI_MS);
+    assert.match(text, /^webui: running/);
     assert.ok(rows.some((r) => r[1] === 'running' && r[0]!.startsWith('▶ ')), JSON.stringify(rows));
     assert.deepEqual(rows.map((r) => r[0]!.replace(/^\S+ /, '')).slice(0, 6), ['Preflight checks', 'Host preparation', 'Container runtime', 'kubeadm, kubelet, kubectl', 'kube-vip on the first control-plane node', 'kubeadm init']);
     await b.screenshot('1-deployment-running');
@@ -201,11 +185,9 @@ describe('the Temporal Web UI during a lab deployment, in chromium', () => {
     const page = b.page;
     await page.goto(workflowPage);
     await page.getByRole('tab', { name: 'User Metadata' }).click();
-    const f = await until('current details table', () => frameWithTable(page, ['phase', 'state', 'nodes']), UI_MS);
-    const text = await f.locator('body').innerText();
+    const { text, rows } = await until('current details table', () => readFrameTable(page, ['phase', 'state', 'nodes']), UI_MS);
     assert.match(text, /^webui: waiting-approval · Kubernetes v1\.35\.\d+$/m);
     assert.match(text, /^Waiting for approval: check the control plane, then run: kha approve webui$/m);
-    const rows = await tableRows(f);
     const row = (title: string) => rows.find((r) => r[0]!.replace(/^\S+ /, '') === title);
     assert.deepEqual(row('kubeadm init')?.slice(0, 2), ['✔ kubeadm init', 'done']);
     assert.match(row('kubeadm init')![2]!, /^✔ k8scp-01( ×\d+)?$/);
@@ -221,9 +203,7 @@ describe('the Temporal Web UI during a lab deployment, in chromium', () => {
     await b.screenshot('4-waiting-for-approval-details');
     // The history's timeline names each activity by its summary too.
     await page.getByRole('tab', { name: /^History/ }).click();
-    const bar = page.getByText('kubeadmInit • kubeadm-init · k8scp-01 · kubeadmInit').first();
-    await until('the timeline', async () => (await bar.count()) > 0, UI_MS);
-    await bar.scrollIntoViewIfNeeded();
+    await until('the timeline', () => scrollTextIntoView(page, 'kubeadmInit • kubeadm-init · k8scp-01 · kubeadmInit'), UI_MS);
     await b.screenshot('5-history-timeline');
   }));
 
@@ -233,9 +213,8 @@ describe('the Temporal Web UI during a lab deployment, in chromium', () => {
     const page = b.page;
     await page.goto(`${workflowPage}/user-metadata`);
     await until('the Completed badge', async () => (await page.getByText('Completed', { exact: true }).count()) > 0, UI_MS);
-    const f = await until('current details table', () => frameWithTable(page, ['phase', 'state', 'nodes']), UI_MS);
-    assert.match(await f.locator('body').innerText(), /^webui: done · Kubernetes v1\.35\.\d+$/m);
-    const rows = await tableRows(f);
+    const { text, rows } = await until('current details table', () => readFrameTable(page, ['phase', 'state', 'nodes']), UI_MS);
+    assert.match(text, /^webui: done · Kubernetes v1\.35\.\d+$/m);
     assert.ok(rows.length === 11 && rows.every((r) => r[1] === 'done' && r[0]!.startsWith('✔ ')), JSON.stringify(rows));
     const body = await page.locator('main').innerText();
     for (const w of ['k8swn-01', 'k8swn-02', 'k8swn-03']) assert.ok(body.includes(`worker-join · ${w} · joinWorker`), `no worker-join summary for ${w}`);

@@ -43,6 +43,8 @@ export interface NodeFacts {
   installed: { kubeadm?: string; kubelet?: string; kubectl?: string };
   availableVersions?: string[];
   vipAnswers: boolean;
+  /** MAC of another machine that answered ARP for the VIP (control-plane nodes only). */
+  vipNeighbor?: string;
   problems: string[];
 }
 

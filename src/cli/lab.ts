@@ -1,6 +1,6 @@
 // `kha lab up | down | status`: simulated hosts on this machine (see src/lab/README.md).
 import { writeFileSync } from 'node:fs';
-import { defaultLabDir, Lab, LabNeedsRootError } from '../lab/lab';
+import { defaultLabDir, Lab, LabDirRefusedError, LabNeedsRootError } from '../lab/lab';
 
 const USAGE = `usage:
   kha lab up --nodes CP+W --out FILE [--dir DIR] [--bastion] [--subnet N] [--reboot-delay-ms MS] [--user root|kha|khapw] [--kube sim|real]
@@ -8,7 +8,8 @@ const USAGE = `usage:
   kha lab status [--dir DIR] [--json]
 
 Starts CP control-plane and W worker hosts (network namespaces with their own sshd on
-198.18.<N>.0/24) and writes a cluster file for them. DIR defaults to $KHA_LAB_DIR or /var/lib/kha/lab.
+198.18.<N>.0/24) and writes a cluster file for them. DIR defaults to $KHA_LAB_DIR or /var/lib/kha/lab;
+it must not exist, be empty, or be one a lab made (it holds .kha-lab): up and down refuse any other.
 --kube real gives the hosts real kubeadm, kubelet, etcd, API servers, containerd and runc (built once by
 scripts/kube-build.sh); the default, sim, is the fast simulator. Needs root.
 `;
@@ -124,7 +125,7 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`kha lab: ${e.message}\n${USAGE}`);
       return 2;
     }
-    if (e instanceof LabNeedsRootError) {
+    if (e instanceof LabNeedsRootError || e instanceof LabDirRefusedError) {
       process.stderr.write(`kha lab: ${e.message}\n`);
       return 1;
     }

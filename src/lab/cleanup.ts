@@ -1,11 +1,42 @@
 // Tearing a lab down, also after a crash: supervisor, every process in the lab's namespaces,
 // mounts under the lab directory, namespaces, bridge, files. Each step tolerates missing parts.
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { controlRequest } from './control';
 import { labPaths, readState, MAX_SUBNET_INDEX } from './layout';
 import { bridgeExists, deleteNetworks, listLabNetns, listLabVeths, netnsInode } from './net';
 import { pidAlive, pidsInNetns, readProc, run, sleep } from './proc';
+
+/**
+ * Written first into every directory the lab creates or takes over while empty. Clean-up deletes
+ * fixed names (hosts, keys, lab.json...) and unmounts what is under the directory, so it refuses
+ * any directory without this file: `kha lab down --dir /etc` must not remove /etc/hosts.
+ */
+export const LAB_MARKER = '.kha-lab';
+const MARKER_TEXT = 'This directory belongs to a kha lab; `kha lab down` removes it.\n';
+
+export class LabDirRefusedError extends Error {
+  constructor(dir: string, action: string) {
+    super(`${dir} was not created by kha lab (no ${LAB_MARKER} file in it); refusing to ${action}; give --dir a new or empty directory`);
+    this.name = 'LabDirRefusedError';
+  }
+}
+
+function isEmptyDir(dir: string): boolean {
+  return readdirSync(dir).length === 0;
+}
+
+/** Whether clean-up may touch dir: it does not exist, is empty, or carries the lab's marker. */
+export function assertLabDir(dir: string, action: string): void {
+  if (!existsSync(dir) || existsSync(join(dir, LAB_MARKER))) return;
+  if (!lstatSync(dir).isDirectory() || !isEmptyDir(dir)) throw new LabDirRefusedError(dir, action);
+}
+
+/** Creates dir if needed and marks it as the lab's (assertLabDir must have passed). */
+export function markLabDir(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, LAB_MARKER), MARKER_TEXT);
+}
 
 /** Which lab directory uses a subnet index (this machine only). */
 const REGISTRY = '/run/kha-lab';
@@ -142,6 +173,7 @@ const LAB_FILES = ['hosts', 'shared', 'keys', 'real', 'lab.json', 'status.json',
  * With keepLog, supervisor.log stays (for a post-mortem).
  */
 export async function downDir(dir: string, opts: { keepLog?: boolean } = {}): Promise<void> {
+  assertLabDir(dir, 'remove lab files from it');
   const p = labPaths(dir);
   const state = readState(dir);
   if (existsSync(p.control)) await controlRequest(dir, { op: 'shutdown' }, 5000).catch(() => undefined);
@@ -163,9 +195,10 @@ export async function downDir(dir: string, opts: { keepLog?: boolean } = {}): Pr
     rmSync(join(dir, f), { recursive: true, force: true });
   }
   for (const f of readdirSync(dir)) if (/^(lab|status)\.json\..*\.tmp$/.test(f)) rmSync(join(dir, f), { force: true });
-  try {
+  // The marker goes last and only with the directory: files that are not the lab's stay, and so
+  // does the mark that lets the next up use the directory again.
+  if (readdirSync(dir).every((f) => f === LAB_MARKER)) {
+    rmSync(join(dir, LAB_MARKER), { force: true });
     rmdirSync(dir);
-  } catch {
-    // not empty: files that are not the lab's stay
   }
 }

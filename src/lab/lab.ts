@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import { API_VERSION, KIND, patterns } from '../spec/schema';
-import { claimSubnet, clearSubnet, downDir, liveSupervisor, pickSubnet, subnetHeldBy } from './cleanup';
+import { assertLabDir, claimSubnet, clearSubnet, downDir, liveSupervisor, markLabDir, pickSubnet, subnetHeldBy } from './cleanup';
 import { controlRequest } from './control';
 import { clearHostFaults, sharedPaths, writeClockOffset, writeHostFaults, type LabFault } from './faults';
 import { HOST_INIT_SCRIPT } from './host-init';
@@ -18,12 +18,13 @@ import { pidAlive, run, sleep } from './proc';
 import { writeToolWrappers } from './tools';
 import { ed25519KeyPair } from './sshkey';
 import { findRealBinaries, readTier, type KubeTier } from './real/tier';
-import { prepareRealTier } from './real/setup';
+import { prepareRealTier, releaseKeyFingerprint } from './real/setup';
 import { CALICO_MANIFEST_PATH, LAB_SERVICES_PORT, REPO_PATH } from './real/server';
 
 export type { LabHost, LabRole } from './layout';
 export type { LabFault } from './faults';
 export { LAB_USER, LAB_PW_USER } from './prepare';
+export { LabDirRefusedError } from './cleanup';
 
 export interface LabUpOptions {
   dir: string;
@@ -140,7 +141,9 @@ export class Lab {
     };
     planHosts(0, opts.controlPlanes, opts.workers, opts.bastion ?? false); // reject bad counts before touching anything
     if (opts.kube === 'real') findRealBinaries(); // says how to build them, before touching anything
+    assertLabDir(dir, 'start a lab in it');
     await downDir(dir);
+    markLabDir(dir); // before the subnet claim: a crash after it leaves a directory down may clear
     phase('clear');
     const index = await Lab.takeSubnet(dir, opts.subnetIndex);
     phase('subnet');
@@ -430,7 +433,8 @@ export class Lab {
     const base = `https://${this.gateway}:${LAB_SERVICES_PORT}`;
     const mirror = (registry: string) => ({ registry, endpoints: [base] });
     return {
-      packages: { repository: `${base}${REPO_PATH}` },
+      // The lab signs its repository with a key of its own, so its files pin that key.
+      packages: { repository: `${base}${REPO_PATH}`, keyFingerprint: releaseKeyFingerprint(this.dir) },
       containerRuntime: { registryMirrors: ['registry.k8s.io', 'ghcr.io', 'docker.io'].map(mirror) },
       networking: { calico: { installMethod: 'manifest', manifestUrl: `${base}${CALICO_MANIFEST_PATH}` } },
     };

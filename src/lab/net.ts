@@ -1,5 +1,6 @@
-// The lab network: one bridge per lab (this machine is .1 on it, nothing is forwarded beyond it)
-// and one network namespace per host, joined to the bridge by a veth pair (eth0 inside).
+// The lab network: one bridge per lab (this machine is .1 on it) and one network namespace per
+// host, joined to the bridge by a veth pair (eth0 inside). Hosts get no default route: only the
+// lab's /24 is reachable, so nothing a host sends can leave the bridge even if this machine forwards.
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { run } from './proc';
 import { bridgeName, subnetPrefix, type LabState } from './layout';
@@ -23,7 +24,7 @@ export async function createBridge(index: number): Promise<boolean> {
   return true;
 }
 
-/** Namespaces, veth pairs, addresses and routes of every host. */
+/** Namespaces, veth pairs and addresses (with them the /24 route, the only one) of every host. */
 export async function createHostNetworks(state: LabState): Promise<void> {
   const br = state.bridge;
   const global = state.hosts
@@ -33,7 +34,7 @@ export async function createHostNetworks(state: LabState): Promise<void> {
   await Promise.all(
     state.hosts.map((h) =>
       run('ip', ['-n', h.netns, '-b', '-'], {
-        input: `link set lo up\naddr add ${h.address}/24 dev eth0\nlink set eth0 up\nroute add default via ${state.gateway} dev eth0\n`,
+        input: `link set lo up\naddr add ${h.address}/24 dev eth0\nlink set eth0 up\n`,
       }),
     ),
   );

@@ -2,6 +2,7 @@
 // or Docker Engine with cri-dockerd. The containerd config version follows the installed major.
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import { criSocket, pauseImage } from './common';
+import { dockerKeyFingerprint } from '../spec/sources';
 import { APT_LIB, file, lines, q, script, writeFile } from './shell';
 import type { PhaseRender, RenderFacts, RenderedFile } from './types';
 
@@ -67,14 +68,16 @@ export function hostsToml(registry: string, endpoints: string[]): string {
 function aptRepoSetup(c: ClusterSpec): string {
   const repo = c.spec.containerRuntime.containerd.dockerRepository;
   return lines(
-    '# Docker\'s apt repository for this distribution.',
+    '# Docker\'s apt repository for this distribution; only the pinned key is taken.',
+    'apt_install ca-certificates curl gpg',
     'os_id="$(sed -n \'s/^ID=//p\' /etc/os-release | tr -d "\\"\'")"',
     'os_codename="$(sed -n \'s/^VERSION_CODENAME=//p\' /etc/os-release | tr -d "\\"\'")"',
     'deb_arch="$(dpkg --print-architecture)"',
     `docker_repo=${q(repo)}`,
-    `if [ ! -s ${q(DOCKER_KEYRING)} ]; then`,
+    `docker_fpr=${q(dockerKeyFingerprint(c.spec))}`,
+    `if [ ! -s ${q(DOCKER_KEYRING)} ] || ! kha_key_pinned ${q(DOCKER_KEYRING)} "$docker_fpr"; then`,
     '  install -d -m 0755 /etc/apt/keyrings',
-    `  curl -fsSL "$docker_repo/$os_id/gpg" -o ${q(DOCKER_KEYRING + '.tmp')}`,
+    `  kha_fetch_key "$docker_repo/$os_id/gpg" ${q(DOCKER_KEYRING + '.tmp')} "$docker_fpr" spec.containerRuntime.containerd.keyFingerprint`,
     `  chmod 0644 ${q(DOCKER_KEYRING + '.tmp')}`,
     `  mv -f ${q(DOCKER_KEYRING + '.tmp')} ${q(DOCKER_KEYRING)}`,
     'fi',
@@ -212,8 +215,14 @@ function renderDocker(c: ClusterSpec, n: NodeSpec, facts: RenderFacts): PhaseRen
           '  # Release packages are named after the distribution and its codename.',
           '  cri_url="https://github.com/Mirantis/cri-dockerd/releases/download/v$cri_version/cri-dockerd_$cri_version.3-0.$os_id-${os_codename}_$deb_arch.deb"',
         ),
+    `  cri_sha256=${q(cri.sha256 ?? '')}`,
     '  tmp_deb="$(mktemp --suffix=.deb)"',
     '  curl -fsSL "$cri_url" -o "$tmp_deb"',
+    '  got_sha256="$(sha256sum "$tmp_deb" | awk \'{ print $1 }\')"',
+    '  if [ -z "$cri_sha256" ] || [ "$got_sha256" != "$cri_sha256" ]; then',
+    '    rm -f -- "$tmp_deb"',
+    '    kha_die "the cri-dockerd package from $cri_url has SHA-256 $got_sha256, not ${cri_sha256:-(none given)} (spec.containerRuntime.criDockerd.sha256); refusing to install it"',
+    '  fi',
     '  apt-get install -y -q "$tmp_deb"',
     '  rm -f "$tmp_deb"',
     'fi',

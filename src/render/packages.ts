@@ -2,6 +2,7 @@
 // version for every node, held, plus the extra tools (ipset, ipvsadm, ...).
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import { kubeMinor } from '../spec/types';
+import { kubernetesKeyFingerprint } from '../spec/sources';
 import { APT_LIB, file, lines, q, script, writeFile } from './shell';
 import type { PhaseRender, RenderFacts } from './types';
 
@@ -23,11 +24,12 @@ export function renderPackages(c: ClusterSpec, n: NodeSpec, facts: RenderFacts):
     '',
     'apt_install ca-certificates curl gpg',
     '',
-    `# Repository of Kubernetes ${kubeMinor(facts.kubernetesVersion)}; its key is fetched once.`,
+    `# Repository of Kubernetes ${kubeMinor(facts.kubernetesVersion)}; its key is fetched once, and only the pinned key is taken.`,
     `repo_url=${q(repo)}`,
-    `if [ ! -s ${q(K8S_KEYRING)} ]; then`,
+    `key_fpr=${q(kubernetesKeyFingerprint(c.spec))}`,
+    `if [ ! -s ${q(K8S_KEYRING)} ] || ! kha_key_pinned ${q(K8S_KEYRING)} "$key_fpr"; then`,
     '  key_dir="$(mktemp -d)"',
-    '  curl -fsSL "${repo_url}Release.key" -o "$key_dir/Release.key"',
+    '  kha_fetch_key "${repo_url}Release.key" "$key_dir/Release.key" "$key_fpr" spec.packages.keyFingerprint',
     '  gpg --batch --yes --dearmor -o "$key_dir/keyring.gpg" "$key_dir/Release.key"',
     `  kha_write_file ${q(K8S_KEYRING)} 644 <"$key_dir/keyring.gpg"`,
     '  rm -rf -- "$key_dir"',

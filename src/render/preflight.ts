@@ -1,7 +1,7 @@
 // Preflight: read-only. Prints one line `KHA-FACTS <json>` that parseFacts() turns into HostFacts.
 import { z } from 'zod';
 import type { ClusterSpec, NodeSpec } from '../spec/types';
-import { kubeMinor } from '../spec/types';
+import { kubeMinor, vipInterface } from '../spec/types';
 import { requiredPorts } from './common';
 import { q, script } from './shell';
 import type { PhaseRender, RenderFacts } from './types';
@@ -14,6 +14,38 @@ export const LIST_VERSIONS_FLAG = '--available-versions';
 /** The package index of the repository for one minor; the repo is flat (`deb URL /`). */
 export function packagesIndexUrl(c: ClusterSpec, version: string): string {
   return `${c.spec.packages.repository}/v${kubeMinor(version)}/deb/Packages`;
+}
+
+/**
+ * On a control-plane node: who answers ARP for the VIP on its interface. A connection attempt makes
+ * the kernel ask (no arping needed), the neighbour table shows the answer; an old entry is flushed
+ * first so only a fresh answer counts. Sets vip_neighbor to the MAC that answered, or leaves it empty.
+ */
+function vipArpProbe(c: ClusterSpec, n: NodeSpec): string {
+  if (n.role !== 'control-plane') return '';
+  return String.raw`
+vip=${q(c.spec.controlPlaneEndpoint.vip)}
+vip_dev=${q(vipInterface(c, n))}
+vip_port=${q(String(c.spec.controlPlaneEndpoint.port))}
+vip_is_local() { ip -o -4 addr show dev "$vip_dev" 2>/dev/null | awk '{ print $4 }' | grep -qx -- "$vip/[0-9]*"; }
+if kha_have ip && kha_have timeout && [ -e "/sys/class/net/$vip_dev" ] && ! vip_is_local; then
+  ip neigh flush to "$vip" dev "$vip_dev" 2>/dev/null || true
+  # shellcheck disable=SC2016 # the inner script expands its own arguments
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' vip-probe "$vip" "$vip_port" >/dev/null 2>&1 &
+  probe=$!
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    # "VIP lladdr MAC [router] STATE", or "VIP INCOMPLETE|FAILED" while nobody answered
+    neigh=()
+    read -r -a neigh < <(ip -4 neigh show to "$vip" dev "$vip_dev" 2>/dev/null) || true
+    if [ "${'$'}{#neigh[@]}" -ge 4 ] && [ "${'$'}{neigh[1]}" = lladdr ]; then
+      case "${'$'}{neigh[${'$'}{#neigh[@]} - 1]}" in REACHABLE | STALE | DELAY | PROBE) vip_neighbor="${'$'}{neigh[2]}"; break ;; esac
+    fi
+    sleep 0.1
+  done
+  kill "$probe" 2>/dev/null || true
+  wait "$probe" 2>/dev/null || true
+fi
+`;
 }
 
 export function renderPreflight(c: ClusterSpec, n: NodeSpec, _facts: RenderFacts): PhaseRender {
@@ -82,7 +114,7 @@ j_err="" j_host="" j_macs="" j_uuid="" j_machine="" j_boot="" os_id="" os_versio
 j_os_id="" j_os_version="" j_os_codename="" j_arch="" j_deb_arch="" j_cri="" j_required="" j_in_use=""
 j_root="" j_sudo="" j_sudo_user="" j_swap="" j_kubelet="" j_admin="" j_super="" j_kubelet_conf=""
 j_kubelet_server="" j_ca="" j_manifests="" j_etcd="" j_v_kubeadm="" j_v_kubelet="" j_v_kubectl=""
-j_v_containerd=""
+j_v_containerd="" j_vip_neighbor="" vip_neighbor=""
 
 listening_ports() {
   local f hex
@@ -168,6 +200,7 @@ if kha_have kubelet; then v_kubelet="$(kubelet --version 2>/dev/null | awk '{ pr
 if kha_have kubectl; then v_kubectl="$(kubectl version --client 2>/dev/null | awk '/^Client Version:/ { print $3 }' || true)"; fi
 if kha_have containerd; then v_containerd="$(containerd --version 2>/dev/null | awk '{ print $3 }' || true)"; fi
 
+${vipArpProbe(c, n)}
 available=""
 if [ "$want_versions" = 1 ]; then
   versions=()
@@ -216,6 +249,7 @@ json_str j_v_kubeadm "$v_kubeadm"
 json_str j_v_kubelet "$v_kubelet"
 json_str j_v_kubectl "$v_kubectl"
 json_str j_v_containerd "$v_containerd"
+json_str j_vip_neighbor "$vip_neighbor"
 
 printf '%s {' ${q(FACTS_MARKER)}
 printf '"hostname":%s,' "$j_host"
@@ -230,8 +264,9 @@ printf '"root":%s,"passwordlessSudo":%s,"sudoUser":%s,' "$j_root" "$j_sudo" "$j_
 printf '"swapActive":%s,"kubeletActive":%s,' "$j_swap" "$j_kubelet"
 printf '"state":{"adminConf":%s,"superAdminConf":%s,"kubeletConf":%s,"kubeletServer":%s,"caCertHash":%s,"manifests":%s,"etcdData":%s},' \
   "$j_admin" "$j_super" "$j_kubelet_conf" "$j_kubelet_server" "$j_ca" "$j_manifests" "$j_etcd"
-printf '"installed":{"kubeadm":%s,"kubelet":%s,"kubectl":%s,"containerd":%s}' \
+printf '"installed":{"kubeadm":%s,"kubelet":%s,"kubectl":%s,"containerd":%s},' \
   "$j_v_kubeadm" "$j_v_kubelet" "$j_v_kubectl" "$j_v_containerd"
+printf '"vipNeighbor":%s' "$j_vip_neighbor"
 printf '%s}\n' "$available"
 `;
   return {
@@ -285,6 +320,8 @@ export const HostFactsSchema = z.object({
   }),
   installed: z.object({ kubeadm: z.string(), kubelet: z.string(), kubectl: z.string(), containerd: z.string() }),
   availableVersions: z.object({ versions: z.array(z.string()), error: z.string() }).optional(),
+  /** The MAC that answered ARP for the VIP on a control-plane node ('' when none did, or a worker). */
+  vipNeighbor: z.string(),
 });
 export type HostFacts = z.infer<typeof HostFactsSchema>;
 export type InterfaceFacts = z.infer<typeof InterfaceFacts>;

@@ -41,6 +41,50 @@ const LIB: LibFunction[] = [
 }` },
   { name: 'kha_have', deps: [], code: String.raw`kha_have() { command -v "$1" >/dev/null 2>&1; }` },
   {
+    name: 'kha_key_fingerprints',
+    deps: [],
+    code: String.raw`# kha_key_fingerprints FILE: the primary-key fingerprints of an OpenPGP key file (armored or binary), one a line.
+# A throw-away home keeps root's keyring untouched.
+kha_key_fingerprints() {
+  local home rc=0
+  home="$(mktemp -d)"
+  gpg --batch --homedir "$home" --show-keys --with-colons "$1" 2>/dev/null |
+    awk -F: '$1 == "pub" { want = 1; next } $1 == "fpr" && want { print $10 } { want = 0 }' || rc=$?
+  rm -rf -- "$home"
+  return "$rc"
+}`,
+  },
+  {
+    name: 'kha_key_pinned',
+    deps: ['kha_key_fingerprints'],
+    code: String.raw`# kha_key_pinned FILE FINGERPRINT: whether the key file holds the key with that fingerprint.
+kha_key_pinned() {
+  local f
+  for f in $(kha_key_fingerprints "$1" || true); do
+    if [ "$f" = "$2" ]; then return 0; fi
+  done
+  return 1
+}`,
+  },
+  {
+    name: 'kha_fetch_key',
+    deps: ['kha_key_pinned', 'kha_die'],
+    code: String.raw`# kha_fetch_key URL FILE FINGERPRINT FIELD: downloads a repository's signing key into FILE, only if it is the
+# pinned one (FIELD names the spec setting in the refusal).
+kha_fetch_key() {
+  local url="$1" out="$2" fpr="$3" field="$4" tmp got
+  tmp="$(mktemp)"
+  curl -fsSL "$url" -o "$tmp"
+  if ! kha_key_pinned "$tmp" "$fpr"; then
+    got="$(kha_key_fingerprints "$tmp" | tr '\n' ' ' || true)"
+    got="${'$'}{got% }"
+    rm -f -- "$tmp"
+    kha_die "the key at $url has fingerprint ${'$'}{got:-(none)}, not the pinned $fpr ($field); refusing it"
+  fi
+  mv -f -- "$tmp" "$out"
+}`,
+  },
+  {
     name: 'kha_write_file',
     deps: ['kha_log'],
     code: String.raw`# kha_write_file PATH MODE < content

@@ -3,6 +3,7 @@
 import type { ClusterFileParsed } from './schema';
 import { canonicalCidr, cidrContains, cidrsOverlap, isIpv4, parseCidr, type Cidr } from './net';
 import { didYouMean } from './zod-messages';
+import { sourceFindings } from './sources';
 
 export const MIN_MINOR = 28;
 
@@ -112,6 +113,11 @@ function checkNodes(spec: Spec, f: Findings): void {
 function checkEndpoint(spec: Spec, f: Findings): void {
   const ep = spec.controlPlaneEndpoint;
   const vipPath = [S, 'controlPlaneEndpoint', 'vip'];
+  const [a, b] = ep.vip.split('.').map(Number) as [number, number];
+  // No interface's subnet has these as a host address; the subnet itself is checked in preflight. (Loopback
+  // is left to preflight: test files use 127.0.0.0/8 for clusters that are never reached.)
+  const notHost = a === 0 ? 'in 0.0.0.0/8 ("this network")' : a === 169 && b === 254 ? 'a link-local address' : a >= 224 ? (a < 240 ? 'a multicast address' : 'a reserved or broadcast address') : undefined;
+  if (notHost) f.error(vipPath, `the VIP ${ep.vip} is ${notHost}, not a host address other nodes can reach; choose a free address in the control-plane nodes' subnet`);
   spec.nodes.forEach((n, i) => {
     if (n.address === ep.vip) {
       f.error(vipPath, `the VIP ${ep.vip} is the address of node ${n.name} (spec.nodes[${i}].address): choose a free address in the nodes' network`);
@@ -313,6 +319,7 @@ export function crossFieldChecks(file: ClusterFileParsed): Finding[] {
   checkSsh(spec, f);
   checkCalico(spec, f);
   checkPolicy(spec, f);
+  for (const s of sourceFindings(spec)) f.error(s.path, s.message, s.path.at(-1) === 'criDockerd' ? 'key' : 'value');
   return f.list;
 }
 

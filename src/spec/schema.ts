@@ -25,6 +25,9 @@ export const patterns = {
   labelValue: /^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$/,
   envName: /^[A-Z_][A-Z0-9_]{0,63}$/,
   fingerprint: /^SHA256:[A-Za-z0-9+\/]{43}=?$/,
+  // An OpenPGP v4 fingerprint: 40 hex digits, spaces allowed as gpg prints them.
+  pgpFingerprint: /^ *([0-9A-Fa-f] *){40}$/,
+  sha256: /^[0-9a-f]{64}$/,
 } as const;
 
 const str = (re: RegExp, what: string) =>
@@ -37,6 +40,8 @@ export const PathStr = str(patterns.path, 'an absolute or ~/ path of letters, di
 export const UrlStr = str(patterns.url, 'an http(s) URL of letters, digits and ._~:/+%@- only');
 export const ImageRepo = str(patterns.imageRepo, 'an image repository such as registry.k8s.io or registry.example.com/google_containers');
 export const Port = z.number().int().min(1).max(65535);
+const Insecure = z.boolean().optional();
+const KeyFingerprint = str(patterns.pgpFingerprint, 'an OpenPGP key fingerprint of 40 hex digits such as DE15 B144 86CD 377B 9E87  6E1A 2346 54DA 9A29 6436');
 export const EnvName = str(patterns.envName, 'an environment variable name such as KHA_SSH_PASSPHRASE');
 
 export const BastionSpec = z.strictObject({
@@ -121,6 +126,8 @@ export const RuntimeSpec = z.strictObject({
       // distro: Debian/Ubuntu containerd package; docker: containerd.io from Docker's apt repo.
       packageSource: z.enum(['distro', 'docker']).default('distro'),
       dockerRepository: UrlStr.default('https://download.docker.com/linux'),
+      insecure: Insecure.describe('Allow a plain http:// dockerRepository (its packages are still checked against the pinned key).'),
+      keyFingerprint: KeyFingerprint.optional().describe("Fingerprint of the key that signs dockerRepository; default: Docker's release key."),
       configVersion: z.literal([2, 3]).optional(),
     })
     .default({ packageSource: 'distro', dockerRepository: 'https://download.docker.com/linux' }),
@@ -129,6 +136,8 @@ export const RuntimeSpec = z.strictObject({
       enabled: z.boolean().default(false),
       version: str(patterns.semver, 'a cri-dockerd version such as v0.3.21').default('v0.3.21'),
       packageUrl: UrlStr.optional(),
+      sha256: str(patterns.sha256, 'a SHA-256 checksum of 64 lower-case hex digits').optional().describe('SHA-256 of the cri-dockerd .deb the nodes download; required: kha installs no unverified package.'),
+      insecure: Insecure.describe('Allow a plain http:// packageUrl.'),
     })
     .optional(),
   registryMirrors: z.array(RegistryMirror).default([]),
@@ -137,12 +146,15 @@ export const RuntimeSpec = z.strictObject({
 export const PackagesSpec = z.strictObject({
   repository: UrlStr.default('https://pkgs.k8s.io/core:/stable:').describe('Base URL of the Kubernetes package repository (one repository per minor below it), or a mirror of the same layout.'),
   extra: z.array(str(/^[a-z0-9][a-z0-9.+-]*$/, 'a Debian package name')).default(['ipset', 'ipvsadm', 'conntrack', 'socat']),
+  insecure: Insecure.describe('Allow a plain http:// repository (its packages are still checked against the pinned key).'),
+  keyFingerprint: KeyFingerprint.optional().describe("Fingerprint of the key that signs the repository; default: the pkgs.k8s.io key (mirrors serve the same)."),
 });
 
 export const CalicoSpec = z.strictObject({
   version: str(patterns.semver, 'a Calico version such as v3.31.2').default('v3.31.2'),
   installMethod: z.enum(['operator', 'manifest']).default('operator'),
   manifestUrl: UrlStr.optional(),
+  insecure: Insecure.describe('Allow a plain http:// manifestUrl.'),
   registry: ImageRepo.optional(),
   encapsulation: z.enum(['IPIP', 'IPIPCrossSubnet', 'VXLAN', 'VXLANCrossSubnet', 'None']).default('IPIP'),
   nodeAddressDetection: z

@@ -60,6 +60,12 @@ export function crossNodeProblems(input: CrossNodeInput): CrossNodeProblem[] {
     if (!existing && first.vipAnswers) {
       problems.push({ node: first.node, message: 'the VIP already answers on port 6443 but no cluster exists here: another machine holds it' });
     }
+    // Without a cluster nobody may hold the VIP yet: an ARP answer means another machine uses it.
+    for (const f of facts) {
+      if (!existing && f.vipNeighbor && input.controlPlanes.includes(f.node)) {
+        problems.push({ node: f.node, message: `the VIP answers ARP from ${f.vipNeighbor} but no cluster exists here: another machine uses that address; choose a free VIP` });
+      }
+    }
   }
   for (const cp of input.controlPlanes) {
     const f = facts.find((x) => x.node === cp);

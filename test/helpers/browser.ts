@@ -4,7 +4,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Frame, type Page } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -91,4 +91,59 @@ export async function launchBrowser(o: { artifactsDir: string; width?: number; h
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** The few DOM members the in-page helpers use (this project has no DOM types). */
+type El = { textContent: string | null; children: ArrayLike<El>; scrollIntoView(o: { block: string; inline: string }): void };
+
+/**
+ * Scrolls the innermost element whose text contains `text` (whitespace collapsed, any case, as getByText
+ * matches) into view. Finding and scrolling happen in one synchronous step inside the page: the Web UI
+ * re-renders a running workflow's history as it polls, so an element found first and scrolled in a second
+ * round trip (locator.scrollIntoViewIfNeeded) can be replaced in between ("Element is not attached to the
+ * DOM"). False when no element has the text.
+ */
+export function scrollTextIntoView(page: Page | Frame, text: string): Promise<boolean> {
+  return page.evaluate((t) => {
+    const norm = (s: string | null) => (s ?? '').replace(/\s+/g, ' ').toLowerCase();
+    const want = norm(t).trim();
+    const body = (globalThis as unknown as { document: { body: El } }).document.body;
+    if (!norm(body.textContent).includes(want)) return false;
+    let el = body;
+    for (;;) {
+      const inner = Array.from(el.children).find((c) => norm(c.textContent).includes(want));
+      if (!inner) break;
+      el = inner;
+    }
+    el.scrollIntoView({ block: 'center', inline: 'center' });
+    return true;
+  }, text);
+}
+
+/** A table as one frame shows it: the body's text and the rows' cell texts, read in one step. */
+export interface FrameTable {
+  text: string;
+  rows: string[][];
+}
+
+/**
+ * The first frame's Markdown table with this header, read in one evaluation per frame: the Web UI
+ * replaces its Markdown iframes when it refreshes, so a frame found in one call may be gone by the next.
+ */
+export async function readFrameTable(page: Page, header: string[]): Promise<FrameTable | undefined> {
+  for (const f of page.frames()) {
+    const t = await f
+      .evaluate((want) => {
+        type Cell = { textContent: string | null };
+        type Doc = { body: { innerText: string }; querySelectorAll(s: string): ArrayLike<Cell & { cells: ArrayLike<Cell> }> };
+        const doc = (globalThis as unknown as { document: Doc }).document;
+        const heads = Array.from(doc.querySelectorAll('table th')).map((h) => (h.textContent ?? '').trim());
+        if (heads.join('|') !== want) return undefined;
+        const rows = Array.from(doc.querySelectorAll('table tbody tr')).map((r) => Array.from(r.cells).map((c) => (c.textContent ?? '').trim()));
+        return { text: doc.body.innerText, rows };
+      }, header.join('|'))
+      .catch(() => undefined);
+    if (t) return t;
+  }
+  return undefined;
 }

@@ -127,3 +127,16 @@ function trustLabCa(upper: string, labDir: string): void {
   }
   put(bundle, base + (base.endsWith('\n') || !base ? '' : '\n') + ca);
 }
+
+/** The fingerprint of the lab repository's signing key, which the lab's cluster files pin. */
+export function releaseKeyFingerprint(labDir: string): string {
+  const home = mkdtempSync(join(tmpdir(), 'kha-lab-gpg-'));
+  try {
+    const colons = must('gpg', ['--batch', '--homedir', home, '--show-keys', '--with-colons', realPaths(labDir).releaseKey]);
+    const fpr = /^pub:.*\nfpr:(?:[^:]*:){8}([0-9A-F]{40}):/m.exec(colons)?.[1];
+    if (!fpr) throw new Error(`no key fingerprint in ${realPaths(labDir).releaseKey}`);
+    return fpr;
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+}

@@ -8,6 +8,7 @@ import {
   saveUnitFiles, unitFiles, type InstalledPkg,
 } from './host';
 import { toolWrapperScript } from './tools';
+import { keyFileFingerprint, keyFingerprintForUrl } from './net';
 import { isLinkedTool, linkRealTool, realTier, realToolTarget } from './real';
 
 interface AptRepo {
@@ -52,8 +53,16 @@ function classify(url: string): AptRepo {
   return { url, kind: 'other' };
 }
 
-/** A keyring apt can use: binary OpenPGP (what gpg --dearmor writes), or armored only in a .asc file. */
-function keyringUsable(p: string): boolean {
+/** The key that signs a repository: the one its key URL serves (Release.key, or Docker's per-distribution gpg). */
+function signerOf(repo: AptRepo): string {
+  return keyFingerprintForUrl(repo.kind === 'docker' ? `${repo.url.replace(/\/$/, '')}/gpg` : `${repo.url.replace(/\/?$/, '/')}Release.key`);
+}
+
+/**
+ * A keyring apt can use for the repository: binary OpenPGP (what gpg --dearmor writes), or armored only
+ * in a .asc file, holding the key that signs it.
+ */
+function keyringUsable(p: string, repo: AptRepo): boolean {
   let b: Buffer;
   try {
     b = fs.readFileSync(hp(p));
@@ -62,7 +71,9 @@ function keyringUsable(p: string): boolean {
   }
   if (b.length === 0) return false;
   const armored = b.subarray(0, 10).toString('latin1').startsWith('-----BEGIN');
-  return armored ? p.endsWith('.asc') : (b[0]! & 0x80) !== 0;
+  if (!(armored ? p.endsWith('.asc') : (b[0]! & 0x80) !== 0)) return false;
+  const fpr = keyFileFingerprint(b);
+  return fpr === undefined || fpr === signerOf(repo);
 }
 
 function aptUpdate(): number {
@@ -73,9 +84,9 @@ function aptUpdate(): number {
     const repo = classify(s.url);
     if (repo.kind === 'other') continue;
     n++;
-    if (s.signedBy && !keyringUsable(s.signedBy)) {
+    if (s.signedBy && !keyringUsable(s.signedBy, repo)) {
       out(`Get:${n} ${s.url}  InRelease [1189 B]`);
-      err(`W: GPG error: ${s.url}  InRelease: The following signatures couldn't be verified because the public key is not available: NO_PUBKEY 234654DA9A296436`);
+      err(`W: GPG error: ${s.url}  InRelease: The following signatures couldn't be verified because the public key is not available: NO_PUBKEY ${signerOf(repo).slice(-16)}`);
       err(`E: The repository '${s.url}  InRelease' is not signed.`);
       err(`N: Updating from such a repository can't be done securely, and is therefore disabled by default.`);
       bad = true;
@@ -139,6 +150,7 @@ function aptInstall(p: ReturnType<typeof parseArgs>, names: string[]): number {
   const inst = installed();
   const plan: Array<{ pkg: string; version: string }> = [];
   const want = (spec: string) => {
+    if (spec.includes('/')) return wantFile(spec);
     const [pkg, ver] = spec.split('=') as [string, string | undefined];
     const o = offers(pkg);
     if (o.length === 0) {
@@ -155,6 +167,18 @@ function aptInstall(p: ReturnType<typeof parseArgs>, names: string[]): number {
     } else if (inst[pkg]) version = inst[pkg]!.version; // already installed: apt keeps it
     plan.push({ pkg, version });
     for (const d of PACKAGES[pkg]?.deps ?? []) if (!inst[d] && !plan.some((x) => x.pkg === d) && !names.some((n) => n.split('=')[0] === d)) want(d);
+    return true;
+  };
+  // A downloaded .deb: the sim's carry their package name and version (see curl).
+  const wantFile = (file: string) => {
+    const text = readText(hp(file));
+    const pkg = text === undefined ? undefined : /^Package: (\S+)$/m.exec(text)?.[1];
+    const version = text === undefined ? undefined : /^Version: (\S+)$/m.exec(text)?.[1];
+    if (!text?.startsWith('!<arch>\n') || !pkg || !version) {
+      err(`E: Unsupported file ${file} given on commandline`);
+      return false;
+    }
+    plan.push({ pkg, version });
     return true;
   };
   for (const n of names) if (!want(n)) return 100;
@@ -199,13 +223,14 @@ function afterInstall(pkg: string, version: string): void {
       if (target) linkRealTool(target, t);
     }
   }
-  if (info.unit) {
+  for (const unit of [info.unit, ...(info.units ?? [])]) {
+    if (!unit) continue;
     const files = unitFiles();
-    if (!files[info.unit]?.masked) {
-      files[info.unit] = { ...files[info.unit], enabled: true };
+    if (!files[unit]?.masked) {
+      files[unit] = { ...files[unit], enabled: true };
       saveUnitFiles(files);
       const a = activeUnits();
-      a[info.unit] = 'active';
+      a[unit] = 'active';
       saveActiveUnits(a);
     }
   }

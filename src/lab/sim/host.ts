@@ -11,9 +11,11 @@ import { realTier, reconcileDaemons } from './real';
 export interface PackageInfo {
   tools: string[];
   unit?: string;
+  /** More units the package ships (cri-dockerd: its socket unit). */
+  units?: string[];
   deps?: string[];
-  /** Which apt source offers it. */
-  source: 'kubernetes' | 'docker' | 'debian';
+  /** Which apt source offers it; 'file': none, it installs only from a downloaded .deb. */
+  source: 'kubernetes' | 'docker' | 'debian' | 'file';
 }
 
 export const PACKAGES: Record<string, PackageInfo> = {
@@ -24,6 +26,9 @@ export const PACKAGES: Record<string, PackageInfo> = {
   'kubernetes-cni': { tools: [], source: 'kubernetes' },
   containerd: { tools: ['containerd', 'ctr'], unit: 'containerd', source: 'debian' },
   'containerd.io': { tools: ['containerd', 'ctr'], unit: 'containerd', source: 'docker' },
+  'docker-ce': { tools: ['docker'], unit: 'docker', deps: ['containerd.io', 'docker-ce-cli'], source: 'docker' },
+  'docker-ce-cli': { tools: ['docker'], source: 'docker' },
+  'cri-dockerd': { tools: ['cri-dockerd'], unit: 'cri-docker', units: ['cri-docker.socket'], source: 'file' },
   ipvsadm: { tools: ['ipvsadm'], source: 'debian' },
   ipset: { tools: ['ipset'], source: 'debian' },
   conntrack: { tools: ['conntrack'], source: 'debian' },
@@ -37,6 +42,8 @@ export const PLAIN_DEBIAN = ['apt-transport-https', 'ca-certificates', 'curl', '
 const DEBIAN_VERSIONS: Record<string, string[]> = {
   containerd: ['1.6.20~ds1-1+deb12u1'],
   'containerd.io': ['1.7.28-1~debian.12~bookworm', '2.1.5-1~debian.12~bookworm'],
+  'docker-ce': ['5:28.5.1-1~debian.12~bookworm'],
+  'docker-ce-cli': ['5:28.5.1-1~debian.12~bookworm'],
   ipvsadm: ['1:1.31-1+b1'],
   ipset: ['7.17-1'],
   conntrack: ['1:1.4.7-1+b2'],
@@ -329,7 +336,7 @@ export function unitExists(unit: string): boolean {
   if (['ufw', 'systemd-networkd', 'ssh', 'sshd', 'systemd-resolved', 'cron', 'swap.target', 'apparmor', 'firewalld'].includes(unit)) return unit !== 'firewalld';
   if (unit.endsWith('.swap')) return fstabSwapEntries().some((d) => swapUnitName(d) === unit);
   const inst = installed();
-  return Object.entries(PACKAGES).some(([p, i]) => i.unit === unit && inst[p]);
+  return Object.entries(PACKAGES).some(([p, i]) => (i.unit === unit || i.units?.includes(unit)) && inst[p]);
 }
 
 export function normUnit(u: string): string {
@@ -342,6 +349,25 @@ export function isActive(unit: string): boolean {
 
 export function runtimeRunning(): boolean {
   return isActive('containerd') && (installed()['containerd'] !== undefined || installed()['containerd.io'] !== undefined);
+}
+
+export const CONTAINERD_ENDPOINT = 'unix:///var/run/containerd/containerd.sock';
+export const CRI_DOCKERD_ENDPOINT = 'unix:///var/run/cri-dockerd.sock';
+
+/** Docker Engine with cri-dockerd in front of it: what answers on cri-dockerd's socket. */
+export function criDockerdRunning(): boolean {
+  const inst = installed();
+  return isActive('docker') && isActive('cri-docker') && inst['docker-ce'] !== undefined && inst['cri-dockerd'] !== undefined;
+}
+
+/** Whether a CRI answers on the endpoint (containerd's unless it names cri-dockerd's socket). */
+export function criRunning(endpoint: string = CONTAINERD_ENDPOINT): boolean {
+  return /cri-dockerd\.sock$/.test(endpoint) ? criDockerdRunning() : runtimeRunning();
+}
+
+/** The runtime endpoint crictl uses: /etc/crictl.yaml's, else containerd's. */
+export function crictlEndpoint(): string {
+  return /^runtime-endpoint:\s*(\S+)/m.exec(readText(hp('/etc/crictl.yaml')) ?? '')?.[1] ?? CONTAINERD_ENDPOINT;
 }
 
 // ---------- misc runtime tables left behind by kube-proxy and Calico ----------
@@ -367,12 +393,17 @@ export function writeHostFile(p: string, content: string, mode = 0o644): void {
 // ---------- sockets of running daemons ----------
 
 const CONTAINERD_SOCKET = '/run/containerd/containerd.sock';
+const CRI_DOCKERD_SOCKET = '/run/cri-dockerd.sock';
 
-/** A real unix socket file while containerd is active, as scripts wait for it with `test -S`. */
+/** Real unix socket files while containerd (or cri-dockerd) is active, as scripts wait for them with `test -S`. */
 export function syncRuntimeSocket(): void {
   if (realTier()) return; // the real containerd makes its own
-  const p = hp(CONTAINERD_SOCKET);
-  const want = runtimeRunning();
+  syncSocket(CONTAINERD_SOCKET, runtimeRunning());
+  syncSocket(CRI_DOCKERD_SOCKET, criDockerdRunning());
+}
+
+function syncSocket(file: string, want: boolean): void {
+  const p = hp(file);
   let isSock = false;
   try {
     isSock = fs.statSync(p).isSocket();

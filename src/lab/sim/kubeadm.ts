@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import YAML from 'yaml';
 import { FAIL_AFTER_ETCD_MEMBER_ENV } from './faults';
 import { ToolExit, dirEntries, err, exists, flag, has, hostname, hp, now, out, parseArgs, readText, rmrf, type ParsedArgs, caller } from './env';
-import { activeUnits, installed, kubeVersionOfPackage, netTables, runtimeRunning, saveActiveUnits, saveNetTables, swapOn, sysctlValues, unitFiles, writeHostFile } from './host';
+import { CONTAINERD_ENDPOINT, activeUnits, criRunning, installed, kubeVersionOfPackage, netTables, runtimeRunning, saveActiveUnits, saveNetTables, swapOn, sysctlValues, unitFiles, writeHostFile } from './host';
 import { apiAvailable, liveTokens, minorOf, nodeReady, readModel, updateModel, type SimCluster, type SimModel, type SimNode } from './model';
 import { caHashOfPem, makeCa, newCertKey, newMemberId, newToken, TOKEN_RE } from './pki';
 
@@ -143,7 +143,13 @@ function kubeletRunningWithConfig(): boolean {
   return activeUnits()['kubelet'] === 'active' && exists(hp('/var/lib/kubelet/config.yaml'));
 }
 
-function crioCheck(): Check {
+function crioCheck(criSocket: string): Check {
+  if (criSocket !== CONTAINERD_ENDPOINT) {
+    const sock = criSocket.replace(/^unix:\/\//, '');
+    return criRunning(criSocket)
+      ? { name: 'CRI' }
+      : { name: 'CRI', error: `container runtime is not running: rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial unix ${sock}: connect: no such file or directory"` };
+  }
   const cfg = readText(hp('/etc/containerd/config.toml')) ?? '';
   if (!runtimeRunning()) {
     return { name: 'CRI', error: 'container runtime is not running: rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial unix /var/run/containerd/containerd.sock: connect: no such file or directory"' };
@@ -154,8 +160,13 @@ function crioCheck(): Check {
   return { name: 'CRI' };
 }
 
-function commonChecks(k8sMinor: number): Check[] {
-  const c: Check[] = [crioCheck()];
+/** The CRI endpoint kubeadm uses: nodeRegistration.criSocket, --cri-socket, else containerd's. */
+function criSocketOf(cfg: KubeadmDocs, p: ParsedArgs): string {
+  return String(cfg.init?.nodeRegistration?.criSocket ?? cfg.join?.nodeRegistration?.criSocket ?? flag(p, 'cri-socket') ?? CONTAINERD_ENDPOINT);
+}
+
+function commonChecks(k8sMinor: number, criSocket: string): Check[] {
+  const c: Check[] = [crioCheck(criSocket)];
   if (swapOn()) c.push({ name: 'Swap', warning: 'swap is supported for cgroup v2 only. The kubelet must be properly configured to use swap. Please refer to https://kubernetes.io/docs/concepts/architecture/nodes/#swap-memory, or disable swap on the node' });
   if (k8sMinor < 32 && !installed()['conntrack']) c.push({ name: 'FileExisting-conntrack', error: 'conntrack not found in system path' });
   if (!installed()['kubelet']) c.push({ name: 'KubeletVersion', error: `couldn't get kubelet version: cannot execute 'kubelet --version': exec: "kubelet": executable file not found in $PATH` });
@@ -204,12 +215,12 @@ function staticPod(name: string, c: SimCluster, address: string): string {
   return `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: kube-system\n  labels:\n    component: ${name}\n    tier: control-plane\n  annotations:\n    kubeadm.kubernetes.io/advertise-address: ${address}\nspec:\n  hostNetwork: true\n  containers:\n  - name: ${name}\n    image: ${c.imageRepository}/${name}:${name === 'etcd' ? '3.6.5-0' : c.kubernetesVersion}\n`;
 }
 
-function writeNodeFiles(c: SimCluster, caKeyPem: string | undefined, controlPlane: boolean, address: string, kubeletCfg: Record<string, any> | undefined, first: boolean): void {
+function writeNodeFiles(c: SimCluster, caKeyPem: string | undefined, controlPlane: boolean, address: string, kubeletCfg: Record<string, any> | undefined, first: boolean, criSocket: string): void {
   writeHostFile('/etc/kubernetes/pki/ca.crt', c.caCertPem);
   writeHostFile('/etc/kubernetes/kubelet.conf', kubeconfig(c.controlPlaneEndpoint, c.caCertPem, `system:node:${nodeName()}`), 0o600);
   const cgroupDriver = kubeletCfg?.cgroupDriver ?? 'systemd';
   writeHostFile('/var/lib/kubelet/config.yaml', `apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: ${cgroupDriver}\nfailSwapOn: ${kubeletCfg?.failSwapOn ?? true}\n`);
-  writeHostFile('/var/lib/kubelet/kubeadm-flags.env', `KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock --node-ip=${address}"\n`);
+  writeHostFile('/var/lib/kubelet/kubeadm-flags.env', `KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=${criSocket} --node-ip=${address}"\n`);
   writeHostFile('/var/lib/kubelet/pki/kubelet-client-current.pem', '# sim kubelet client certificate\n', 0o600);
   if (controlPlane) {
     if (caKeyPem) writeHostFile('/etc/kubernetes/pki/ca.key', caKeyPem, 0o600);
@@ -297,7 +308,7 @@ function init(p: ParsedArgs): number {
   const name = nodeName(cfg.init?.nodeRegistration?.name, p);
   out(`[init] Using Kubernetes version: ${fullVersion}`);
   const kubeletMinor = minorOf(kubeVersionOfPackage('kubelet') ?? fullVersion);
-  const checks: Check[] = [...controlPlaneChecks(), ...commonChecks(minorOf(fullVersion)), ...ipv4Checks(minorOf(fullVersion))];
+  const checks: Check[] = [...controlPlaneChecks(), ...commonChecks(minorOf(fullVersion), criSocketOf(cfg, p)), ...ipv4Checks(minorOf(fullVersion))];
   if (minorOf(fullVersion) > minorOf(kv)) checks.unshift({ name: 'KubernetesVersion', warning: `Kubernetes version is greater than kubeadm version. Please consider to upgrade kubeadm. Kubernetes version: ${fullVersion.slice(1)}. Kubeadm version: 1.${minorOf(kv)}.x` });
   if (kubeletMinor > minorOf(fullVersion)) checks.push({ name: 'KubeletVersion', error: `the kubelet version is higher than the control plane version. This is not a supported version skew and may lead to a malfunctional cluster. Kubelet version: "${kubeVersionOfPackage('kubelet')!.slice(1)}" Control plane version: "${fullVersion.slice(1)}"` });
   runChecks(checks, ignored(p, cfg.init?.nodeRegistration?.ignorePreflightErrors));
@@ -349,7 +360,7 @@ function init(p: ParsedArgs): number {
     vip: vipText ? vipOfManifest(vipText) : undefined,
   };
   (cluster as SimCluster & { caKeyPem?: string }).caKeyPem = ca.keyPem;
-  writeNodeFiles(cluster, ca.keyPem, true, address, cfg.kubelet, true);
+  writeNodeFiles(cluster, ca.keyPem, true, address, cfg.kubelet, true, criSocketOf(cfg, p));
   updateModel((m) => {
     m.cluster = cluster;
     noteKubeVip(m);
@@ -411,7 +422,7 @@ function join(p: ParsedArgs): number {
   const k8sMinor = minorOf(m0.cluster?.kubernetesVersion ?? kubeadmVersion());
   const checks: Check[] = [];
   for (const f of ['/etc/kubernetes/kubelet.conf', '/etc/kubernetes/bootstrap-kubelet.conf']) if (exists(hp(f))) checks.push({ name: `FileAvailable-${f.replace(/\//g, '-')}`, error: `${f} already exists` });
-  checks.push(...commonChecks(k8sMinor));
+  checks.push(...commonChecks(k8sMinor, criSocketOf(cfg, p)));
   if (!cp && exists(hp('/etc/kubernetes/pki/ca.crt'))) checks.push({ name: 'FileAvailable--etc-kubernetes-pki-ca.crt', error: '/etc/kubernetes/pki/ca.crt already exists' });
   if (dirNotEmpty('/etc/kubernetes/manifests')) checks.push({ name: 'DirAvailable--etc-kubernetes-manifests', error: '/etc/kubernetes/manifests is not empty' });
   checks.push(...ipv4Checks(k8sMinor));
@@ -464,7 +475,7 @@ function join(p: ParsedArgs): number {
   });
   if (r) die('control-plane-join/etcd', `error creating local etcd static pod manifest file: ${r}`);
   const cl = readModel().cluster!;
-  writeNodeFiles(cl, cp ? (cl as SimCluster & { caKeyPem?: string }).caKeyPem : undefined, cp, address, cfg.kubelet, false);
+  writeNodeFiles(cl, cp ? (cl as SimCluster & { caKeyPem?: string }).caKeyPem : undefined, cp, address, cfg.kubelet, false, criSocketOf(cfg, p));
   if (cp) updateModel((m) => noteKubeVip(m));
   out('[kubelet-start] Starting the kubelet\n[kubelet-start] Waiting for the kubelet to perform the TLS Bootstrap\n');
   out(cp ? 'This node has joined the cluster and a new control plane instance was created:' : 'This node has joined the cluster:');

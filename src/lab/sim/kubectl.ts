@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { ToolExit, dirEntries, err, exists, flag, has, hostname, hp, now, out, parseArgs, readJson, readText, runDir, sleepMs, type ParsedArgs, writeJson, writeOut, caller } from './env';
-import { activeUnits, installed, kubeVersionOfPackage, runtimeRunning } from './host';
+import { activeUnits, criRunning, crictlEndpoint, installed, isActive, kubeVersionOfPackage, runtimeRunning } from './host';
 import { cniApplied, nodeReady, readModel, resourceKey, updateModel, type SimCluster, type SimNode, type SimResource } from './model';
 import { dialApi } from './kubeadm';
 import { manifestForUrl } from './net';
@@ -533,8 +533,10 @@ export function crictl(args: string[]): number {
     out(`crictl version v${(kubeVersionOfPackage('cri-tools') ?? 'v1.35.0').slice(1)}`);
     return 0;
   }
-  if (!runtimeRunning()) {
-    err('E1125 crictl validate service connection: validate CRI v1 runtime API for endpoint "unix:///run/containerd/containerd.sock": rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial unix /run/containerd/containerd.sock: connect: no such file or directory"');
+  const endpoint = flag(p, 'r', 'runtime-endpoint') ?? crictlEndpoint();
+  if (!criRunning(endpoint)) {
+    const sock = endpoint.replace(/^unix:\/\//, '');
+    err(`E1125 crictl validate service connection: validate CRI v1 runtime API for endpoint "${endpoint}": rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing: dial unix ${sock}: connect: no such file or directory"`);
     return 1;
   }
   switch (verb) {
@@ -659,3 +661,37 @@ const CONTAINERD_V3 = `version = 3
 `;
 
 export { now };
+
+/** The docker CLI: its version, and `info` while the daemon runs (nothing else is run by kha's scripts). */
+export function docker(args: string[]): number {
+  const v = (installed()['docker-ce-cli']?.version ?? '5:28.5.1-1').replace(/^\d+:/, '').split('-')[0];
+  if (args[0] === '--version' || args[0] === '-v') {
+    out(`Docker version ${v}, build sim`);
+    return 0;
+  }
+  if (!isActive('docker')) {
+    err('Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?');
+    return 1;
+  }
+  if (args[0] === 'info') {
+    out(`Server Version: ${v}\nCgroup Driver: ${/native\.cgroupdriver=systemd/.test(readText(hp('/etc/docker/daemon.json')) ?? '') ? 'systemd' : 'cgroupfs'}`);
+    return 0;
+  }
+  if (args[0] === 'version') {
+    out(`Client: Docker Engine - Community\n Version: ${v}\nServer: Docker Engine - Community\n Engine:\n  Version: ${v}`);
+    return 0;
+  }
+  err(`docker: '${args[0] ?? ''}' is not simulated in the lab`);
+  return 1;
+}
+
+/** cri-dockerd --version as the release prints it: "cri-dockerd 0.3.21 (<commit>)". */
+export function criDockerd(args: string[]): number {
+  if (args[0] === '--version' || args[0] === 'version') {
+    const v = (installed()['cri-dockerd']?.version ?? '0.0.0').split('.').slice(0, 3).join('.');
+    err(`cri-dockerd ${v} (sim)`);
+    return 0;
+  }
+  err('cri-dockerd: the daemon runs as the cri-docker unit in the lab');
+  return 1;
+}

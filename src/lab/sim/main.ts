@@ -6,7 +6,7 @@ import { ensureBooted, syncRuntimeSocket, toolInstalled } from './host';
 import { procSwapsLines, systemctl, modprobe, lsmod, sysctl, swapoff, swapon, reboot, ufw, netplan } from './system';
 import { aptCache, aptGet, aptMark, dpkgQuery } from './apt';
 import { kubeadm, noteKubeVip } from './kubeadm';
-import { containerd, crictl, ctr, etcdctl, kubectl, kubelet } from './kubectl';
+import { containerd, criDockerd, crictl, ctr, docker, etcdctl, kubectl, kubelet } from './kubectl';
 import { conntrack, curl, gpg, ipset, iptables, ipvsadm } from './net';
 import { cniApplied, readModel, updateModel } from './model';
 import { applyFault, faultFor } from './faults';
@@ -40,6 +40,8 @@ const HANDLERS: Record<string, (args: string[], tool: string) => number> = {
   crictl: (a) => crictl(a),
   containerd: (a) => containerd(a),
   ctr: (a) => ctr(a),
+  docker: (a) => docker(a),
+  'cri-dockerd': (a) => criDockerd(a),
   ipvsadm: (a) => ipvsadm(a),
   ipset: (a) => ipset(a),
   conntrack: (a) => conntrack(a),

@@ -1,16 +1,64 @@
-// curl (answers from the model, never the network), gpg --dearmor, ipvsadm, ipset, iptables, conntrack.
+// curl (answers from the model, never the network), gpg --dearmor and --show-keys, ipvsadm, ipset, iptables, conntrack.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { err, exists, flag, has, hostname, hp, out, parseArgs, writeFileAtomic, writeOut, caller } from './env';
 import { isActive, kubeVersions, netTables, saveNetTables } from './host';
 import { readModel } from './model';
 import { dialApi } from './kubeadm';
+import { DOCKER_KEY_FINGERPRINT, KUBERNETES_KEY_FINGERPRINT } from '../../spec/sources';
 
-/** A stable armored OpenPGP public key block (binary starts with an old-format public-key packet). */
+const KEY_HEADER = Buffer.from([0x99, 0x01, 0x0d, 0x04]);
+
+/**
+ * Which key a URL serves. The Kubernetes repositories (pkgs.k8s.io and mirrors of its layout) and Docker's
+ * serve their real release keys, so the fingerprints kha pins by default match; anything else a key of its own.
+ */
+export function keyFingerprintForUrl(url: string): string {
+  if (/\/core:\/stable:\/v1\.\d+\/deb\/Release\.key$|\/kubernetes[^/]*\/.*Release\.key$/.test(url)) return KUBERNETES_KEY_FINGERPRINT;
+  if (/\/linux\/(debian|ubuntu)\/gpg$/.test(url)) return DOCKER_KEY_FINGERPRINT;
+  return crypto.createHash('sha256').update(url).digest('hex').slice(0, 40).toUpperCase();
+}
+
+/**
+ * A stable armored OpenPGP public key block: an old-format public-key packet header, then (the sim's
+ * shorthand for the key material) the 20 bytes of the fingerprint gpg reports for it.
+ */
 function armoredKey(url: string): string {
-  const seed = crypto.createHash('sha256').update(url).digest();
-  const body = Buffer.concat([Buffer.from([0x99, 0x01, 0x0d, 0x04]), seed, crypto.createHash('sha512').update(seed).digest()]);
+  const fpr = Buffer.from(keyFingerprintForUrl(url), 'hex');
+  const body = Buffer.concat([KEY_HEADER, fpr, crypto.createHash('sha512').update(fpr).digest()]);
   return `-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n${body.toString('base64').replace(/(.{64})/g, '$1\n')}\n=sim1\n-----END PGP PUBLIC KEY BLOCK-----\n`;
+}
+
+const ARMOR = /-----BEGIN PGP PUBLIC KEY BLOCK-----\r?\n(?:[^\n]*:[^\n]*\n)*\r?\n([\s\S]*?)\n=[^\n]*\n-----END PGP PUBLIC KEY BLOCK-----/;
+
+/** The fingerprint of a sim key file, armored or dearmored; undefined for anything else. */
+export function keyFileFingerprint(data: Buffer): string | undefined {
+  const m = ARMOR.exec(data.toString('latin1'));
+  const bin = m ? Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64') : data;
+  if (bin.length < 24 || !bin.subarray(0, 4).equals(KEY_HEADER)) return undefined;
+  return bin.subarray(4, 24).toString('hex').toUpperCase();
+}
+
+/** gpg --show-keys [--with-colons] FILE: what a key file holds, without importing it. */
+function showKeys(p: ReturnType<typeof parseArgs>): number {
+  const input = p.pos[0];
+  const data = input ? (exists(hp(input)) ? fs.readFileSync(hp(input)) : undefined) : Buffer.from(caller().readStdin() ?? '', 'latin1');
+  if (data === undefined) {
+    err(`gpg: can't open '${input}': No such file or directory`);
+    return 2;
+  }
+  const fpr = keyFileFingerprint(data);
+  if (!fpr) {
+    err('gpg: no valid OpenPGP data found.');
+    return 2;
+  }
+  const uid = fpr === KUBERNETES_KEY_FINGERPRINT ? 'isv:kubernetes OBS Project <isv:kubernetes@build.opensuse.org>' : fpr === DOCKER_KEY_FINGERPRINT ? 'Docker Release (CE deb) <docker@docker.com>' : 'kha-sim key';
+  if (has(p, 'with-colons')) {
+    out(`pub:-:4096:1:${fpr.slice(-16)}:1690000000:::-:::scSC::::::23::0:\nfpr:::::::::${fpr}:\nuid:-::::1690000000::${fpr.slice(0, 40)}::${uid}::::::::::0:`);
+  } else {
+    out(`pub   rsa4096 2023-07-22 [SC]\n      ${fpr}\nuid                      ${uid}\n`);
+  }
+  return 0;
 }
 
 const doc = (o: string) => `---\n${o.trim()}\n`;
@@ -41,6 +89,16 @@ export function manifestForUrl(url: string): string | undefined {
     ].join('');
   }
   return undefined;
+}
+
+/**
+ * A downloaded package: an ar archive header, then the control fields the sim's apt-get reads, from the
+ * file name NAME_VERSION_ARCH.deb. Its bytes depend on the URL, so each file has its own checksum.
+ */
+function debFor(url: string): Buffer {
+  const base = decodeURIComponent(url.split('/').pop() ?? '').replace(/\.deb$/, '');
+  const [name = 'unknown', version = '0', arch = 'all'] = base.split('_');
+  return Buffer.from(`!<arch>\ndebian-binary   sim\nPackage: ${name}\nVersion: ${version}\nArchitecture: ${arch}\nFrom: ${url}\n`);
 }
 
 interface Reply {
@@ -79,7 +137,7 @@ function answer(url: string, insecure: boolean, cacert: boolean): Reply {
     if (vs.length === 0) return { code: 22, http: 404, message: `curl: (22) The requested URL returned error: 404` };
     return { code: 0, http: 200, body: ['kubeadm', 'kubelet', 'kubectl'].flatMap((pk) => vs.map((v) => `Package: ${pk}\nVersion: ${v}\nArchitecture: amd64\n`)).join('\n') };
   }
-  if (/\.deb$/.test(p)) return { code: 0, http: 200, body: Buffer.from('!<arch>\ndebian-binary   sim\n') };
+  if (/\.deb$/.test(p)) return { code: 0, http: 200, body: debFor(url) };
   return { code: 6, message: `curl: (6) Could not resolve host: ${host}` };
 }
 
@@ -109,8 +167,9 @@ export function curl(args: string[]): number {
 
 export function gpg(args: string[]): number {
   const p = parseArgs(args, new Set(['o', 'output', 'homedir']));
+  if (has(p, 'show-keys')) return showKeys(p);
   if (!has(p, 'dearmor', 'dearmour')) {
-    err('gpg: only --dearmor is simulated');
+    err('gpg: only --dearmor and --show-keys are simulated');
     return 2;
   }
   const input = p.pos[0];
@@ -119,7 +178,7 @@ export function gpg(args: string[]): number {
     err(`gpg: can't open '${input}': No such file or directory\ngpg: dearmoring failed: No such file or directory`);
     return 2;
   }
-  const m = /-----BEGIN PGP PUBLIC KEY BLOCK-----\r?\n(?:[^\n]*:[^\n]*\n)*\r?\n([\s\S]*?)\n=[^\n]*\n-----END PGP PUBLIC KEY BLOCK-----/.exec(text);
+  const m = ARMOR.exec(text);
   if (!m) {
     err('gpg: no valid OpenPGP data found.\ngpg: dearmoring failed: Unknown system error');
     return 2;

@@ -8,7 +8,7 @@ export const SIM_TOOLS: string[] = [
   'curl', 'gpg', 'ufw', 'netplan', 'iptables', 'ip6tables', 'iptables-save', 'iptables-restore', 'reboot', 'shutdown',
 ];
 
-export const SIM_PACKAGE_TOOLS: string[] = ['kubeadm', 'kubelet', 'kubectl', 'crictl', 'containerd', 'ctr', 'ipvsadm', 'ipset', 'conntrack', 'socat', 'etcdctl'];
+export const SIM_PACKAGE_TOOLS: string[] = ['kubeadm', 'kubelet', 'kubectl', 'crictl', 'containerd', 'ctr', 'docker', 'cri-dockerd', 'ipvsadm', 'ipset', 'conntrack', 'socat', 'etcdctl'];
 
 /** On the real tier these are this machine's own programs: they touch only the host's own files and netns. */
 export const REAL_TIER_OWN_TOOLS: string[] = ['curl', 'gpg', 'iptables', 'ip6tables', 'iptables-save', 'iptables-restore'];
