@@ -9,8 +9,8 @@ export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
 
 # sshd/ssh and sudo for lab hosts, iproute2 for namespaces, shellcheck for the rendered scripts, chromium for the
 # Web UI test, procps/psmisc/util-linux for process handling in the lab and the CLI tests, a C compiler for the
-# lab's sim client (dist/bin/kha-sim-client).
-pkgs=(openssh-server openssh-client sudo iproute2 shellcheck chromium procps psmisc util-linux gcc libc6-dev)
+# lab's sim client (dist/bin/kha-sim-client), zsh for the test of `kha completion zsh`.
+pkgs=(openssh-server openssh-client sudo iproute2 shellcheck chromium procps psmisc util-linux gcc libc6-dev zsh)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -35,3 +35,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 npm run build --silent
+
+# The packaging test installs the packed kha with `npm install -g --offline`: one install here, online, puts the
+# registry metadata and tarballs of its dependencies in the npm cache, as a user's first install would.
+tmp="$(mktemp -d)"
+npm pack --ignore-scripts --silent --pack-destination "$tmp" >/dev/null
+npm install -g --prefix "$tmp/prefix" "$tmp"/kha-*.tgz --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null
+rm -rf "$tmp"
