@@ -2,7 +2,7 @@
 # Prints the path of a Temporal CLI at the pinned release, building it with `go install` when none is found.
 # Order: $TEMPORAL_CLI_PATH, PATH, the Go bin directory, then `go install`. If all fail it prints nothing and
 # exits 3: the test helper then lets @temporalio/testing download the CLI (works only with internet access).
-# With --find-only it never builds (kha --version and kha doctor only look).
+# With --find-only it never builds (kha --version and kha doctor only look); exit 4 then means Go could build it.
 set -euo pipefail
 
 find_only=false
@@ -43,7 +43,9 @@ if [ -n "$go_cmd" ] && ! $find_only; then
   fi
 fi
 if $find_only; then
-  echo "temporal-cli: no Temporal CLI at the pinned release in TEMPORAL_CLI_PATH, PATH or ~/go/bin${go_cmd:+ (Go found: it is built on first use)}" >&2
+  echo "temporal-cli: no Temporal CLI at the pinned release in TEMPORAL_CLI_PATH, PATH or ~/go/bin${go_cmd:+; $go_cmd builds it on first use (a few minutes)}" >&2
+  # 4: none yet, but Go is there to build it.
+  [ -n "$go_cmd" ] && exit 4
 elif [ -n "$go_cmd" ]; then
   echo "temporal-cli: no Temporal CLI at the pinned release and go install $pinned_module failed" >&2
 else
