@@ -1,6 +1,7 @@
-// kha doctor FILE against 1+1 lab hosts (subnet 85): ready, then one thing wrong at a time — key permissions,
-// known_hosts entries for each policy, sudo that wants a password, a node nobody answers for — each a FAIL line
-// with what to do and exit 1. `~/` paths expand against HOME. Nothing is recorded or changed anywhere.
+// kha doctor FILE against 1+1 lab hosts and a bastion (subnet 85): ready, through the bastion, then one thing
+// wrong at a time (key permissions, known_hosts entries for each policy, sudo that wants a password, a node nobody
+// answers for), each a FAIL line with what to do and exit 1. `~/` paths expand against HOME. Nothing is recorded
+// or changed anywhere.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -36,7 +37,7 @@ describe('kha doctor FILE against lab hosts', () => {
     await Lab.downDir(join(dir, 'lab'));
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(home, { recursive: true });
-    lab = await Lab.up({ dir: join(dir, 'lab'), controlPlanes: 1, workers: 1, subnetIndex: 85 });
+    lab = await Lab.up({ dir: join(dir, 'lab'), controlPlanes: 1, workers: 1, bastion: true, subnetIndex: 85 });
     base = parse(lab.specYaml({ name: 'doc' })) as Record<string, unknown>;
     cp = lab.hosts.find((h) => h.role === 'control-plane')!.name;
     wn = lab.hosts.find((h) => h.role === 'worker')!.name;
@@ -78,6 +79,16 @@ describe('kha doctor FILE against lab hosts', () => {
     assert.match(r.stdout, new RegExp(`^ok {4}ssh ${wn}: kha@\\S+:22, sudo -n works$`, 'm'));
   });
 
+  it('through a bastion: its host key is checked too, and SSH goes through it', async () => {
+    const b = lab.bastion!;
+    writeFileSync(join(dir, 'bastion.yaml'), lab.specYaml({ name: 'doc', viaBastion: true }));
+    const r = await kha(['doctor', join(dir, 'bastion.yaml')], env);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`^ok {4}host key bastion ${esc(b.address)}: ssh-ed25519 at ${esc(lab.knownHostsPath)}:\\d+$`, 'm'));
+    for (const n of [cp, wn]) assert.match(r.stdout, new RegExp(`^ok {4}ssh ${n}: root@\\S+:22 via bastion ${esc(b.address)}$`, 'm'));
+    assert.match(r.stdout, /^all 9 checks passed: ready to deploy$/m);
+  });
+
   it('a key other users can read fails with the chmod to run', async () => {
     const key = join(dir, 'loose-key');
     copyFileSync(lab.rootKeyPath, key);
@@ -97,7 +108,7 @@ describe('kha doctor FILE against lab hosts', () => {
       s.ssh.knownHosts = { policy: 'known-hosts-file', file: empty };
     });
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    for (const h of lab.hosts) {
+    for (const h of lab.nodes) {
       assert.match(r.stdout, new RegExp(`^FAIL {2}host key ${h.name} \\(${esc(h.address)}\\): no entry in ${esc(empty)}; ssh-keyscan ${esc(h.address)} >> ${esc(empty)}, after checking the fingerprint against the host's$`, 'm'));
       assert.match(r.stdout, new RegExp(`^FAIL {2}ssh ${h.name}: .*is not in the known hosts file .*; record the host key`, 'm'));
     }

@@ -63,7 +63,7 @@ describe('npm pack, npm install -g --offline, and the installed kha', () => {
   it('npm install -g --offline installs it from the tarball and the npm cache; kha is then on the PATH', () => {
     // The user's own npm settings and cache (this HOME is the test's); --offline: the cache or nothing.
     const r = spawnSync('npm', ['install', '-g', tarball, '--prefix', prefix, '--offline', '--no-audit', '--no-fund'], { encoding: 'utf8', env: { ...process.env, npm_config_loglevel: 'error' } });
-    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}\n(bash scripts/setup.sh fills the npm cache this install reads)`);
     const which = spawnSync('bash', ['-c', 'command -v kha'], { encoding: 'utf8', env });
     assert.equal(which.stdout.trim(), join(prefix, 'bin', 'kha'));
     assert.equal(existsSync(join(installed, 'dist', 'bin', 'kha-sim-client')), false, 'the client binary is not shipped');
