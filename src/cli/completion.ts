@@ -206,10 +206,12 @@ async function nodeNames(cluster: string): Promise<string[]> {
 export async function run(argv: string[], commands: Record<string, Command>): Promise<number> {
   const [shell, ...rest] = argv;
   if (shell === '__clusters' || shell === '__nodes') {
-    // At TAB time: print what is known, never an error (the shell would show it in the command line).
-    const names = await (shell === '__clusters' ? clusterNames() : rest[0] ? nodeNames(rest[0]) : Promise.resolve([])).catch(() => []);
+    // At TAB time: print what is known within 3 s, never an error (the shell would show it in the command line).
+    const lookup = (shell === '__clusters' ? clusterNames() : rest[0] ? nodeNames(rest[0]) : Promise.resolve([])).catch(() => []);
+    const names = await Promise.race([lookup, new Promise<string[]>((r) => setTimeout(() => r([]), 3000).unref())]);
     if (names.length) process.stdout.write(`${names.join('\n')}\n`);
-    return 0;
+    // A connection still being tried must not keep the shell waiting.
+    process.exit(0);
   }
   if (shell === '-h' || shell === '--help') {
     process.stdout.write(USAGE);
