@@ -67,7 +67,7 @@ export function specFromUsage(name: string, text: string): CommandSpec {
     }
   }
   // Options only described in the text (a synopsis that is not `kha NAME ...`, as the demo's).
-  for (const m of text.matchAll(/(^|[\s[])(--[a-z][a-z-]*)/g)) if (!lines.length && !spec.options.includes(m[2]!)) spec.options.push(m[2]!);
+  if (!lines.length) for (const m of text.matchAll(/(^|[\s[])(--[a-z][a-z-]*)/g)) if (!spec.options.includes(m[2]!)) spec.options.push(m[2]!);
   return spec;
 }
 
