@@ -9,9 +9,10 @@ export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
 
 # sshd/ssh and sudo for lab hosts, iproute2 for namespaces, shellcheck for the rendered scripts, chromium for the
 # Web UI test, procps/psmisc/util-linux for process handling in the lab and the CLI tests, a C compiler for the
-# lab's sim client (dist/bin/kha-sim-client). The lab's real tier runs Debian's containerd, runc, CNI plugins and
-# the tools kube-proxy and kubeadm call (ipset, ipvsadm, conntrack, socat, iptables, nftables) inside its hosts.
-pkgs=(openssh-server openssh-client sudo iproute2 shellcheck chromium procps psmisc util-linux gcc libc6-dev
+# lab's sim client (dist/bin/kha-sim-client), zsh for the test of `kha completion zsh`. The lab's real tier runs
+# Debian's containerd, runc, CNI plugins and the tools kube-proxy and kubeadm call (ipset, ipvsadm, conntrack,
+# socat, iptables, nftables) inside its hosts.
+pkgs=(openssh-server openssh-client sudo iproute2 shellcheck chromium procps psmisc util-linux gcc libc6-dev zsh
   containerd runc containernetworking-plugins ipset ipvsadm conntrack socat iptables nftables gnupg openssl curl)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -43,3 +44,14 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 npm run build --silent
+
+# The packaging test installs the packed kha with `npm install -g --offline`: unless the npm cache can already
+# resolve it, one install here, online, puts its dependencies' registry metadata and tarballs in the cache.
+tmp="$(mktemp -d)"
+mkdir -p "$tmp/prefix/lib"
+npm pack --ignore-scripts --silent --pack-destination "$tmp" >/dev/null
+if ! npm install -g --prefix "$tmp/prefix" "$tmp"/kha-*.tgz --offline --dry-run --no-audit --no-fund >/dev/null 2>&1; then
+  echo "setup: filling the npm cache for the offline install test"
+  npm install -g --prefix "$tmp/prefix" "$tmp"/kha-*.tgz --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null
+fi
+rm -rf "$tmp"

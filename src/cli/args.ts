@@ -1,5 +1,6 @@
 // A small argv parser for the operator commands: known flags, flags with a value, positionals.
 import { CliError } from './client';
+import { didYouMean } from './suggest';
 
 export interface Parsed {
   flags: Set<string>;
@@ -34,7 +35,7 @@ export function parseArgs(argv: string[], booleans: string[], withValue: string[
     } else if (booleans.includes(name) && eq < 0) {
       flags.add(name);
     } else {
-      throw new CliError(`unknown option "${a}"\n${usage}`, 2);
+      throw new CliError(`unknown option "${a}"${didYouMean(name, [...booleans, ...withValue, '--help'])}\n${usage}`, 2);
     }
   }
   return { flags, values, positionals };

@@ -1,6 +1,7 @@
 // `kha lab up | down | status`: simulated hosts on this machine (see src/lab/README.md).
 import { writeFileSync } from 'node:fs';
 import { defaultLabDir, Lab, LabDirRefusedError, LabNeedsRootError } from '../lab/lab';
+import { didYouMean } from './suggest';
 
 const USAGE = `usage:
   kha lab up --nodes CP+W --out FILE [--dir DIR] [--bastion] [--subnet N] [--reboot-delay-ms MS] [--user root|kha|khapw] [--kube sim|real]
@@ -29,7 +30,7 @@ function parse(argv: string[], booleans: string[], withValue: string[]): Map<str
     } else if (booleans.includes(name) && eq < 0) {
       out.set(name, 'true');
     } else {
-      throw new UsageError(`unexpected argument "${a}"`);
+      throw new UsageError(`unexpected argument "${a}"${a.startsWith('-') ? didYouMean(name, [...booleans, ...withValue]) : ''}`);
     }
   }
   return out;
@@ -118,7 +119,7 @@ export async function run(argv: string[]): Promise<number> {
         process.stdout.write(USAGE);
         return 0;
       default:
-        throw new UsageError(sub ? `unknown subcommand "${sub}"` : 'missing subcommand');
+        throw new UsageError(sub ? `unknown subcommand "${sub}"${didYouMean(sub, ['up', 'down', 'status'])}` : 'missing subcommand');
     }
   } catch (e) {
     if (e instanceof UsageError) {

@@ -1,6 +1,6 @@
 // Entry of the `kha` command. Each subcommand lives in its own module and is loaded on demand,
 // so `kha validate` does not pay for loading the Temporal SDK.
-type Command = { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> };
+import type { Command } from './help';
 
 const commands: Record<string, Command> = {
   validate: { summary: 'check a cluster file and print every problem', load: () => import('./validate') },
@@ -17,22 +17,29 @@ const commands: Record<string, Command> = {
   worker: { summary: 'run a kha worker against TEMPORAL_ADDRESS', load: () => import('../worker/main') },
   demo: { summary: '6 lab hosts + embedded server, deploy "demo" to the approval gate (--auto-approve, --down)', load: () => import('./demo') },
   lab: { summary: 'start, stop or show a lab of simulated hosts (kha lab up|down|status)', load: () => import('./lab') },
+  doctor: { summary: 'check what a deployment needs (key, known_hosts, Temporal, SSH to every node); changes nothing', load: () => import('./doctor') },
+  kubeconfig: { summary: "print a cluster's admin kubeconfig, or --merge it into ~/.kube/config", load: () => import('./kubeconfig') },
+  completion: { summary: 'print the bash or zsh completion script (kha completion bash|zsh)', load: () => import('./completion').then((m) => ({ run: (a: string[]) => m.run(a, commands) })) },
+  help: { summary: 'show how to use a command (kha help COMMAND)', load: () => import('./help').then((m) => ({ run: (a: string[]) => m.run(a, commands, usage()) })) },
 };
 
 function usage(): string {
-  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
-  return `usage: kha <command> [options]\n\ncommands:\n${lines.join('\n')}\n`;
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(11)} ${c.summary}`);
+  return `usage: kha <command> [options]\n       kha --version\n\ncommands:\n${lines.join('\n')}\n\nkha help COMMAND shows a command's options.\n`;
 }
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === '-h' || name === '--help' || name === 'help') {
+  if (!name || name === '-h' || name === '--help') {
     process.stdout.write(usage());
     return name ? 0 : 2;
   }
-  const cmd = commands[name];
+  if (name === '--version' || name === '-V') return (await import('./version')).run();
+  const cmd = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (!cmd) {
-    process.stderr.write(`kha: unknown command "${name}"\n\n${usage()}`);
+    const { didYouMean } = await import('./suggest');
+    const known = name.startsWith('-') ? ['--help', '--version'] : Object.keys(commands);
+    process.stderr.write(`kha: unknown ${name.startsWith('-') ? 'option' : 'command'} "${name}"${didYouMean(name, known)}\n\n${usage()}`);
     return 2;
   }
   return (await cmd.load()).run(rest);

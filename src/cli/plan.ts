@@ -8,6 +8,7 @@ import { firstControlPlane, kubeMinor } from '../spec/types';
 import { deploymentStages, describeMode, phaseDirName, phasesForNode, planFacts, PHASE_ORDER, renderPhase, RESET_STEPS } from '../render';
 import type { Stage } from '../render';
 import type { AnyPhaseName, PhaseRender, RenderFacts } from '../render/types';
+import { didYouMean } from './suggest';
 
 const USAGE = `usage: kha plan FILE [--node NAME] [--phase NAME] [--out DIR]
 
@@ -44,7 +45,7 @@ function parseArgs(argv: string[]): Options | 'help' {
         o.phase = v as AnyPhaseName;
       }
     } else if (a.startsWith('-')) {
-      throw new UsageError(`unknown option "${a}"`);
+      throw new UsageError(`unknown option "${a}"${didYouMean(flag, ['--node', '--phase', '--out', '--help'])}`);
     } else if (file === undefined) {
       file = a;
     } else {

@@ -20,6 +20,7 @@ import { ed25519KeyPair } from './sshkey';
 import { findRealBinaries, readTier, type KubeTier } from './real/tier';
 import { prepareRealTier, releaseKeyFingerprint } from './real/setup';
 import { CALICO_MANIFEST_PATH, LAB_SERVICES_PORT, REPO_PATH } from './real/server';
+import { ensureSimClient } from './sim/client-build';
 
 export type { LabHost, LabRole } from './layout';
 export type { LabFault } from './faults';
@@ -130,6 +131,10 @@ export class Lab {
   static async up(opts: LabUpOptions): Promise<Lab> {
     requireRoot();
     requireHostPrograms();
+    // An installed package ships the client's C source only: the first lab builds it.
+    const client = ensureSimClient();
+    if (client.built) process.stderr.write(`kha lab: built the sim client ${client.path}\n`);
+    else if (client.error) process.stderr.write(`kha lab: no sim client (${client.error}); each simulated tool call starts a Node process\n`);
     const dir = resolve(opts.dir);
     if (!patterns.path.test(dir)) throw new Error(`lab directory ${dir} must be an absolute path of letters, digits and ._+/- only`);
     const timings: Record<string, number> = {};

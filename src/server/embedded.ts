@@ -277,7 +277,13 @@ async function waitHealthy(address: string, child: ChildProcess, logFile: string
 
 function cliOrThrow(): string {
   const cli = findTemporalCli();
-  if (!cli) throw new Error('no Temporal CLI found: install it (scripts/temporal-cli.sh builds it with Go) or set TEMPORAL_CLI_PATH');
+  if (!cli) {
+    throw new Error(
+      'the embedded server needs the Temporal CLI 1.5.1 and none was found or built: set TEMPORAL_CLI_PATH to its temporal binary, ' +
+        'or install Go so kha builds it (go install github.com/temporalio/cli/cmd/temporal@v1.5.1), ' +
+        'or set TEMPORAL_ADDRESS to a Temporal cluster of your own',
+    );
+  }
   return cli;
 }
 

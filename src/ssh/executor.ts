@@ -34,6 +34,8 @@ export interface ConnectOptions {
   /** SSH keepalive interval (default 5000 ms); the connection counts as lost after `keepaliveCountMax` misses (default 3). */
   keepaliveIntervalMs?: number;
   keepaliveCountMax?: number;
+  /** false: under accept-new, a host key seen for the first time is accepted but not recorded (kha doctor). */
+  recordNewHostKeys?: boolean;
 }
 
 export interface RebootOptions {
@@ -251,7 +253,7 @@ async function openConnection(target: SshTarget, opts: ConnectOptions, timeoutMs
     keepaliveCountMax: opts.keepaliveCountMax ?? 3,
     signal: opts.signal,
   };
-  const policy = { policy: target.knownHosts.policy, file: target.knownHosts.file };
+  const policy = { policy: target.knownHosts.policy, file: target.knownHosts.file, record: opts.recordNewHostKeys };
   let bastion: Client | undefined;
   let sock: Duplex | undefined;
   if (target.bastion) {
@@ -376,6 +378,12 @@ export class SshSession {
     const command = `${sudoPrefix(this.usesSudo)}sh -c ${shq(WRITE_FILE_SCRIPT)} kha-write ${shq(path)} ${m}`;
     const stdin = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
     this.checked(step, await this.runChannel({ step, command, stdin, opts }));
+  }
+
+  /** Runs `true` (through `sudo -n` when commands use sudo) without the script wrapper: proves login and sudo, writes nothing. */
+  async probe(opts: Pick<RunOptions, 'signal' | 'timeoutMs'> = {}): Promise<void> {
+    const step = this.usesSudo ? 'probe sudo' : 'probe';
+    this.checked(step, await this.runChannel({ step, command: `${sudoPrefix(this.usesSudo)}true`, opts }));
   }
 
   /** The host's current boot id (/proc/sys/kernel/random/boot_id). */

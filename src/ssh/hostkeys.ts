@@ -21,6 +21,8 @@ export interface HostKeyCheck {
   policy: HostKeyPolicy;
   file?: string;
   fingerprints?: string[];
+  /** accept-new only: false accepts an unknown key for this connection without recording it (kha doctor). */
+  record?: boolean;
 }
 
 /** SHA256 fingerprint of a public key blob in OpenSSH's form: `SHA256:` + unpadded base64. */
@@ -181,6 +183,7 @@ export function prepareHostKeyCheck(check: HostKeyCheck, step = 'host key check'
       );
     }
     if (check.policy === 'accept-new') {
+      if (check.record === false) return undefined;
       try {
         fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
         // One short append per key: O_APPEND keeps concurrent writers from interleaving.

@@ -5,10 +5,28 @@ import { connectionOptions, settingsFromEnv } from '../temporal/connection';
 import { createKhaWorker } from './worker';
 import { TASK_QUEUE } from '../workflows/definitions';
 import { closeIdleSessions } from '../activities/common';
+import { guarded, parseArgs } from '../cli/args';
+import { CliError } from '../cli/client';
+
+const USAGE = `usage: kha worker [--task-queue NAME]
+
+Runs a kha worker against the Temporal cluster named by TEMPORAL_ADDRESS (TEMPORAL_NAMESPACE, TLS or API key
+settings as for every command) until SIGINT or SIGTERM. It needs SSH access to the hosts and the keys the
+cluster files name. --task-queue defaults to $KHA_TASK_QUEUE or ${TASK_QUEUE}.
+`;
 
 export async function run(argv: string[]): Promise<number> {
-  const tqIdx = argv.indexOf('--task-queue');
-  const taskQueue = tqIdx >= 0 ? argv[tqIdx + 1] : process.env.KHA_TASK_QUEUE || TASK_QUEUE;
+  if (argv.includes('-h') || argv.includes('--help')) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  return guarded('worker', () => work(argv));
+}
+
+async function work(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, [], ['--task-queue'], USAGE);
+  if (a.positionals.length) throw new CliError(`unexpected argument "${a.positionals[0]}"\n${USAGE}`, 2);
+  const taskQueue = a.values.get('--task-queue') ?? (process.env.KHA_TASK_QUEUE || TASK_QUEUE);
   const settings = settingsFromEnv();
   if (!settings) {
     process.stderr.write('kha worker: TEMPORAL_ADDRESS is not set (host:port of the Temporal frontend); without it, kha deploy runs a worker in-process on the embedded server\n');
