@@ -156,7 +156,7 @@ test('the preflight script reports this machine: identity, size, ports in use, a
   try {
     const yaml = readFileSync(join(ROOT, 'test', 'golden', 'specs', 'seed-like.yaml'), 'utf8').replace(
       /  images:/,
-      `  packages:\n    repository: http://127.0.0.1:${port}/repo/core\n  images:`,
+      `  packages:\n    repository: http://127.0.0.1:${port}/repo/core\n    insecure: true\n  images:`,
     );
     const loaded = loadClusterText(yaml, 'seed-like.yaml');
     assert.ok(loaded.cluster, JSON.stringify(loaded.errors));

@@ -291,8 +291,11 @@ test('joins: secrets only from the environment, control-plane joins carry the ce
 test('no rendered script or file holds anything shaped like a token or a certificate key', () => {
   for (const f of specs) {
     const c = loadOrFail(f);
+    // A package checksum the file names is public and has the shape of a certificate key.
+    const checksum = c.spec.containerRuntime.criDockerd?.sha256;
     for (const r of renderAll(c, planFacts(c).facts)) {
-      for (const text of [...r.scripts.map((s) => s.content), ...r.files.map((x) => x.content)]) {
+      for (const rendered of [...r.scripts.map((s) => s.content), ...r.files.map((x) => x.content)]) {
+        const text = checksum ? rendered.replaceAll(checksum, '<sha256 from the file>') : rendered;
         assert.doesNotMatch(text, /\b[a-z0-9]{6}\.[a-z0-9]{16}\b/);
         assert.doesNotMatch(text, /\b[a-f0-9]{64}\b/);
       }
