@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { startDeployEnv, type DeployEnv } from './helpers/deploy';
+import { labModel, startDeployEnv, type DeployEnv } from './helpers/deploy';
 import { resultOrFail, scheduledActivities, nodeOf, waitForState } from './helpers/workflow';
 import { cliEnv, kha } from './cli-run';
 import {
@@ -21,7 +21,6 @@ import {
   type DeploymentStatus,
   type DeployResult,
 } from '../src/workflows/definitions';
-import type { SimModel } from '../src/lab/sim/model';
 import type { ClusterSpec } from '../src/spec/types';
 import { closeIdleSessions } from '../src/activities/common';
 import { decisionText } from '../src/cli/output';
@@ -30,9 +29,7 @@ import { writeHostFaults } from '../src/lab/faults';
 let d: DeployEnv;
 const blackHoles: Array<{ address: string; dev: string }> = [];
 
-function model(): SimModel {
-  return JSON.parse(readFileSync(join(d.lab.sharedDir, 'model.json'), 'utf8')) as SimModel;
-}
+const model = () => labModel(d.lab);
 
 async function start(cluster: ClusterSpec, taskQueue: string, options: Record<string, unknown> = { heartbeatTimeoutSeconds: 15 }): Promise<WorkflowHandle> {
   return d.env.client.workflow.start('deployCluster', {

@@ -6,7 +6,6 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
-  getExternalWorkflowHandle,
   isCancellation,
   sleep,
   TimeoutFailure,
@@ -16,7 +15,6 @@ import {
   upsertSearchAttributes,
   log,
   patched,
-  workflowInfo,
 } from '@temporalio/workflow';
 import { RetryState, type ActivityOptions, type RetryPolicy } from '@temporalio/common';
 import type * as activities from '../activities';
@@ -29,7 +27,6 @@ import {
   approveWorkersUpdate,
   decisionSignal,
   decisionUpdate,
-  exclusiveProbeSignal,
   resetWorkflowId,
   statusQuery,
   SA_CLUSTER,
@@ -46,6 +43,7 @@ import {
 import { crossNodeProblems } from './checks';
 import { resolveKubernetesVersion } from '../render/version';
 import { renderProgress } from './progress';
+import { refuseBeside } from './exclusive';
 
 export interface DeployOptions {
   /** Heartbeat timeout of activities (default 20 s); a killed worker's activity is retried after it. */
@@ -469,24 +467,17 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   const main = new CancellationScope();
   let result: DeployResult | undefined;
   let rolledBack = 0;
-  // A deployment never runs beside a reset of the same cluster: the probe reaches the reset only while it runs.
-  setHandler(exclusiveProbeSignal, (from: string) => log.info('a reset of this cluster tried to start and refused', { from }));
-  if (patched('exclusive-with-reset')) {
-    const resetRuns = await getExternalWorkflowHandle(resetWorkflowId(cluster.name))
-      .signal(exclusiveProbeSignal, workflowInfo().workflowId)
-      .then(
-        () => true,
-        () => false,
-      );
-    if (resetRuns) {
-      const msg = `a reset of ${cluster.name} is running (${resetWorkflowId(cluster.name)}); a deployment does not start beside it: wait until it ends (kha status ${cluster.name} --reset), then deploy again`;
+  await refuseBeside(
+    'exclusive-with-reset',
+    resetWorkflowId(cluster.name),
+    `a reset of ${cluster.name} is running (${resetWorkflowId(cluster.name)}); a deployment does not start beside it: wait until it ends (kha status ${cluster.name} --reset), then deploy again`,
+    (msg) => {
       status.state = 'aborted';
       status.endedAt = now();
       (status.notices ??= []).push(msg);
       publish();
-      throw ApplicationFailure.nonRetryable(msg, 'ClusterBusy');
-    }
-  }
+    },
+  );
   try {
     result = await main.run(async () => {
       // 1. preflight

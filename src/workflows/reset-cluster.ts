@@ -1,16 +1,6 @@
 // resetCluster: teardown. Workers first (in parallel), then control-plane nodes one at a time, the first one
 // last, so etcd keeps quorum until the end. Each node leaves the cluster before its reset.
-import {
-  ApplicationFailure,
-  getExternalWorkflowHandle,
-  log,
-  patched,
-  proxyActivities,
-  setCurrentDetails,
-  setHandler,
-  upsertSearchAttributes,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { proxyActivities, setHandler, upsertSearchAttributes, setCurrentDetails, log } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import { NON_RETRYABLE_ERRORS } from '../activities/types';
@@ -19,12 +9,12 @@ import {
   SA_PHASE,
   SA_STATE,
   deployWorkflowId,
-  exclusiveProbeSignal,
   statusQuery,
   type DeploymentStatus,
   type StepState,
 } from './definitions';
 import { renderProgress } from './progress';
+import { refuseBeside } from './exclusive';
 
 export interface ResetInput {
   cluster: ClusterSpec;
@@ -86,24 +76,17 @@ export async function resetCluster(input: ResetInput): Promise<ResetResult> {
     ...cluster,
     spec: { ...spec, nodes: spec.nodes.filter((n) => n.role === 'control-plane' || n.name === node) },
   });
-  // Never beside a deployment of the same cluster (see exclusiveProbeSignal): refuse before touching a node.
-  setHandler(exclusiveProbeSignal, (from: string) => log.info('a deployment of this cluster tried to start and refused', { from }));
-  if (patched('exclusive-with-deploy')) {
-    const deployRuns = await getExternalWorkflowHandle(deployWorkflowId(cluster.name))
-      .signal(exclusiveProbeSignal, workflowInfo().workflowId)
-      .then(
-        () => true,
-        () => false,
-      );
-    if (deployRuns) {
-      const msg = `the deployment of ${cluster.name} is running (${deployWorkflowId(cluster.name)}); a reset does not start beside it: let it finish, or stop it with kha abort ${cluster.name} [--rollback], then reset again`;
+  await refuseBeside(
+    'exclusive-with-deploy',
+    deployWorkflowId(cluster.name),
+    `the deployment of ${cluster.name} is running (${deployWorkflowId(cluster.name)}); a reset does not start beside it: let it finish, or stop it with kha abort ${cluster.name} [--rollback], then reset again`,
+    (msg) => {
       status.state = 'aborted';
       status.endedAt = now();
       (status.notices ??= []).push(msg);
       publish();
-      throw ApplicationFailure.nonRetryable(msg, 'ClusterBusy');
-    }
-  }
+    },
+  );
   const result: ResetResult = { cluster: cluster.name, reset: [], failed: [] };
   const remaining = new Set(cps.map((n) => n.name));
 
