@@ -52,7 +52,7 @@ describe('status wording', () => {
     s.phases.push({ phase: 'worker-join', title: 'Worker joins', mode: 'parallel', state: 'running', nodes });
     s.pendingDecision = { phase: 'worker-join', node: 'k8swn-01', role: 'worker', error: nodes[0]!.lastError!, allowed: ['retry', 'skip', 'abort-rollback', 'abort-leave'] };
     assert.deepEqual(decisionText(s), [
-      `✖ 12 nodes (${names.join(', ')}) failed in phase worker-join after 3 attempts: TransientCommandFailed: worker-join/join on k8swn-01 exited with 1: timed out`,
+      `✖ ${names.join(', ')} (12 nodes) failed in phase worker-join after 3 attempts: TransientCommandFailed: worker-join/join on k8swn-01 exited with 1: timed out`,
       'next step, one of:',
       '  fix the hosts, then retry all 12: kha retry demo --all',
       '  leave the waiting workers out: kha skip demo --all (or one: kha skip demo k8swn-01)',

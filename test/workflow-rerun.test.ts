@@ -4,13 +4,13 @@
 // deploy/reset never side by side. Real dev server, lab hosts, the real CLI against the same server.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { labModel, startDeployEnv, type DeployEnv } from './helpers/deploy';
 import { resultOrFail, scheduledActivities, nodeOf, waitForState } from './helpers/workflow';
-import { cliEnv, kha } from './cli-run';
+import { cliEnv, kha, KHA_MAIN } from './cli-run';
 import {
   approveWorkersSignal,
   approveWorkersUpdate,
@@ -46,6 +46,32 @@ function startReset(cluster: ClusterSpec, taskQueue: string): Promise<WorkflowHa
 /** The CLI against the test's server and worker (task queue). */
 function cli(taskQueue: string, args: string[]) {
   return kha(args, cliEnv({ TEMPORAL_ADDRESS: d.env.address, TEMPORAL_NAMESPACE: d.env.namespace ?? 'default', KHA_TASK_QUEUE: taskQueue, XDG_STATE_HOME: join(d.dir, 'state') }));
+}
+
+/** The CLI on a pseudo-terminal (util-linux script): `answer` is typed once `prompt` shows. */
+function onTerminal(taskQueue: string, args: string[], prompt: string, answer: string): Promise<{ code: number | null; out: string }> {
+  const env = cliEnv({ TEMPORAL_ADDRESS: d.env.address, TEMPORAL_NAMESPACE: d.env.namespace ?? 'default', KHA_TASK_QUEUE: taskQueue, XDG_STATE_HOME: join(d.dir, 'state') });
+  const cmd = [process.execPath, KHA_MAIN, ...args].map((a) => `'${a}'`).join(' ');
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qefc', cmd, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let typed = false;
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    const onData = (b: Buffer) => {
+      out += b.toString();
+      if (!typed && out.includes(prompt)) {
+        typed = true;
+        child.stdin.write(answer);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
 }
 
 function row(s: DeploymentStatus, phase: string, node: string) {
@@ -116,6 +142,12 @@ describe('deployCluster again and under failures', () => {
       assert.equal(refused.code, 2, refused.stdout + refused.stderr);
       assert.match(refused.stdout, /^rollback resets 1 node\(s\): k8swn-03 .*members before this run, kept as they are: k8scp-01, k8scp-02, k8scp-03, k8swn-01, k8swn-02$/m);
       assert.match(refused.stderr, /refusing to roll back rerun without confirmation: .*add --yes/);
+      assert.equal((await handle.query(statusQuery)).state, 'waiting-decision', 'nothing was sent');
+      // On a terminal it asks for the cluster's name; a wrong answer sends nothing.
+      const asked = await onTerminal('rerun', ['abort', 'rerun', '--rollback'], 'Type the cluster name', 'rerun2\n');
+      assert.equal(asked.code, 1, asked.out);
+      assert.match(asked.out, /rollback resets 1 node\(s\): k8swn-03 /);
+      assert.match(asked.out, /not confirmed \(expected "rerun"\); nothing was sent/);
       assert.equal((await handle.query(statusQuery)).state, 'waiting-decision', 'nothing was sent');
       const yes = await cli('rerun', ['abort', 'rerun', '--rollback', '--yes', '--detach']);
       assert.equal(yes.code, 0, yes.stdout + yes.stderr);
@@ -210,7 +242,7 @@ describe('deployCluster again and under failures', () => {
       assert.equal(row(s, 'worker-join', 'k8swn-03').state, 'done', 'the other worker joined meanwhile');
       // One line for the batch, one command for all.
       const text = decisionText(s);
-      assert.match(text[0]!, /^✖ 2 nodes \(k8swn-0[12], k8swn-0[12]\) failed in phase worker-join after 1 attempt and 1 compensation: compensation failed/);
+      assert.match(text[0]!, /^✖ k8swn-0[12], k8swn-0[12] \(2 nodes\) failed in phase worker-join after 1 attempt and 1 compensation: compensation failed/);
       assert.ok(text.includes('  fix the hosts, then retry all 2: kha retry batch --all'), text.join('\n'));
       const named = await cli('batch', ['retry', 'batch']);
       assert.equal(named.code, 1);

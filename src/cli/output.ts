@@ -180,7 +180,7 @@ export function decisionText(s: DeploymentStatus): string[] {
   }
   const lines = [...groups.values()].map((g) => {
     const { phase, n } = g[0]!;
-    const who = g.length === 1 ? `${n.node}${n.node === d.node ? ` (${d.role})` : ''}` : `${g.length} nodes (${g.map((x) => x.n.node).join(', ')})`;
+    const who = g.length === 1 ? `${n.node}${n.node === d.node ? ` (${d.role})` : ''}` : `${g.map((x) => x.n.node).join(', ')} (${g.length} nodes)`;
     return `✖ ${who} failed in phase ${phase}${n.attempts ? tries(n) : ''}: ${oneLine(n.lastError ?? d.error, 400)}`;
   });
   const next: string[] = [];
