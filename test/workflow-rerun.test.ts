@@ -25,6 +25,7 @@ import type { ClusterSpec } from '../src/spec/types';
 import { closeIdleSessions } from '../src/activities/common';
 import { decisionText } from '../src/cli/output';
 import { writeHostFaults } from '../src/lab/faults';
+import { renderPhase } from '../src/render';
 
 let d: DeployEnv;
 const blackHoles: Array<{ address: string; dev: string }> = [];
@@ -181,6 +182,12 @@ describe('deployCluster again and under failures', () => {
       const acts = scheduledActivities((await handle.fetchHistory()).events ?? []);
       assert.deepEqual([...new Set(acts.map((a) => a.type))], ['preflightNode']);
     });
+    assert.equal(await installedKubeadm('k8swn-01'), '1.35.1-1.1');
+    // The host's packages script refuses as well: a member keeps its version whatever it is handed.
+    const pkgs = renderPhase(other, 'k8swn-01', 'packages', { kubernetesVersion: 'v1.35.2', packageVersion: '1.35.2-1.1' }).scripts[0]!;
+    const run = await d.lab.exec('k8swn-01', 'bash -s', { input: pkgs.content });
+    assert.notEqual(run.code, 0, run.stdout);
+    assert.match(run.stderr, /belongs to a cluster and runs kubelet 1\.35\.1-1\.1; installing 1\.35\.2-1\.1 would change it outside kubeadm upgrade: use kha upgrade/);
     assert.equal(await installedKubeadm('k8swn-01'), '1.35.1-1.1');
   });
 
