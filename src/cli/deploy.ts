@@ -12,8 +12,8 @@ const USAGE = `usage: kha deploy FILE [--detach] [--json] [--auto-approve] [--ku
 Deploys the cluster described in FILE and follows the deployment.
   --detach        return once the deployment is started
   --json          one JSON object per line instead of text
-  --auto-approve  approve the workers when the approval gate is reached (an approval sent
-                  earlier, while the control plane is not up yet, is ignored otherwise)
+  --auto-approve  approve the workers when the approval gate is reached (and let an approval
+                  sent before the gate count; without it such an approval is ignored)
   --kubeconfig    where to save the admin kubeconfig (on the worker's machine)
   --again         start a new run even when the last deployment completed
 

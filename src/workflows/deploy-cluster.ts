@@ -52,7 +52,7 @@ export interface DeployOptions {
   kubeconfigPath?: string;
   /** Limit on clock skew between nodes (default 1000 ms). */
   maxClockSkewMs?: number;
-  /** Started with --auto-approve: the approval gate passes by itself. */
+  /** Started with --auto-approve: an approval sent before the gate counts (otherwise it is ignored). */
   autoApprove?: boolean;
 }
 
@@ -193,9 +193,10 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
     },
   });
   setHandler(approveWorkersSignal, (by: string) => {
-    if (status.state === 'waiting-approval') return approve(by);
-    // An approval sent before the gate (during preflight, say) was given without seeing the control plane.
-    if (approved || opts.autoApprove) return;
+    // A run started with --auto-approve was approved in advance; any other approval sent before the gate
+    // (during preflight, say) was given without seeing the control plane.
+    if (status.state === 'waiting-approval' || opts.autoApprove) return approve(by);
+    if (approved) return;
     const where = status.currentPhase ? ` in phase ${status.currentPhase}` : '';
     const notice = `approval by ${by || 'unknown'} ignored at ${now()}: it came before the gate (deployment ${status.state}${where}); approve again when it waits for approval`;
     log.warn('early approval ignored', { by, state: status.state, phase: status.currentPhase });
@@ -628,7 +629,7 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
 
       // 9. approval
       const gate = phaseOf('approval');
-      if (workers.length && spec.policy.approveBeforeWorkers && !approved && !opts.autoApprove) {
+      if (workers.length && spec.policy.approveBeforeWorkers && !approved) {
         startPhase('approval');
         status.state = 'waiting-approval';
         status.waitingFor = `approval: check the control plane, then run: kha approve ${cluster.name}`;
