@@ -132,6 +132,13 @@ describe('kha operator commands on the embedded server', () => {
     assert.match(r.stderr, /kha retry: rejected: decisions are pending for .*: name the node/);
     const u = await kha(['skip', 'lo'], env);
     assert.equal(u.code, 2);
+    // A batch skips workers only, and none may be skipped in preflight.
+    const all = await kha(['skip', 'lo', '--all'], env);
+    assert.equal(all.code, 1, all.stdout + all.stderr);
+    assert.match(all.stderr, /kha skip: rejected: skip is not allowed for any waiting node \(.*cp-1: control-plane, phase preflight/);
+    const both = await kha(['retry', 'lo', '--all', '--node', 'cp-1'], env);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /--node and --all exclude each other/);
   });
 
   it('retry --node runs the step again and stops again at the decision (exit 11)', async () => {

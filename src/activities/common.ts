@@ -146,9 +146,10 @@ export async function withNode<T>(cluster: ClusterSpec, nodeName: string, fn: (s
   const node = findNode(cluster, nodeName);
   let session: SshSession;
   try {
-    session = await sessions.take(nodeSsh(cluster, node), { signal: activityContext()?.cancellationSignal });
+    // Beat while connecting: a black-holed host takes the whole connect timeout to fail, longer than a beat may wait.
+    session = await heartbeating(`connecting to ${nodeName}`, () => sessions.take(nodeSsh(cluster, node), { signal: activityContext()?.cancellationSignal }));
   } catch (e) {
-    throw toFailure(e, nodeName);
+    throw withAttempt(toFailure(e, nodeName));
   }
   let ok = false;
   try {
@@ -158,22 +159,35 @@ export async function withNode<T>(cluster: ClusterSpec, nodeName: string, fn: (s
     ok = true;
     return r;
   } catch (e) {
-    throw toFailure(e, nodeName);
+    throw withAttempt(toFailure(e, nodeName));
   } finally {
     sessions.give(session, ok);
   }
 }
 
+/** A failure that tells the workflow which attempt of the activity it ended (its status counts retries). */
+function withAttempt(e: unknown): unknown {
+  const attempt = activityContext()?.info.attempt;
+  if (!(e instanceof ApplicationFailure) || attempt === undefined || e.details?.length) return e;
+  return ApplicationFailure.create({ message: e.message, type: e.type ?? undefined, nonRetryable: e.nonRetryable ?? undefined, details: [{ attempt }] });
+}
+
+/** Error types of a network blip: retried by Temporal, then by the workflow within the policy's time budget. */
+export const NETWORK_ERRORS = ['Unreachable', 'Timeout', 'ConnectionLost'];
+
 /** Tries the healthy control-plane nodes in order; the first that connects runs fn. */
 export async function withHealthyControlPlane<T>(cluster: ClusterSpec, via: string[] | undefined, fn: (s: SshSession, node: NodeSpec) => Promise<T>): Promise<T> {
-  const candidates = via && via.length ? via : cluster.spec.nodes.filter((n) => n.role === 'control-plane').map((n) => n.name);
+  const all = via && via.length ? via : cluster.spec.nodes.filter((n) => n.role === 'control-plane').map((n) => n.name);
+  // A retry starts at the next node: the one that failed the last attempt is likely still down.
+  const shift = ((activityContext()?.info.attempt ?? 1) - 1) % all.length;
+  const candidates = [...all.slice(shift), ...all.slice(0, shift)];
   let last: unknown;
   for (const name of candidates) {
     try {
       return await withNode(cluster, name, fn);
     } catch (e) {
       last = e;
-      if (e instanceof ApplicationFailure && !['Unreachable', 'Timeout', 'ConnectionLost'].includes(e.type ?? '')) throw e;
+      if (e instanceof ApplicationFailure && !NETWORK_ERRORS.includes(e.type ?? '')) throw e;
     }
   }
   throw last;

@@ -5,7 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { renderPhase } from '../render';
 import { joinEnv, parseJoinCredentials } from '../render/join';
 import type { NodeCall, StepResult } from './types';
-import { activityContext, runScript, withHealthyControlPlane, withNode } from './common';
+import { activityContext, runScript, toFailure, withHealthyControlPlane, withNode } from './common';
 import { runNodePhase, scriptOf, summarise } from './nodes';
 import { sleep } from './util';
 
@@ -89,16 +89,30 @@ async function join(call: NodeCall, phase: 'control-plane-join' | 'worker-join')
     if (phase === 'control-plane-join') {
       // kube-vip only after the join: its manifest in an empty manifests dir would fail kubeadm's preflight.
       const kv = renderPhase(call.cluster, call.node, 'kube-vip', f);
-      await runScript(session, call.node, 'kube-vip', scriptOf(kv, 'after-join'));
+      await afterJoin(call.node, () => runScript(session, call.node, 'kube-vip', scriptOf(kv, 'after-join')));
       note += ', kube-vip running';
     }
     return { node: call.node, changed: !already, note };
   }).then(async (r) => {
     // Labels need admin rights (kubelet may not set every label on itself): applied from a control-plane node.
     const label = render.scripts.find((x) => x.name === 'label-node');
-    if (label) await withHealthyControlPlane(call.cluster, call.via, (s, cp) => runScript(s, cp.name, phase, label, { transient: () => true }));
+    if (label) await afterJoin(call.node, () => withHealthyControlPlane(call.cluster, call.via, (s, cp) => runScript(s, cp.name, phase, label, { transient: () => true })));
     return r;
   });
+}
+
+/**
+ * A step after the node joined (kube-vip, labels): its failure is retried (the join itself is skipped then, the
+ * node being a member), and never compensated: resetting a joined node to fix a label would undo the join.
+ */
+async function afterJoin<T>(node: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    const f = toFailure(e, node);
+    if (!(f instanceof ApplicationFailure)) throw f;
+    throw ApplicationFailure.create({ type: 'JoinedStepFailed', message: `${node} joined, then: ${f.message}` });
+  }
 }
 
 export async function joinControlPlane(call: NodeCall): Promise<StepResult> {

@@ -89,5 +89,5 @@ export const NON_RETRYABLE_ERRORS = [
   'InvalidSpec',
   'ForeignCluster',
 ] as const;
-/** Retried: Unreachable, Timeout, ConnectionLost, TransientCommandFailed. */
-export const TRANSIENT_ERRORS = ['Unreachable', 'Timeout', 'ConnectionLost', 'TransientCommandFailed'] as const;
+/** Retried: Unreachable, Timeout, ConnectionLost, TransientCommandFailed, JoinedStepFailed (never compensated). */
+export const TRANSIENT_ERRORS = ['Unreachable', 'Timeout', 'ConnectionLost', 'TransientCommandFailed', 'JoinedStepFailed'] as const;

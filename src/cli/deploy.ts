@@ -1,9 +1,9 @@
 // `kha deploy FILE`: validate, start (or attach to) the deployCluster workflow, follow it.
 import { resolve } from 'node:path';
 import type { DeployInput } from '../workflows/deploy-cluster';
-import { deployWorkflowId } from '../workflows/definitions';
+import { deployWorkflowId, resetWorkflowId } from '../workflows/definitions';
 import { parseArgs, guarded } from './args';
-import { connectTarget } from './client';
+import { connectTarget, describeOrUndefined } from './client';
 import { EXIT, outputMode, Printer } from './follow';
 import { announceServer, followOrDetach, loadOrReport, startOrAttach } from './workflow-run';
 
@@ -12,7 +12,8 @@ const USAGE = `usage: kha deploy FILE [--detach] [--json] [--auto-approve] [--ku
 Deploys the cluster described in FILE and follows the deployment.
   --detach        return once the deployment is started
   --json          one JSON object per line instead of text
-  --auto-approve  approve the workers when the approval gate is reached
+  --auto-approve  approve the workers when the approval gate is reached (and let an approval
+                  sent before the gate count; without it such an approval is ignored)
   --kubeconfig    where to save the admin kubeconfig (on the worker's machine)
   --again         start a new run even when the last deployment completed
 
@@ -37,11 +38,20 @@ export async function run(argv: string[]): Promise<number> {
     const cluster = loadOrReport(file, printer);
     if (!cluster) return EXIT.usage;
     const kubeconfig = a.values.get('--kubeconfig');
-    const input: DeployInput = { cluster, options: kubeconfig ? { kubeconfigPath: resolve(kubeconfig) } : undefined };
+    const options: DeployInput['options'] = {};
+    if (kubeconfig) options.kubeconfigPath = resolve(kubeconfig);
+    if (a.flags.has('--auto-approve')) options.autoApprove = true;
+    const input: DeployInput = { cluster, options: Object.keys(options).length ? options : undefined };
 
     const t = await connectTarget({ startEmbedded: true });
     try {
       announceServer(t, printer);
+      // The workflow itself refuses to run beside a reset (no race); this says so before starting one.
+      const reset = await describeOrUndefined(t.client.workflow.getHandle(resetWorkflowId(cluster.name)));
+      if (reset?.status.name === 'RUNNING') {
+        printer.error(`kha deploy: a reset of ${cluster.name} is running (${resetWorkflowId(cluster.name)}); wait until it ends (kha status ${cluster.name} --reset), then deploy again`);
+        return EXIT.failed;
+      }
       const started = await startOrAttach(t, printer, {
         kind: 'deploy',
         cluster,

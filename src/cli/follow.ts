@@ -220,6 +220,10 @@ async function finish(o: FollowOptions, statusName: string, last: DeploymentStat
       const cause = e instanceof WorkflowFailedError ? e.cause : undefined;
       type = cause && 'type' in cause ? String((cause as { type?: string }).type ?? '') : '';
     }
+    if (type === 'ClusterBusy') {
+      printer.error(`✖ ${msg}`, { status: statusName, failureType: type });
+      return EXIT.failed;
+    }
     if (type === 'DeploymentAborted') {
       printer.error(`✖ ${msg}`, { status: statusName, failureType: type });
       printer.error(`next step: kha status ${cluster} shows the nodes; deploy again with kha deploy FILE, or clean up with kha reset FILE`);

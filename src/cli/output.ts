@@ -84,6 +84,7 @@ export function statusTable(s: DeploymentStatus, o: TableOptions = {}): string[]
     }
   }
   if (s.waitingFor) lines.push(`waiting for: ${s.waitingFor}`);
+  for (const n of s.notices ?? []) lines.push(`note: ${n}`);
   if (s.kubeconfigPath) lines.push(`kubeconfig: ${s.kubeconfigPath}`);
   return lines;
 }
@@ -98,17 +99,20 @@ export interface Fact {
 export function facts(s: DeploymentStatus): Fact[] {
   const out: Fact[] = [];
   const ver = s.kubernetesVersion ? ` (Kubernetes ${s.kubernetesVersion})` : '';
-  out.push({
+  const state: Fact = {
     key: `state=${s.state}|${s.waitingFor ?? ''}|${s.kubernetesVersion ?? ''}`,
     line: `${s.cluster}: ${s.state}${ver}${s.waitingFor ? `: waiting for ${s.waitingFor}` : ''}`,
     event: { type: 'state', cluster: s.cluster, state: s.state, kubernetesVersion: s.kubernetesVersion, waitingFor: s.waitingFor },
-  });
+  };
   for (const p of s.phases) {
-    out.push({
+    const phase: Fact = {
       key: `phase:${p.phase}=${p.state}`,
       line: `${p.phase}: ${p.state}`,
       event: { type: 'phase', phase: p.phase, title: p.title, state: p.state, startedAt: p.startedAt, endedAt: p.endedAt },
-    });
+    };
+    // A phase starts before its nodes and ends after them.
+    const ended = p.state === 'done' || p.state === 'failed' || p.state === 'skipped';
+    if (!ended) out.push(phase);
     for (const n of p.nodes) {
       const detail = nodeDetail(n);
       out.push({
@@ -117,11 +121,27 @@ export function facts(s: DeploymentStatus): Fact[] {
         event: { type: 'node', phase: p.phase, node: n.node, state: n.state, attempts: n.attempts, compensations: n.compensations, lastError: n.lastError, note: n.note, startedAt: n.startedAt, endedAt: n.endedAt },
       });
     }
+    if (ended) out.push(phase);
   }
+  for (const n of s.notices ?? []) out.push({ key: `notice=${n}`, line: `note: ${n}`, event: { type: 'notice', message: n } });
+  // The state comes from what the steps did ("waiting-approval" after the joins): it is told after them.
+  out.push(state);
   return out;
 }
 
-/** Facts not seen before, in status order; `seen` is updated. Pending ones are not news. */
+/** When a fact's change happened, as far as the status tells (end, else start); undefined for the state. */
+function factTime(f: Fact): number | undefined {
+  const e = f.event as { state?: string; startedAt?: string; endedAt?: string };
+  if (f.event.type !== 'node' && f.event.type !== 'phase') return undefined;
+  const t = e.state === 'running' || e.state === 'compensating' || e.state === 'waiting' ? undefined : e.endedAt;
+  const ms = Date.parse(t ?? e.startedAt ?? '');
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+/**
+ * Facts not seen before, in the order they happened (steps by their time, the deployment's state last);
+ * `seen` is updated. Pending ones are not news.
+ */
 export function newFacts(s: DeploymentStatus, seen: Set<string>): Fact[] {
   const fresh: Fact[] = [];
   for (const f of facts(s)) {
@@ -130,7 +150,15 @@ export function newFacts(s: DeploymentStatus, seen: Set<string>): Fact[] {
     if (/=pending(\||$)/.test(f.key)) continue;
     fresh.push(f);
   }
-  return fresh;
+  // Facts without a time stay right after the fact before them; the state goes last.
+  let before = -Infinity;
+  const keyed = fresh.map((f, i) => {
+    const t = f.event.type === 'state' ? Infinity : factTime(f) ?? before;
+    if (t !== Infinity) before = Math.max(before, t);
+    return { f, i, t };
+  });
+  keyed.sort((a, b) => a.t - b.t || a.i - b.i);
+  return keyed.map((k) => k.f);
 }
 
 /** The failure that an operator decision waits on, with the commands that resolve it. */
@@ -143,10 +171,23 @@ export function decisionText(s: DeploymentStatus): string[] {
   const waiting = s.phases.flatMap((p) => p.nodes.filter((n) => n.state === 'waiting').map((n) => ({ phase: p.phase, n })));
   waiting.sort((a, b) => Number(b.n.node === d.node && b.phase === d.phase) - Number(a.n.node === d.node && a.phase === d.phase));
   if (!waiting.length) waiting.push({ phase: d.phase, n: { node: d.node, state: 'waiting', attempts: 0, compensations: 0, lastError: d.error } });
-  const lines = waiting.map(({ phase, n }) => `✖ ${n.node}${n.node === d.node ? ` (${d.role})` : ''} failed in phase ${phase}${n.attempts ? tries(n) : ''}: ${oneLine(n.lastError ?? d.error, 400)}`);
+  // Nodes that failed the same way (same phase, tries and error but for their own name) make one line.
+  const groups = new Map<string, Array<{ phase: string; n: NodeStepStatus }>>();
+  for (const w of waiting) {
+    const err = (w.n.lastError ?? d.error).split(w.n.node).join('<node>');
+    const key = `${w.phase}|${w.n.attempts}|${w.n.compensations}|${err}`;
+    groups.set(key, [...(groups.get(key) ?? []), w]);
+  }
+  const lines = [...groups.values()].map((g) => {
+    const { phase, n } = g[0]!;
+    const who = g.length === 1 ? `${n.node}${n.node === d.node ? ` (${d.role})` : ''}` : `${g.map((x) => x.n.node).join(', ')} (${g.length} nodes)`;
+    return `✖ ${who} failed in phase ${phase}${n.attempts ? tries(n) : ''}: ${oneLine(n.lastError ?? d.error, 400)}`;
+  });
   const next: string[] = [];
-  for (const { n } of waiting) if (d.allowed.includes('retry')) next.push(`fix the host, then: kha retry ${s.cluster} --node ${n.node}`);
-  if (d.allowed.includes('skip')) next.push(`leave it out: kha skip ${s.cluster} ${d.node}`);
+  // Per-node commands while they fit on a screen; a batch gets one command for all of them.
+  if (d.allowed.includes('retry') && waiting.length <= 3) for (const { n } of waiting) next.push(`fix the host, then: kha retry ${s.cluster} --node ${n.node}`);
+  if (d.allowed.includes('retry') && waiting.length > 1) next.push(`fix the hosts, then retry all ${waiting.length}: kha retry ${s.cluster} --all`);
+  if (d.allowed.includes('skip')) next.push(waiting.length > 1 ? `leave the waiting workers out: kha skip ${s.cluster} --all (or one: kha skip ${s.cluster} ${d.node})` : `leave it out: kha skip ${s.cluster} ${d.node}`);
   if (d.allowed.includes('abort-rollback')) next.push(`give up and undo: kha abort ${s.cluster} --rollback`);
   if (d.allowed.includes('abort-leave')) next.push(`give up, leave the nodes as they are: kha abort ${s.cluster}`);
   lines.push('next step, one of:', ...next.map((n) => `  ${n}`));

@@ -167,7 +167,7 @@ function joinScript(c: ClusterSpec, n: NodeSpec, phase: string, template: Render
       '  # Unquoted heredoc: only the secret variables expand; everything else is literal.',
       `  cat >"$join_config" <<KHA_JOIN_EOF`,
       template.content + 'KHA_JOIN_EOF',
-      '  kha_once kubeadm-join kubeadm join --config "$join_config"',
+      `  kha_once kubeadm-join ${q(KUBELET_CONF)} kubeadm join --config "$join_config"`,
       '  # Configs of earlier attempts whose session died hold a token too.',
       '  rm -f -- /run/kha/kubeadm-join.*',
       'fi',

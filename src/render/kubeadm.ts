@@ -100,7 +100,7 @@ export function renderKubeadmInit(c: ClusterSpec, n: NodeSpec, facts: RenderFact
     '  kha_log "already initialized for this cluster; kubeadm init skipped"',
     'else',
     '  # Token and certificate key are not printed: joins mint fresh ones when they need them.',
-    `  kha_once kubeadm-init kubeadm init --config ${q(INIT_CONFIG)} --upload-certs --skip-token-print --skip-certificate-key-print`,
+    `  kha_once kubeadm-init ${q(ADMIN_CONF)} kubeadm init --config ${q(INIT_CONFIG)} --upload-certs --skip-token-print --skip-certificate-key-print`,
     'fi',
     '',
     '# kubectl for root on this node.',

@@ -4,6 +4,7 @@ import type { ClusterSpec, NodeSpec } from '../spec/types';
 import { kubeMinor } from '../spec/types';
 import { kubernetesKeyFingerprint } from '../spec/sources';
 import { APT_LIB, file, lines, q, script, writeFile } from './shell';
+import { KUBELET_CONF } from './common';
 import type { PhaseRender, RenderFacts } from './types';
 
 export const K8S_KEYRING = '/etc/apt/keyrings/kubernetes-apt-keyring.gpg';
@@ -45,6 +46,15 @@ export function renderPackages(c: ClusterSpec, n: NodeSpec, facts: RenderFacts):
     '  installed="$(dpkg-query -W -f="\\${Version}" "$p" 2>/dev/null || true)"',
     '  if [ "$installed" != "$version" ]; then need_install=1; fi',
     'done',
+    '# A member of a cluster keeps the version it runs: changing it is kubeadm upgrade\'s job, node by node.',
+    `if [ "$need_install" = 1 ] && [ -f ${q(KUBELET_CONF)} ]; then`,
+    '  for p in kubelet kubeadm; do',
+    '    installed="$(dpkg-query -W -f="\\${Version}" "$p" 2>/dev/null || true)"',
+    '    if [ -n "$installed" ] && [ "$installed" != "$version" ]; then',
+    '      kha_die "this node belongs to a cluster and runs $p $installed; installing $version would change it outside kubeadm upgrade: use kha upgrade"',
+    '    fi',
+    '  done',
+    'fi',
     'if [ "$need_install" = 1 ]; then',
     '  if [ "$apt_updated" = 0 ]; then',
     '    apt-get update -q',

@@ -146,19 +146,25 @@ kha_wait() {
   {
     name: 'kha_once',
     deps: ['kha_log', 'kha_redact'],
-    code: String.raw`# kha_once NAME COMMAND...: runs COMMAND to completion at most once, even if this script's SSH session dies
-# half-way (kubeadm init/join must not be killed in the middle): COMMAND runs in its own session with its output
-# in a 0600 log; a later run waits for a COMMAND still running, reuses a success, and re-runs after a failure.
+    code: String.raw`# kha_once NAME EFFECT COMMAND...: runs COMMAND to completion at most once, even if this script's SSH session
+# dies half-way (kubeadm init/join must not be killed in the middle): COMMAND runs in its own session with its
+# output in a 0600 log; a later run waits for a COMMAND still running, reuses a success, and re-runs after a
+# failure. A success counts only while EFFECT, a file COMMAND creates, exists: after a manual kubeadm reset the
+# command runs again.
 kha_once() {
-  local name="$1" dir=/var/lib/kha/once boot pid rc
-  shift
+  local name="$1" effect="$2" dir=/var/lib/kha/once boot pid rc
+  shift 2
   local log="$dir/$name.log" pidf="$dir/$name.pid" rcf="$dir/$name.rc"
   boot="$(cat /proc/sys/kernel/random/boot_id)"
   install -d -m 0700 "$dir"
   if [ -f "$rcf" ] && [ "$(cat -- "$rcf")" = 0 ]; then
-    kha_log "$name already ran to completion; reusing its result"
-    kha_redact <"$log"
-    return 0
+    if [ -e "$effect" ]; then
+      kha_log "$name already ran to completion; reusing its result"
+      kha_redact <"$log"
+      return 0
+    fi
+    kha_log "$name ran to completion before, but $effect is gone (reset since?); running it again"
+    rm -f -- "$rcf"
   fi
   pid=""
   if [ -f "$pidf" ] && [ "$(cut -d' ' -f1 "$pidf")" = "$boot" ]; then pid="$(cut -d' ' -f2 "$pidf")"; fi

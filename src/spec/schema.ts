@@ -191,10 +191,16 @@ export const RetrySpec = z.strictObject({
   initialIntervalSeconds: z.number().min(0.1).max(3600).default(5),
   backoffCoefficient: z.number().min(1).max(10).default(2),
   maximumIntervalSeconds: z.number().min(1).max(86400).default(120),
+  transientBudgetSeconds: z
+    .number()
+    .min(0)
+    .max(86400)
+    .default(600)
+    .describe('How long a step whose host is unreachable, or whose connection drops or times out, keeps being retried after its attempts are used up, before an operator is asked; 0: attempts only.'),
 });
 
 export const PolicySpec = z.strictObject({
-  retry: RetrySpec.default({ maximumAttempts: 3, initialIntervalSeconds: 5, backoffCoefficient: 2, maximumIntervalSeconds: 120 }),
+  retry: RetrySpec.default({ maximumAttempts: 3, initialIntervalSeconds: 5, backoffCoefficient: 2, maximumIntervalSeconds: 120, transientBudgetSeconds: 600 }),
   compensation: z
     .strictObject({
       enabled: z.boolean().default(true),
@@ -249,7 +255,7 @@ export const ClusterSpecBody = z.strictObject({
   }),
   hostPrep: HostPrepSpec.default({ disableUfw: true, disableIPv6LinkLocal: false, disableSwap: true }),
   policy: PolicySpec.default({
-    retry: { maximumAttempts: 3, initialIntervalSeconds: 5, backoffCoefficient: 2, maximumIntervalSeconds: 120 },
+    retry: { maximumAttempts: 3, initialIntervalSeconds: 5, backoffCoefficient: 2, maximumIntervalSeconds: 120, transientBudgetSeconds: 600 },
     compensation: { enabled: true, rounds: 1, rebootTimeoutSeconds: 600 },
     approveBeforeWorkers: true,
     workerJoinConcurrency: 5,

@@ -65,6 +65,12 @@ export interface DeploymentStatus {
   waitingFor?: string;
   pendingDecision?: PendingDecision;
   phases: PhaseStatus[];
+  /** Nodes that already belonged to the cluster when this run started: never reset by its rollback or compensation. */
+  membersBefore?: string[];
+  /** What `kha abort --rollback` would reset now: the nodes this run touched that were not members before. */
+  rollbackNodes?: string[];
+  /** Things the operator should know that are not a step: an approval that came too early and was ignored. */
+  notices?: string[];
   startedAt: string;
   endedAt?: string;
   kubeconfigPath?: string;
@@ -75,6 +81,8 @@ export interface Decision {
   action: DecisionAction;
   /** Required for skip: the node the decision is about (guards against a stale decision). */
   node?: string;
+  /** Retry or skip every node waiting now (skip: the waiting workers) instead of one. */
+  all?: boolean;
   by?: string;
 }
 
@@ -93,3 +101,8 @@ export const approveWorkersUpdate = defineUpdate<string, [by: string]>('approveW
 export const approveWorkersSignal = defineSignal<[by: string]>('approveWorkersSignal');
 export const decisionUpdate = defineUpdate<string, [Decision]>('operatorDecision');
 export const decisionSignal = defineSignal<[Decision]>('operatorDecisionSignal');
+/**
+ * Sent by a starting deployment to the cluster's reset workflow and the reverse: delivered only while the
+ * other runs, which makes the starting one refuse. Two that start at once both refuse; never both run.
+ */
+export const exclusiveProbeSignal = defineSignal<[from: string]>('exclusiveProbe');

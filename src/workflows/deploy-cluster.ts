@@ -7,6 +7,8 @@ import {
   CancellationScope,
   condition,
   isCancellation,
+  sleep,
+  TimeoutFailure,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -25,6 +27,7 @@ import {
   approveWorkersUpdate,
   decisionSignal,
   decisionUpdate,
+  resetWorkflowId,
   statusQuery,
   SA_CLUSTER,
   SA_PHASE,
@@ -40,6 +43,7 @@ import {
 import { crossNodeProblems } from './checks';
 import { resolveKubernetesVersion } from '../render/version';
 import { renderProgress } from './progress';
+import { refuseBeside } from './exclusive';
 
 export interface DeployOptions {
   /** Heartbeat timeout of activities (default 20 s); a killed worker's activity is retried after it. */
@@ -48,6 +52,8 @@ export interface DeployOptions {
   kubeconfigPath?: string;
   /** Limit on clock skew between nodes (default 1000 ms). */
   maxClockSkewMs?: number;
+  /** Started with --auto-approve: an approval sent before the gate counts (otherwise it is ignored). */
+  autoApprove?: boolean;
 }
 
 export interface DeployInput {
@@ -129,6 +135,9 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   const pending = new Map<string, { phase: string; role: 'control-plane' | 'worker'; error: string; allowed: DecisionAction[]; decision?: Decision }>();
   let approved = false;
   let abortAction: DecisionAction | undefined;
+  // Nodes of the cluster before this run (from preflight), and the nodes this run worked on.
+  const membersBefore = new Set<string>();
+  const touched = new Set<string>();
 
   function publish(): void {
     const waiting = [...pending.entries()];
@@ -144,6 +153,7 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
         status.waitingFor = undefined;
       }
     }
+    status.rollbackNodes = rollbackOrder().map((n) => n.name);
     upsertSearchAttributes([
       { key: SA_CLUSTER, value: cluster.name },
       { key: SA_PHASE, value: status.currentPhase ?? 'none' },
@@ -183,9 +193,26 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
     },
   });
   setHandler(approveWorkersSignal, (by: string) => {
-    if (status.state === 'waiting-approval' || !approved) approve(by);
+    // A run started with --auto-approve was approved in advance; any other approval sent before the gate
+    // (during preflight, say) was given without seeing the control plane.
+    if (status.state === 'waiting-approval' || opts.autoApprove) return approve(by);
+    if (approved) return;
+    const where = status.currentPhase ? ` in phase ${status.currentPhase}` : '';
+    const notice = `approval by ${by || 'unknown'} ignored at ${now()}: it came before the gate (deployment ${status.state}${where}); approve again when it waits for approval`;
+    log.warn('early approval ignored', { by, state: status.state, phase: status.currentPhase });
+    (status.notices ??= []).push(notice);
+    publish();
   });
 
+  /** The nodes a batch decision (--all) applies to: every waiting node, for skip the waiting workers. */
+  function batch(d: Decision): string[] {
+    if (pending.size === 0) throw new Error(`no decision is pending: the deployment is ${status.state}`);
+    const nodes = [...pending.entries()].filter(([, w]) => w.allowed.includes(d.action)).map(([n]) => n);
+    if (!nodes.length) {
+      throw new Error(`${d.action} is not allowed for any waiting node (${[...pending.entries()].map(([n, w]) => `${n}: ${w.role}, phase ${w.phase}`).join('; ')})`);
+    }
+    return nodes;
+  }
   function pickPending(d: Decision): string {
     if (d.node) {
       if (!pending.has(d.node)) throw new Error(`no decision is pending for ${d.node}; pending: ${[...pending.keys()].join(', ') || 'none'}`);
@@ -204,6 +231,11 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
       }
       return;
     }
+    if (d.all) {
+      if (d.node) throw new Error('name a node or ask for all of them, not both');
+      batch(d);
+      return;
+    }
     const node = pickPending(d);
     const w = pending.get(node)!;
     if (!w.allowed.includes(d.action)) {
@@ -215,6 +247,12 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
       abortAction = d.action;
       main.cancel();
       return `aborting (${d.action === 'abort-rollback' ? 'rolling back touched nodes' : 'leaving nodes as they are'})`;
+    }
+    if (d.all) {
+      const nodes = batch(d);
+      for (const n of nodes) pending.get(n)!.decision = d;
+      const left = [...pending.keys()].filter((n) => !nodes.includes(n));
+      return `${d.action} ${nodes.length} node${nodes.length === 1 ? '' : 's'}: ${nodes.join(', ')}${left.length ? `; still waiting: ${left.join(', ')}` : ''}`;
     }
     const node = pickPending(d);
     pending.get(node)!.decision = d;
@@ -253,9 +291,28 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   function forNode(node: string): ClusterSpec {
     return { ...cluster, spec: { ...spec, nodes: spec.nodes.filter((n) => n.role === 'control-plane' || n.name === node) } };
   }
+  // Attempts of a step: per run of the step, the most attempts one of its activities took (Temporal's retries);
+  // the runs (after a compensation or an operator's retry) add up. runBase holds the count before this run.
+  const runBase = new Map<NodeStepStatus, number>();
+  const budgetMs = (r.transientBudgetSeconds ?? 0) * 1000;
+
+  /** The attempt an activity failure ended: the last of the policy, or the one the activity reported. */
+  function attemptOf(e: unknown): number {
+    if (!(e instanceof ActivityFailure)) return 1;
+    if (e.retryState === RetryState.MAXIMUM_ATTEMPTS_REACHED) return retry.maximumAttempts ?? 1;
+    const d = e.cause instanceof ApplicationFailure ? (e.cause.details?.[0] as { attempt?: unknown } | undefined) : undefined;
+    return typeof d?.attempt === 'number' ? d.attempt : 1;
+  }
+  /** Unreachable, connection lost, timed out: a network blip, worth waiting out within the time budget. */
+  function networkFailure(e: unknown): boolean {
+    if (!(e instanceof ActivityFailure) || e.retryState !== RetryState.MAXIMUM_ATTEMPTS_REACHED) return false;
+    const c = e.cause;
+    return c instanceof TimeoutFailure || (c instanceof ApplicationFailure && ['Unreachable', 'Timeout', 'ConnectionLost'].includes(c.type ?? ''));
+  }
+
   /**
-   * Runs one activity with a summary naming phase and node. Its attempts (the retries Temporal made) are added
-   * to the status row `track` (phase/node), when that row exists.
+   * Runs one activity with a summary naming phase and node, again after a network failure while the policy's
+   * time budget lasts. Its attempts count in the status row `track` (phase/node), when that row exists.
    */
   async function call<K extends keyof Acts>(
     name: K,
@@ -267,18 +324,32 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   ): Promise<Awaited<ReturnType<Acts[K]>>> {
     const fn = acts[name] as unknown as { executeWithOptions(o: ActivityOptions, a: unknown[]): Promise<unknown> };
     const row = status.phases.some((p) => p.phase === track.phase) ? stepOf(track.phase, track.node) : undefined;
-    try {
-      const res = (await fn.executeWithOptions({ ...baseOptions, ...extra, summary: `${phase} · ${node} · ${String(name)}` }, args)) as Awaited<ReturnType<Acts[K]>>;
-      if (row) row.attempts += (res as { attempt?: number } | undefined)?.attempt ?? 1;
-      return res;
-    } catch (e) {
-      if (row && e instanceof ActivityFailure) row.attempts += e.retryState === RetryState.MAXIMUM_ATTEMPTS_REACHED ? retry.maximumAttempts ?? 1 : 1;
-      throw e;
+    const started = Date.now();
+    let used = 0;
+    const count = (n: number) => {
+      used += n;
+      if (row) row.attempts = Math.max(row.attempts, (runBase.get(row) ?? 0) + used);
+    };
+    for (;;) {
+      try {
+        const res = (await fn.executeWithOptions({ ...baseOptions, ...extra, summary: `${phase} · ${node} · ${String(name)}` }, args)) as Awaited<ReturnType<Acts[K]>>;
+        count((res as { attempt?: number } | undefined)?.attempt ?? 1);
+        return res;
+      } catch (e) {
+        count(attemptOf(e));
+        const left = budgetMs - (Date.now() - started);
+        if (!networkFailure(e) || left <= 0) throw e;
+        log.info('network failure: retrying within the time budget', { phase, node, activity: String(name), leftMs: left });
+        if (row) {
+          row.lastError = `${failureText(e)} (retrying for up to ${Math.ceil(left / 1000)} s more)`;
+          publish();
+        }
+        await sleep(Math.min(retry.maximumInterval as number, left));
+      }
     }
   }
 
   const healthy: string[] = [first.name];
-  const touched = new Set<string>();
   const skipped: string[] = [];
   let facts: RenderFacts | undefined;
 
@@ -291,7 +362,22 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
     return `${type}${msg}`.slice(0, 2000);
   }
 
-  /** Runs one node step; on failure after retries (and compensation, where given) waits for an operator. */
+  /** The type of the innermost application failure ("JoinedStepFailed", ...). */
+  function failureType(e: unknown): string {
+    let cur: unknown = e;
+    let type = '';
+    while (cur && typeof cur === 'object') {
+      if (cur instanceof ApplicationFailure && cur.type) type = cur.type;
+      cur = (cur as { cause?: unknown }).cause;
+    }
+    return type;
+  }
+
+  /**
+   * Runs one node step; on failure after retries (and compensation, where given) waits for an operator.
+   * Compensation (a reset) never touches a node that was a member before this run, nor one whose failure came
+   * after it joined: that step is retried instead. A compensation that fails waits for the operator too.
+   */
   async function step(
     phase: string,
     node: NodeSpec,
@@ -303,6 +389,7 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
     let rounds = 0;
     for (;;) {
       s.state = 'running';
+      runBase.set(s, s.attempts);
       publish();
       try {
         const note = await run();
@@ -315,13 +402,20 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
       } catch (e) {
         if (isCancellation(e)) throw e;
         s.lastError = failureText(e);
-        if (compensate && spec.policy.compensation.enabled && rounds < spec.policy.compensation.rounds) {
+        const mayReset = !membersBefore.has(node.name) && failureType(e) !== 'JoinedStepFailed';
+        if (compensate && mayReset && spec.policy.compensation.enabled && rounds < spec.policy.compensation.rounds) {
           rounds++;
           s.state = 'compensating';
           s.compensations++;
           publish();
-          await CancellationScope.nonCancellable(() => compensate(rounds));
-          continue;
+          try {
+            await CancellationScope.nonCancellable(() => compensate(rounds));
+            continue;
+          } catch (ce) {
+            if (isCancellation(ce)) throw ce;
+            // This node waits for the operator; the other nodes' steps go on.
+            s.lastError = `compensation failed: ${failureText(ce)}; the step had failed with: ${s.lastError}`;
+          }
         }
         s.state = 'waiting';
         const allowed: DecisionAction[] = node.role === 'worker' && phase !== 'preflight'
@@ -373,6 +467,18 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   // ---- the deployment ------------------------------------------------------------------------------------
   const main = new CancellationScope();
   let result: DeployResult | undefined;
+  let rolledBack = 0;
+  await refuseBeside(
+    'exclusive-with-reset',
+    resetWorkflowId(cluster.name),
+    `a reset of ${cluster.name} is running (${resetWorkflowId(cluster.name)}); a deployment does not start beside it: wait until it ends (kha status ${cluster.name} --reset), then deploy again`,
+    (msg) => {
+      status.state = 'aborted';
+      status.endedAt = now();
+      (status.notices ??= []).push(msg);
+      publish();
+    },
+  );
   try {
     result = await main.run(async () => {
       // 1. preflight
@@ -400,16 +506,50 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
         if (problems.length) {
           throw ApplicationFailure.nonRetryable(problems.map((p) => `${p.node}: ${p.message}`).join('; '), 'PreflightFailed');
         }
+        membersBefore.clear();
+        for (const n of spec.nodes) {
+          const nf = nodeFacts.get(n.name);
+          if (nf?.clusterCaHash && (nf.kubeletConfPresent || nf.adminConfPresent)) membersBefore.add(n.name);
+        }
+        status.membersBefore = [...membersBefore];
+        const running = runningVersion();
         let resolved: RenderFacts;
         try {
-          resolved = resolveKubernetesVersion(spec.kubernetes.version, nodeFacts.get(first.name)?.availableVersions ?? []);
+          // A cluster that runs keeps its version: changing it is kubeadm upgrade's job, node by node.
+          resolved = resolveKubernetesVersion(running ?? spec.kubernetes.version, nodeFacts.get(first.name)?.availableVersions ?? []);
         } catch (e) {
           throw ApplicationFailure.nonRetryable((e as Error).message, 'PreflightFailed');
         }
         facts = resolved;
         status.kubernetesVersion = resolved.kubernetesVersion;
-        return `Kubernetes ${resolved.kubernetesVersion} (package ${resolved.packageVersion}) for every node`;
+        return running
+          ? `Kubernetes ${resolved.kubernetesVersion} (package ${resolved.packageVersion}) kept: the version the cluster runs`
+          : `Kubernetes ${resolved.kubernetesVersion} (package ${resolved.packageVersion}) for every node`;
       });
+
+      /** The patch the members run ("1.35.1"), when the cluster exists; refuses a file that asks for another. */
+      function runningVersion(): string | undefined {
+        const byVersion = new Map<string, string[]>();
+        for (const m of membersBefore) {
+          const v = nodeFacts.get(m)?.installed.kubeadm?.replace(/^v/, '');
+          if (v) byVersion.set(v, [...(byVersion.get(v) ?? []), m]);
+        }
+        if (byVersion.size === 0) return undefined;
+        if (byVersion.size > 1) {
+          const list = [...byVersion.entries()].map(([v, ns]) => `${ns.join(', ')}: ${v}`).join('; ');
+          throw ApplicationFailure.nonRetryable(`the cluster's nodes run different kubeadm versions (${list}); finish that upgrade first: use kha upgrade`, 'PreflightFailed');
+        }
+        const v = [...byVersion.keys()][0]!;
+        const wanted = spec.kubernetes.version.replace(/^v/, '');
+        const fits = /^1\.\d+$/.test(wanted) ? v.startsWith(`${wanted}.`) : v === wanted;
+        if (!fits) {
+          throw ApplicationFailure.nonRetryable(
+            `cluster ${cluster.name} runs Kubernetes ${v} and the file asks for ${spec.kubernetes.version}; a deployment never changes the version of a running cluster: use kha upgrade`,
+            'PreflightFailed',
+          );
+        }
+        return v;
+      }
       endPhase('preflight');
       const f = facts!;
 
@@ -570,14 +710,14 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
         status.state = 'rolling-back';
         status.waitingFor = undefined;
         publish();
-        await rollback([...touched]);
+        await rollback();
       }
       status.state = 'aborted';
       status.endedAt = now();
       publish();
     });
     throw ApplicationFailure.nonRetryable(
-      `deployment of ${cluster.name} aborted by the operator${abortAction === 'abort-rollback' ? `; rolled back ${touched.size} node(s)` : '; nodes left as they are'}`,
+      `deployment of ${cluster.name} aborted by the operator${abortAction === 'abort-rollback' ? `; rolled back ${rolledBack} node(s)` : '; nodes left as they are'}`,
       'DeploymentAborted',
     );
   }
@@ -587,13 +727,18 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   publish();
   return result!;
 
-  // Workers first (in parallel), then control-plane nodes one at a time, the first one last.
-  async function rollback(nodes: string[]): Promise<void> {
-    const order = [
-      ...workers.filter((n) => nodes.includes(n.name)),
-      ...cps.slice(1).filter((n) => nodes.includes(n.name)).reverse(),
-      ...(nodes.includes(first.name) ? [first] : []),
-    ];
+  /**
+   * What a rollback resets: the nodes this run touched that were not members before it (a re-run on a live
+   * cluster undoes only its new nodes). Workers first, then control-plane nodes, the first one last.
+   */
+  function rollbackOrder(): NodeSpec[] {
+    const mine = (n: NodeSpec) => touched.has(n.name) && !membersBefore.has(n.name);
+    return [...workers.filter(mine), ...cps.slice(1).filter(mine).reverse(), ...(mine(first) ? [first] : [])];
+  }
+  // Workers in parallel, then control-plane nodes one at a time.
+  async function rollback(): Promise<void> {
+    const order = rollbackOrder();
+    rolledBack = order.length;
     const ws = order.filter((n) => n.role === 'worker');
     await Promise.all(ws.map((n) => resetForRollback(n)));
     for (const n of order.filter((x) => x.role === 'control-plane')) await resetForRollback(n);

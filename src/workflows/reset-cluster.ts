@@ -4,8 +4,17 @@ import { proxyActivities, setHandler, upsertSearchAttributes, setCurrentDetails,
 import type * as activities from '../activities';
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import { NON_RETRYABLE_ERRORS } from '../activities/types';
-import { SA_CLUSTER, SA_PHASE, SA_STATE, statusQuery, type DeploymentStatus, type StepState } from './definitions';
+import {
+  SA_CLUSTER,
+  SA_PHASE,
+  SA_STATE,
+  deployWorkflowId,
+  statusQuery,
+  type DeploymentStatus,
+  type StepState,
+} from './definitions';
 import { renderProgress } from './progress';
+import { refuseBeside } from './exclusive';
 
 export interface ResetInput {
   cluster: ClusterSpec;
@@ -67,6 +76,17 @@ export async function resetCluster(input: ResetInput): Promise<ResetResult> {
     ...cluster,
     spec: { ...spec, nodes: spec.nodes.filter((n) => n.role === 'control-plane' || n.name === node) },
   });
+  await refuseBeside(
+    'exclusive-with-deploy',
+    deployWorkflowId(cluster.name),
+    `the deployment of ${cluster.name} is running (${deployWorkflowId(cluster.name)}); a reset does not start beside it: let it finish, or stop it with kha abort ${cluster.name} [--rollback], then reset again`,
+    (msg) => {
+      status.state = 'aborted';
+      status.endedAt = now();
+      (status.notices ??= []).push(msg);
+      publish();
+    },
+  );
   const result: ResetResult = { cluster: cluster.name, reset: [], failed: [] };
   const remaining = new Set(cps.map((n) => n.name));
 

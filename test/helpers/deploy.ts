@@ -1,6 +1,6 @@
 // A lab of simulated hosts plus a real Temporal dev server and a kha worker: the setting of the
 // end-to-end workflow tests. The spec comes from the lab (real file, loaded and validated like a user's).
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -8,6 +8,7 @@ import type { Worker } from '@temporalio/worker';
 import { Lab } from '../../src/lab/lab';
 import { loadClusterOrThrow } from '../../src/spec/load';
 import type { ClusterSpec } from '../../src/spec/types';
+import type { SimModel } from '../../src/lab/sim/model';
 import { startTemporal, startWorker } from './temporal';
 import { closeIdleSessions } from '../../src/activities/common';
 
@@ -76,4 +77,9 @@ export async function startDeployEnv(opts: { controlPlanes?: number; workers?: n
     },
   };
   return self;
+}
+
+/** The lab's simulated cluster as the tools last wrote it. */
+export function labModel(lab: Lab): SimModel {
+  return JSON.parse(readFileSync(join(lab.sharedDir, 'model.json'), 'utf8')) as SimModel;
 }
