@@ -76,7 +76,7 @@ export function joinConfigTemplate(c: ClusterSpec, n: NodeSpec, facts: RenderFac
   return yamlDocs([doc]).replace(/"?@@([A-Z_]+)@@"?/g, (_m, v: string) => `"\${${v}}"`);
 }
 
-function mintScript(c: ClusterSpec, n: NodeSpec, phase: string): RenderedScript {
+function mintScript(c: ClusterSpec, n: NodeSpec, facts: RenderFacts, phase: string): RenderedScript {
   const cp = n.role === 'control-plane';
   return script({
     cluster: c.name,
@@ -92,9 +92,16 @@ function mintScript(c: ClusterSpec, n: NodeSpec, phase: string): RenderedScript 
       cp
         ? lines(
             '# The uploaded certificates and their key expire after 2 h, so mint right before the join.',
-            'if ! certs_out="$(kubeadm init phase upload-certs --upload-certs 2>/dev/null)"; then',
+            '# kubeadm takes this node\'s API address from the default route unless told: hosts without one need it named.',
+            "api_address=\"$(sed -n 's/^[[:space:]]*- --advertise-address=\\([0-9.]*\\)[[:space:]]*$/\\1/p' /etc/kubernetes/manifests/kube-apiserver.yaml 2>/dev/null | head -n 1)\"",
+            '[ -n "$api_address" ] || kha_die "no --advertise-address in /etc/kubernetes/manifests/kube-apiserver.yaml: not a working control-plane node"',
+            'upload_cfg="$(mktemp)"',
+            `printf 'apiVersion: ${kubeadmApiVersion(facts)}\\nkind: InitConfiguration\\nlocalAPIEndpoint:\\n  advertiseAddress: %s\\n' "$api_address" >"$upload_cfg"`,
+            'if ! certs_out="$(kubeadm init phase upload-certs --upload-certs --config "$upload_cfg" 2>/dev/null)"; then',
+            '  rm -f -- "$upload_cfg"',
             '  kha_die "kubeadm init phase upload-certs failed"',
             'fi',
+            'rm -f -- "$upload_cfg"',
             'cert_key="$(printf \'%s\\n\' "$certs_out" | tail -n 1 | tr -d \'[:space:]\')"',
             '[[ "$cert_key" =~ ^[a-f0-9]{64}$ ]] || kha_die "no certificate key in the output of kubeadm init phase upload-certs"',
           )
@@ -247,7 +254,7 @@ export function renderControlPlaneJoin(c: ClusterSpec, n: NodeSpec, facts: Rende
     node: n.name,
     files: [template],
     scripts: [
-      mintScript(c, n, 'control-plane-join'),
+      mintScript(c, n, facts, 'control-plane-join'),
       joinScript(c, n, 'control-plane-join', template),
       labelScript(c, n, 'control-plane-join'),
       etcdCheckScript(c, n),
@@ -261,6 +268,6 @@ export function renderWorkerJoin(c: ClusterSpec, n: NodeSpec, facts: RenderFacts
     phase: 'worker-join',
     node: n.name,
     files: [template],
-    scripts: [mintScript(c, n, 'worker-join'), joinScript(c, n, 'worker-join', template), labelScript(c, n, 'worker-join')],
+    scripts: [mintScript(c, n, facts, 'worker-join'), joinScript(c, n, 'worker-join', template), labelScript(c, n, 'worker-join')],
   };
 }

@@ -211,8 +211,12 @@ function kubeconfig(server: string, caPem: string, user: string): string {
   return `apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: ${ca}\n    server: https://${server}\n  name: kubernetes\ncontexts:\n- context:\n    cluster: kubernetes\n    user: ${user}\n  name: ${user}@kubernetes\ncurrent-context: ${user}@kubernetes\nkind: Config\npreferences: {}\nusers:\n- name: ${user}\n  user:\n    client-certificate-data: ${fakeCert}\n    client-key-data: ${fakeCert}\n`;
 }
 
+/** The static pod manifests kubeadm writes, as far as scripts read them (the API server's advertise address). */
 function staticPod(name: string, c: SimCluster, address: string): string {
-  return `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: kube-system\n  labels:\n    component: ${name}\n    tier: control-plane\n  annotations:\n    kubeadm.kubernetes.io/advertise-address: ${address}\nspec:\n  hostNetwork: true\n  containers:\n  - name: ${name}\n    image: ${c.imageRepository}/${name}:${name === 'etcd' ? '3.6.5-0' : c.kubernetesVersion}\n`;
+  const apiServer = name === 'kube-apiserver';
+  const annotation = apiServer ? `    kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint: ${address}:6443\n` : '';
+  const command = apiServer ? `    command:\n    - kube-apiserver\n    - --advertise-address=${address}\n` : '';
+  return `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: kube-system\n  labels:\n    component: ${name}\n    tier: control-plane\n${annotation ? `  annotations:\n${annotation}` : ''}spec:\n  hostNetwork: true\n  containers:\n  - name: ${name}\n${command}    image: ${c.imageRepository}/${name}:${name === 'etcd' ? '3.6.5-0' : c.kubernetesVersion}\n`;
 }
 
 function writeNodeFiles(c: SimCluster, caKeyPem: string | undefined, controlPlane: boolean, address: string, kubeletCfg: Record<string, any> | undefined, first: boolean, criSocket: string): void {
