@@ -125,6 +125,20 @@ test('the 1.30 example keeps iptables mode and its patch version', () => {
   assert.deepEqual([ssh.user, ssh.address, ssh.privateKeyPath], ['ubuntu', '198.51.100.21', '~/.ssh/id_ed25519']);
 });
 
+test('knownHosts.file: used by accept-new without a warning, ignored with a warning by pinned', () => {
+  const withKh = (kh: string) => BASE.replace('  nodes:\n', `  ssh:\n    knownHosts: ${kh}\n  nodes:\n`);
+  const accept = loadClusterText(withKh('{ policy: accept-new, file: ~/.ssh/kha_hosts }'), 'a.yaml');
+  assert.deepEqual(accept.warnings.filter((w) => w.field.startsWith('spec.ssh')).map(formatWarning), []);
+  assert.equal(ok(accept).spec.ssh.knownHosts.file, '~/.ssh/kha_hosts');
+  const text = withKh('{ policy: pinned, file: ~/.ssh/kha_hosts, fingerprints: { cp-1: "SHA256:' + 'A'.repeat(43) + '", cp-2: "SHA256:' + 'A'.repeat(43) + '", cp-3: "SHA256:' + 'A'.repeat(43) + '", wk-1: "SHA256:' + 'A'.repeat(43) + '" } }');
+  const pinned = loadClusterText(text, 'p.yaml');
+  ok(pinned);
+  const p = pos(text, '~/.ssh/kha_hosts');
+  assert.deepEqual(pinned.warnings.filter((w) => w.field.startsWith('spec.ssh')).map(formatWarning), [
+    `p.yaml:${p.line}:${p.col}: spec.ssh.knownHosts.file: warning: ignored: policy is pinned; host keys are checked against knownHosts.fingerprints only`,
+  ]);
+});
+
 test('strictARP: set for IPVS with ARP, overridden with a warning when false, left alone otherwise', () => {
   const unset = ok(loadClusterText(BASE, 'a.yaml'));
   assert.equal(unset.spec.networking.kubeProxyMode, 'ipvs');

@@ -111,6 +111,21 @@ test('accept-new records the first key, accepts it again and refuses a different
   assert.equal(readFileSync(file, 'utf8'), text, 'a refused key is not recorded');
 });
 
+test('accept-new with file: ~/... records in and checks against that file under HOME', () => {
+  const home = join(dir, 'home-accept');
+  const saved = process.env.HOME;
+  process.env.HOME = home;
+  try {
+    const check: HostKeyCheck = { host: 'node5', address: '10.0.0.5', port: 22, policy: 'accept-new', file: '~/.ssh/kha_hosts' };
+    assert.ok(verify(check, keyA.blob).ok);
+    assert.equal(readFileSync(join(home, '.ssh', 'kha_hosts'), 'utf8'), `10.0.0.5 ssh-ed25519 ${keyA.blob.toString('base64')}\n`);
+    assert.ok(verify(check, keyB.blob).err instanceof HostKeyMismatchError);
+    assert.equal(prepareHostKeyCheck(check).file, join(home, '.ssh', 'kha_hosts'));
+  } finally {
+    process.env.HOME = saved;
+  }
+});
+
 test('pinned: listed fingerprint passes, other key and empty pin list are refused', () => {
   const base: HostKeyCheck = { host: 'node4', address: '10.0.0.4', port: 22, policy: 'pinned', fingerprints: [keyA.fp] };
   assert.ok(verify(base, keyA.blob).ok);

@@ -223,8 +223,9 @@ function checkSsh(spec: Spec, f: Findings): void {
   if (kh.policy === 'known-hosts-file' && !kh.file) {
     f.error([...khPath, 'file'], 'required when policy is known-hosts-file: give the path of the known_hosts file, such as ~/.ssh/known_hosts');
   }
-  if (kh.policy !== 'known-hosts-file' && kh.file) {
-    f.warn([...khPath, 'file'], `ignored: policy is ${kh.policy}; the file is only read with policy known-hosts-file`);
+  // accept-new reads and records keys in the file when one is given; only pinned never looks at it.
+  if (kh.policy === 'pinned' && kh.file) {
+    f.warn([...khPath, 'file'], 'ignored: policy is pinned; host keys are checked against knownHosts.fingerprints only');
   }
   const fps = kh.fingerprints ?? {};
   const bastions = new Set<string>();

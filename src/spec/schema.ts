@@ -49,7 +49,7 @@ export const BastionSpec = z.strictObject({
 
 const knownHosts = z.strictObject({
   policy: z.enum(['known-hosts-file', 'pinned', 'accept-new']).default('accept-new').describe('known-hosts-file: check against file; pinned: check against fingerprints; accept-new: record each key on first contact, refuse changes.'),
-  file: PathStr.optional(),
+  file: PathStr.optional().describe('known-hosts-file: the file keys are checked against (default ~/.ssh/known_hosts); accept-new: where first keys are recorded and checked (default ~/.config/kha/known_hosts). ~/ is the worker\'s home.'),
   fingerprints: z
     .record(str(patterns.dnsName, 'a node name or address'), str(patterns.fingerprint, 'a SHA256 fingerprint such as SHA256:<43 base64 characters>'))
     .optional(),

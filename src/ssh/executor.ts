@@ -15,6 +15,7 @@ import {
   isTransient,
 } from './errors';
 import { prepareHostKeyCheck, type HostKeyCheck } from './hostkeys';
+import { expandHome } from './paths';
 import {
   LineSplitter,
   READY_MARKER,
@@ -117,10 +118,12 @@ interface AuthSettings {
 function authConfig(target: SshTarget, who: AuthSettings, step: string): Partial<ConnectConfig> & { methods: AuthenticationType[] } {
   const cfg: Partial<ConnectConfig> & { methods: AuthenticationType[] } = { username: who.user, methods: [] };
   if (who.privateKeyPath) {
+    const keyPath = expandHome(who.privateKeyPath);
     try {
-      cfg.privateKey = fs.readFileSync(who.privateKeyPath);
+      cfg.privateKey = fs.readFileSync(keyPath);
     } catch (e) {
-      throw new AuthFailedError(target.host, step, `cannot read private key ${who.privateKeyPath}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      const shown = keyPath === who.privateKeyPath ? keyPath : `${who.privateKeyPath} (${keyPath})`;
+      throw new AuthFailedError(target.host, step, `cannot read private key ${shown}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     if (target.passphraseEnv) cfg.passphrase = readSecretEnv(target.host, step, target.passphraseEnv, 'passphrase');
     cfg.methods.push('publickey');

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { HostKeyMismatchError, HostKeyUnknownError, SshError } from './errors';
+import { expandHome } from './paths';
 
 export type HostKeyPolicy = 'known-hosts-file' | 'pinned' | 'accept-new';
 
@@ -114,7 +115,7 @@ export interface PreparedHostKeyCheck {
 }
 
 export function prepareHostKeyCheck(check: HostKeyCheck, step = 'host key check'): PreparedHostKeyCheck {
-  const file = check.file ?? defaultKnownHostsFile(check.policy);
+  const file = check.file ? expandHome(check.file) : defaultKnownHostsFile(check.policy);
   const primary = knownHostsName(check.address, check.port);
   const names = [primary, ...(check.aliases ?? []).map((a) => knownHostsName(a, check.port))];
   const who = check.who ?? (check.host === check.address ? check.host : `${check.host} (${check.address})`);
