@@ -247,3 +247,29 @@ test('loadClusterOrThrow returns the cluster or throws SpecError with every issu
     },
   );
 });
+
+test('merge keys and aliases let nodes share settings; keys written in the map win over merged ones', () => {
+  const text = BASE.replace(
+    /  nodes:\n[\s\S]*?  controlPlaneEndpoint:/,
+    `  nodes:
+    - &cp { name: cp-1, address: 192.0.2.11, role: control-plane, labels: &l { team: a, zone: z1 } }
+    - { <<: *cp, name: cp-2, address: 192.0.2.12 }
+    - <<: [{ name: cp-3, labels: { team: b } }, *cp]
+      address: 192.0.2.13
+    - { name: wk-1, address: 192.0.2.21, role: worker, labels: *l }
+  controlPlaneEndpoint:`,
+  );
+  const c = ok(loadClusterText(text, 'm.yaml'));
+  assert.deepEqual(
+    c.spec.nodes.map((n) => [n.name, n.address, n.role, n.labels]),
+    [
+      ['cp-1', '192.0.2.11', 'control-plane', { team: 'a', zone: 'z1' }],
+      ['cp-2', '192.0.2.12', 'control-plane', { team: 'a', zone: 'z1' }],
+      ['cp-3', '192.0.2.13', 'control-plane', { team: 'b' }],
+      ['wk-1', '192.0.2.21', 'worker', { team: 'a', zone: 'z1' }],
+    ],
+  );
+  // A merge of something that is not a mapping is an error at that value.
+  const bad = loadClusterText(BASE.replace('    - { name: wk-1, address: 192.0.2.21, role: worker }', '    - { <<: [1], name: wk-1 }'), 'b.yaml');
+  assert.deepEqual(bad.errors.map(formatIssue), [`b.yaml:${pos(BASE, '- { name: wk-1').line}:14: (yaml): << (merge) takes a mapping, an alias of one, or a list of them`]);
+});
