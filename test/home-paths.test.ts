@@ -2,12 +2,14 @@
 // known_hosts file with ~/ (HOME pointing at a temporary directory) completes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDeployEnv, type DeployEnv } from './helpers/deploy';
 import { loadClusterOrThrow } from '../src/spec/load';
 import { deployWorkflowId, type DeployResult } from '../src/workflows/definitions';
 import { resultOrFail } from './helpers/workflow';
+import { recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
+import { stateDir } from '../src/server/embedded';
 
 let d: DeployEnv;
 const savedHome = process.env.HOME;
@@ -39,15 +41,23 @@ describe('~/ paths in the cluster file', () => {
     cluster.spec.policy.retry.initialIntervalSeconds = 0.2;
     cluster.spec.policy.retry.maximumIntervalSeconds = 1;
     process.env.HOME = home;
+    // A kubeconfig path outside the state directory, chosen the way kha deploy --kubeconfig chooses it.
+    const kubeconfig = join(d.dir, 'chosen', 'admin.conf');
+    recordKubeconfigChoice(cluster.name, kubeconfig);
     await d.withWorker('home', async () => {
       const handle = await d.env.client.workflow.start('deployCluster', {
         taskQueue: 'home',
         workflowId: deployWorkflowId(cluster.name),
-        args: [{ cluster, options: { heartbeatTimeoutSeconds: 15 } }],
+        args: [{ cluster, options: { heartbeatTimeoutSeconds: 15, kubeconfigPath: kubeconfig } }],
       });
       const result = await resultOrFail<DeployResult>(handle);
       assert.equal(result.nodesReady, 2);
-      assert.match(readFileSync(result.kubeconfigPath, 'utf8'), /server: https:\/\/k8s-api\.lab\.internal:6443/);
+      assert.equal(result.kubeconfigPath, kubeconfig);
+      assert.equal(statSync(kubeconfig).mode & 0o777, 0o600);
+      assert.match(readFileSync(kubeconfig, 'utf8'), /server: https:\/\/k8s-api\.lab\.internal:6443/);
+      // The choice served this deployment only.
+      const choices = join(stateDir(), 'kubeconfig-choices');
+      assert.ok(!existsSync(choices) || !readdirSync(choices).includes(cluster.name));
     });
   });
 });

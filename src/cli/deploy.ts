@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import type { DeployInput } from '../workflows/deploy-cluster';
 import { deployWorkflowId } from '../workflows/definitions';
+import { recordKubeconfigChoice } from '../activities/kubeconfig-target';
 import { parseArgs, guarded } from './args';
 import { connectTarget } from './client';
 import { EXIT, outputMode, Printer } from './follow';
@@ -13,7 +14,8 @@ Deploys the cluster described in FILE and follows the deployment.
   --detach        return once the deployment is started
   --json          one JSON object per line instead of text
   --auto-approve  approve the workers when the approval gate is reached
-  --kubeconfig    where to save the admin kubeconfig (on the worker's machine)
+  --kubeconfig    where to save the admin kubeconfig (on the worker's machine; a worker on another machine
+                  writes only inside its own state directory)
   --again         start a new run even when the last deployment completed
 
 Without TEMPORAL_ADDRESS it starts or reuses the embedded Temporal server and runs a worker in this process.
@@ -37,7 +39,10 @@ export async function run(argv: string[]): Promise<number> {
     const cluster = loadOrReport(file, printer);
     if (!cluster) return EXIT.usage;
     const kubeconfig = a.values.get('--kubeconfig');
-    const input: DeployInput = { cluster, options: kubeconfig ? { kubeconfigPath: resolve(kubeconfig) } : undefined };
+    const kubeconfigPath = kubeconfig ? resolve(kubeconfig) : undefined;
+    // The worker writes outside its state directory only where the user of this machine said so.
+    if (kubeconfigPath) recordKubeconfigChoice(cluster.name, kubeconfigPath);
+    const input: DeployInput = { cluster, options: kubeconfigPath ? { kubeconfigPath } : undefined };
 
     const t = await connectTarget({ startEmbedded: true });
     try {

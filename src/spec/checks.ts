@@ -319,7 +319,8 @@ const withV = (v: string): string => (v.startsWith('v') ? v : `v${v}`);
  * kube-vip, Calico and cri-dockerd versions with "v" (their image tags and release URLs use it).
  */
 export function normalise(file: ClusterFileParsed): ClusterFileParsed {
-  const spec = structuredClone(file.spec);
+  // A JSON copy (the spec is plain data): structuredClone does not exist in the workflow sandbox, which runs this too.
+  const spec = JSON.parse(JSON.stringify(file.spec)) as Spec;
   spec.kubernetes.version = spec.kubernetes.version.replace(/^v/, '');
   spec.controlPlaneEndpoint.kubeVip.version = withV(spec.controlPlaneEndpoint.kubeVip.version);
   spec.networking.calico.version = withV(spec.networking.calico.version);

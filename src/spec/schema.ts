@@ -23,7 +23,9 @@ export const patterns = {
   registryHost: /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/,
   labelKey: /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/,
   labelValue: /^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$/,
-  envName: /^[A-Z_][A-Z0-9_]{0,63}$/,
+  // Secrets come from the worker's environment; the prefix keeps a file from naming the worker's own
+  // secrets (TEMPORAL_API_KEY, AWS_SECRET_ACCESS_KEY) and sending them to a host as a password.
+  envName: /^KHA_[A-Z0-9_]{1,60}$/,
   fingerprint: /^SHA256:[A-Za-z0-9+\/]{43}=?$/,
 } as const;
 
@@ -37,7 +39,7 @@ export const PathStr = str(patterns.path, 'an absolute or ~/ path of letters, di
 export const UrlStr = str(patterns.url, 'an http(s) URL of letters, digits and ._~:/+%@- only');
 export const ImageRepo = str(patterns.imageRepo, 'an image repository such as registry.k8s.io or registry.example.com/google_containers');
 export const Port = z.number().int().min(1).max(65535);
-export const EnvName = str(patterns.envName, 'an environment variable name such as KHA_SSH_PASSPHRASE');
+export const EnvName = str(patterns.envName, 'an environment variable name that starts with KHA_, such as KHA_SSH_PASSPHRASE (only KHA_ variables are read as secrets)');
 
 export const BastionSpec = z.strictObject({
   // One pattern (an IPv4 address also matches it) so a bad value gets one clear message.

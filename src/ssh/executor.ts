@@ -104,7 +104,13 @@ class Connection {
   }
 }
 
+/** Secrets are read only from KHA_ variables: a target naming TEMPORAL_API_KEY must not send it to a host. */
+export const SECRET_ENV_PREFIX = 'KHA_';
+
 function readSecretEnv(host: string, step: string, name: string, what: string): string {
+  if (!name.startsWith(SECRET_ENV_PREFIX) || !/^[A-Z0-9_]+$/.test(name)) {
+    throw new AuthFailedError(host, step, `${what} environment variable ${name} does not start with ${SECRET_ENV_PREFIX}; only KHA_ variables are read as secrets`);
+  }
   const v = process.env[name];
   if (v === undefined || v === '') throw new AuthFailedError(host, step, `${what} environment variable ${name} is not set`);
   return v;

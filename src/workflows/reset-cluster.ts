@@ -6,6 +6,7 @@ import type { ClusterSpec, NodeSpec } from '../spec/types';
 import { NON_RETRYABLE_ERRORS } from '../activities/types';
 import { SA_CLUSTER, SA_PHASE, SA_STATE, statusQuery, type DeploymentStatus, type StepState } from './definitions';
 import { renderProgress } from './progress';
+import { assertValidCluster } from './input-check';
 
 export interface ResetInput {
   cluster: ClusterSpec;
@@ -20,6 +21,7 @@ export interface ResetResult {
 }
 
 export async function resetCluster(input: ResetInput): Promise<ResetResult> {
+  assertValidCluster('resetCluster', input?.cluster);
   const { cluster } = input;
   const spec = cluster.spec;
   const cps = spec.nodes.filter((n) => n.role === 'control-plane');
