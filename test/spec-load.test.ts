@@ -273,3 +273,26 @@ test('merge keys and aliases let nodes share settings; keys written in the map w
   const bad = loadClusterText(BASE.replace('    - { name: wk-1, address: 192.0.2.21, role: worker }', '    - { <<: [1], name: wk-1 }'), 'b.yaml');
   assert.deepEqual(bad.errors.map(formatIssue), [`b.yaml:${pos(BASE, '- { name: wk-1').line}:14: (yaml): << (merge) takes a mapping, an alias of one, or a list of them`]);
 });
+
+test('addresses that cannot be nodes or the VIP, and an endpoint name of localhost, are refused at their position', () => {
+  const text = BASE.replace('192.0.2.11', '127.0.0.5')
+    .replace('192.0.2.12', '0.0.0.0')
+    .replace('{ name: cp-3, address: 192.0.2.13, role: control-plane }', '{ name: cp-3, address: 192.0.2.13, role: control-plane, advertiseAddress: 239.1.2.3 }')
+    .replace('192.0.2.21', '255.255.255.255')
+    .replace('    vip: 192.0.2.10\n', '    name: localhost\n    vip: 127.0.0.1\n');
+  const r = loadClusterText(text, 'a.yaml');
+  const at = (needle: string) => {
+    const p = pos(text, needle);
+    return `a.yaml:${p.line}:${p.col}`;
+  };
+  assert.deepEqual(r.errors.map(formatIssue), [
+    `${at('127.0.0.5')}: spec.nodes[0].address: 127.0.0.5 is a loopback address: it would reach the worker itself, not a node; give the node's own address`,
+    `${at('0.0.0.0')}: spec.nodes[1].address: 0.0.0.0 is in 0.0.0.0/8 ("this network"), which no host can be reached at; give the node's own address`,
+    `${at('239.1.2.3')}: spec.nodes[2].advertiseAddress: 239.1.2.3 is a multicast address, not the address of one host; give the node's own address`,
+    `${at('255.255.255.255')}: spec.nodes[3].address: 255.255.255.255 is in 240.0.0.0/4 (reserved, and 255.255.255.255 is the broadcast address), not the address of one host; give the node's own address`,
+    `${at('localhost')}: spec.controlPlaneEndpoint.name: "localhost" always means this machine (loopback) on every node and the worker: use a name for the VIP, such as k8s-api.example.internal`,
+    `${at('127.0.0.1')}: spec.controlPlaneEndpoint.vip: 127.0.0.1 is a loopback address: it would reach the worker itself, not a node; the VIP must be a free address in the nodes' network`,
+  ]);
+  // The last usable addresses around the refused ranges still pass.
+  ok(loadClusterText(BASE.replace('192.0.2.11', '1.0.0.1').replace('192.0.2.12', '128.0.0.1').replace('192.0.2.13', '223.255.255.254'), 'b.yaml'));
+});

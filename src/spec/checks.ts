@@ -1,7 +1,7 @@
 // Rules that span several fields, run after the schema accepted the file. Each problem names the
 // field to change and what to do. normalise() fills values that follow from others.
 import type { ClusterFileParsed } from './schema';
-import { canonicalCidr, cidrContains, cidrsOverlap, isIpv4, parseCidr, type Cidr } from './net';
+import { canonicalCidr, cidrContains, cidrsOverlap, isIpv4, parseCidr, unusableAddress, type Cidr } from './net';
 import { didYouMean } from './zod-messages';
 
 export const MIN_MINOR = 28;
@@ -86,6 +86,13 @@ function checkNodes(spec: Spec, f: Findings): void {
     }
   });
 
+  nodes.forEach((n, i) => {
+    for (const [field, addr] of [['address', n.address], ['advertiseAddress', n.advertiseAddress]] as const) {
+      const why = addr && unusableAddress(addr);
+      if (why) f.error([S, 'nodes', i, field], `${addr} ${why}; give the node's own address`);
+    }
+  });
+
   const cp = nodes.filter((n) => n.role === 'control-plane').length;
   if (cp === 0) {
     f.error([S, 'nodes'], 'no control-plane node: give 3 nodes (or 1 for a test cluster) role: control-plane', 'key');
@@ -113,6 +120,11 @@ function checkEndpoint(spec: Spec, f: Findings): void {
       f.error(vipPath, `the VIP ${ep.vip} is the advertise address of node ${n.name} (spec.nodes[${i}].advertiseAddress): choose a free address`);
     }
   });
+  const vipWhy = unusableAddress(ep.vip);
+  if (vipWhy) f.error(vipPath, `${ep.vip} ${vipWhy}; the VIP must be a free address in the nodes' network`);
+  if (ep.name && (ep.name === 'localhost' || ep.name.endsWith('.localhost'))) {
+    f.error([S, 'controlPlaneEndpoint', 'name'], `"${ep.name}" always means this machine (loopback) on every node and the worker: use a name for the VIP, such as k8s-api.example.internal`);
+  }
   if (ep.name) {
     const i = spec.nodes.findIndex((n) => n.name === ep.name);
     if (i >= 0) {
