@@ -86,6 +86,26 @@ describe('deployCluster started directly with hostile input', () => {
     assert.doesNotMatch(msg, /worker-secret-value/);
   });
 
+  test('resetCluster checks its input the same way', async () => {
+    const knownHosts = join(d.dir, 'known_hosts-reset');
+    const cluster = d.cluster('reset', (c) => {
+      c.spec.ssh.knownHosts = { policy: 'accept-new', file: knownHosts };
+      c.spec.nodes[0]!.address = '127.0.0.1';
+    });
+    await d.withWorker('reset', async () => {
+      const handle = await d.env.client.workflow.start('resetCluster', { taskQueue: 'reset', workflowId: 'kha-reset-reset', args: [{ cluster }] });
+      const err = await handle.result().then(
+        () => assert.fail('the reset ran'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure, String(err));
+      assert.equal(err.cause.type, 'InvalidSpec');
+      assert.match(err.cause.message, /spec\.nodes\[0\]\.address: 127\.0\.0\.1 is a loopback address/);
+      assert.deepEqual(scheduledActivities((await handle.fetchHistory()).events ?? []), []);
+      assert.equal(existsSync(knownHosts), false, 'an SSH connection was made');
+    });
+  });
+
   test('a spec missing what the loader fills in', async () => {
     const msg = await refused('partial', (c) => {
       delete (c.spec as Partial<ClusterSpec['spec']>).policy;
