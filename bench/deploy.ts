@@ -17,6 +17,7 @@ import { activityTimings, workflowSpan, workflowTaskStats, type WorkflowTaskStat
 import { LAB_CLOCK_SKEW_MS, log, machine, machineLine, round1, round2, table, writeResult } from './lib/report';
 import { sshCost } from './lib/ssh-cost';
 import { machineCpu, sampleProcess, startWorkerProcess } from './lib/worker-process';
+import { recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
 
 const SUBNETS: Record<string, number> = { '3+3': 70, '3+50': 71 };
 const TARGETS: Record<string, number> = { '3+3': 1.15, '3+50': 1.3 };
@@ -116,6 +117,7 @@ async function runSize(size: string, latency: LatencyConfig): Promise<SizeResult
     const readyMs = await worker.ready;
     const sampler = sampleProcess(worker.child.pid!);
     const cpu0 = machineCpu();
+    recordKubeconfigChoice(cluster.name, join(d.dir, 'admin.conf')); // outside the worker's state directory
     const handle = await d.env.client.workflow.start('deployCluster', {
       taskQueue: queue,
       workflowId: deployWorkflowId(cluster.name),

@@ -14,6 +14,7 @@ import { labLatency } from './lib/critical-path';
 import { activityTimings, eventMs } from './lib/history';
 import { LAB_CLOCK_SKEW_MS, log, machine, machineLine, table, writeResult } from './lib/report';
 import { startWorkerProcess, type WorkerProcess } from './lib/worker-process';
+import { recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
 
 const SUBNET = 72;
 
@@ -65,6 +66,7 @@ async function main(): Promise<void> {
     let worker: WorkerProcess = startWorkerProcess(d.env.address, queue);
     await worker.ready;
     const t0 = Date.now();
+    recordKubeconfigChoice(cluster.name, join(d.dir, 'admin.conf')); // outside the worker's state directory
     const handle = await d.env.client.workflow.start('deployCluster', {
       taskQueue: queue,
       workflowId: deployWorkflowId(cluster.name),

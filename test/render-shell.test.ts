@@ -193,3 +193,41 @@ test('the preflight script reports this machine: identity, size, ports in use, a
     http.close();
   }
 });
+
+test('a crafted spec cannot run commands: the join config heredoc is quoted and script comments stay comments', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kha-shell-'));
+  try {
+    const marker = join(dir, 'pwned');
+    const cluster = loadClusterText(readFileSync(join(ROOT, 'examples', 'seed-cluster.yaml'), 'utf8'), 'seed.yaml').cluster!;
+    // What a workflow started without the CLI could carry: values the schema would refuse.
+    const evil = `k8scp-02$(touch ${marker})`;
+    cluster.spec.nodes[1]!.name = evil;
+    cluster.name = `seed\ntouch ${marker}`;
+    const join_ = renderPhase(cluster, evil, 'control-plane-join', planFacts(cluster).facts).scripts.find((s) => s.name === 'join')!;
+    assert.doesNotMatch(join_.content, /^touch /m, 'a line break in the cluster name ended the header comment');
+    const body = join_.content.split('\n');
+    // From the heredoc's first line to the line before kubeadm join: the part that writes the config.
+    const from = body.findIndex((l) => l.includes('<<') && l.includes('KHA_JOIN_EOF'));
+    const to = body.findIndex((l) => l.includes('kha_once kubeadm-join')) - 1;
+    assert.ok(from > 0 && to > from, 'join config block not found');
+    const out = join(dir, 'join.yaml');
+    const token = 'abcdef.0123456789abcdef';
+    const hash = `sha256:${'a'.repeat(64)}`;
+    const key = 'b'.repeat(64);
+    const header = body.slice(0, 3).join('\n');
+    const r = runBash(`${header}\njoin_config=${JSON.stringify(out)}\n${body.slice(from, to + 1).join('\n')}`, {
+      KHA_JOIN_TOKEN: token,
+      KHA_CA_CERT_HASH: hash,
+      KHA_CERTIFICATE_KEY: key,
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.throws(() => statSync(marker), 'a command in the spec ran');
+    const text = readFileSync(out, 'utf8');
+    assert.ok(text.includes(`name: k8scp-02$(touch ${marker})`) || text.includes(`name: "k8scp-02$(touch ${marker})"`), text);
+    assert.match(text, new RegExp(`token: "${token.replace('.', '\\.')}"`));
+    assert.ok(text.includes(`- "${hash}"`) && text.includes(`certificateKey: "${key}"`), text);
+    assert.doesNotMatch(text, /\$\{KHA_/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

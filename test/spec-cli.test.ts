@@ -1,7 +1,8 @@
 // kha validate on the examples, its usage errors, and kha schema as editors consume it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { parse } from 'yaml';
@@ -105,4 +106,48 @@ test('the JSON Schema accepts every example and flags what the loader flags for 
   assert.deepEqual(bad('node-name-injection.yaml'), ['.spec.nodes[0].name: pattern', '.spec.nodes[3].name: pattern']);
   assert.deepEqual(bad('version-as-number.yaml'), ['.spec.kubernetes.version: number is not string']);
   assert.deepEqual(bad('bad-labels.yaml'), ['.spec.nodes[3].labels.team name (name): pattern', '.spec.nodes[3].taints[0].effect: not in enum']);
+});
+
+/** Hostile inputs: each must end in exit 2 with a file:line:col message (the timeout only keeps a hang from hanging the suite). */
+function validateHostile(name: string, text: string | undefined) {
+  const dir = mkdtempSync(join(tmpdir(), 'kha-hostile-'));
+  const file = text === undefined ? name : join(dir, name);
+  if (text !== undefined) writeFileSync(file, text);
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'kha'), 'validate', file], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  rmSync(dir, { recursive: true, force: true });
+  return { ...r, file };
+}
+
+const HEAD = 'apiVersion: kha.dev/v1alpha1\nkind: Cluster\nmetadata:\n  name: t\nspec:\n  kubernetes:\n    version: "1.35"\n';
+
+test('an alias bomb is refused with exit 2 at the alias that breaks the budget', () => {
+  let bomb = HEAD + '  nodes:\n    - name: &a0 [x, x, x, x, x, x, x, x, x, x]\n';
+  for (let i = 1; i < 9; i++) bomb += `    - name: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]\n`;
+  const r = validateHostile('bomb.yaml', bomb);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, new RegExp(`^${r.file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:\\d+:\\d+: \\(yaml\\): alias \\*a\\d takes the document past 50000 repeated values`, 'm'));
+  assert.doesNotMatch(r.stderr, /Excessive alias count/);
+});
+
+test('a << merge chain is refused with exit 2 and a position', () => {
+  let chain = HEAD + '  nodes:\n    - labels: &m0 { k0: a }\n';
+  for (let i = 1; i < 400; i++) chain += `    - labels: &m${i} { <<: *m${i - 1}, k${i}: a }\n`;
+  const r = validateHostile('chain.yaml', chain);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /chain\.yaml:\d+:\d+: \(yaml\): (alias \*m\d+|<< \(merge\)) takes the document past 50000 repeated values/);
+  const loop = validateHostile('loop.yaml', HEAD + '  nodes: &n\n    - { name: a, labels: { <<: *n } }\n');
+  assert.equal(loop.status, 2, loop.stderr);
+  assert.match(loop.stderr, /loop\.yaml:9:32: \(yaml\): alias \*n is inside the value it refers to \(a loop\)/);
+  const missing = validateHostile('missing.yaml', HEAD + '  nodes: *nope\n');
+  assert.equal(missing.status, 2, missing.stderr);
+  assert.match(missing.stderr, /missing\.yaml:8:10: \(yaml\): alias \*nope has no anchor &nope before it/);
+});
+
+test('/dev/zero and an oversized file are refused with exit 2 and a position, not read forever', () => {
+  const zero = validateHostile('/dev/zero', undefined);
+  assert.equal(zero.status, 2, zero.stderr);
+  assert.equal(zero.stderr, '/dev/zero:1:1: (file): holds a NUL byte: this is not a text file\n');
+  const big = validateHostile('big.yaml', HEAD + '#' + 'x'.repeat(300 * 1024) + '\n');
+  assert.equal(big.status, 2, big.stderr);
+  assert.match(big.stderr, /big\.yaml:8:\d+: \(file\): the file goes on past 262144 bytes/);
 });

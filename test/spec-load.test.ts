@@ -125,6 +125,20 @@ test('the 1.30 example keeps iptables mode and its patch version', () => {
   assert.deepEqual([ssh.user, ssh.address, ssh.privateKeyPath], ['ubuntu', '198.51.100.21', '~/.ssh/id_ed25519']);
 });
 
+test('knownHosts.file: used by accept-new without a warning, ignored with a warning by pinned', () => {
+  const withKh = (kh: string) => BASE.replace('  nodes:\n', `  ssh:\n    knownHosts: ${kh}\n  nodes:\n`);
+  const accept = loadClusterText(withKh('{ policy: accept-new, file: ~/.ssh/kha_hosts }'), 'a.yaml');
+  assert.deepEqual(accept.warnings.filter((w) => w.field.startsWith('spec.ssh')).map(formatWarning), []);
+  assert.equal(ok(accept).spec.ssh.knownHosts.file, '~/.ssh/kha_hosts');
+  const text = withKh('{ policy: pinned, file: ~/.ssh/kha_hosts, fingerprints: { cp-1: "SHA256:' + 'A'.repeat(43) + '", cp-2: "SHA256:' + 'A'.repeat(43) + '", cp-3: "SHA256:' + 'A'.repeat(43) + '", wk-1: "SHA256:' + 'A'.repeat(43) + '" } }');
+  const pinned = loadClusterText(text, 'p.yaml');
+  ok(pinned);
+  const p = pos(text, '~/.ssh/kha_hosts');
+  assert.deepEqual(pinned.warnings.filter((w) => w.field.startsWith('spec.ssh')).map(formatWarning), [
+    `p.yaml:${p.line}:${p.col}: spec.ssh.knownHosts.file: warning: ignored: policy is pinned; host keys are checked against knownHosts.fingerprints only`,
+  ]);
+});
+
 test('strictARP: set for IPVS with ARP, overridden with a warning when false, left alone otherwise', () => {
   const unset = ok(loadClusterText(BASE, 'a.yaml'));
   assert.equal(unset.spec.networking.kubeProxyMode, 'ipvs');
@@ -232,4 +246,53 @@ test('loadClusterOrThrow returns the cluster or throws SpecError with every issu
       return true;
     },
   );
+});
+
+test('merge keys and aliases let nodes share settings; keys written in the map win over merged ones', () => {
+  const text = BASE.replace(
+    /  nodes:\n[\s\S]*?  controlPlaneEndpoint:/,
+    `  nodes:
+    - &cp { name: cp-1, address: 192.0.2.11, role: control-plane, labels: &l { team: a, zone: z1 } }
+    - { <<: *cp, name: cp-2, address: 192.0.2.12 }
+    - <<: [{ name: cp-3, labels: { team: b } }, *cp]
+      address: 192.0.2.13
+    - { name: wk-1, address: 192.0.2.21, role: worker, labels: *l }
+  controlPlaneEndpoint:`,
+  );
+  const c = ok(loadClusterText(text, 'm.yaml'));
+  assert.deepEqual(
+    c.spec.nodes.map((n) => [n.name, n.address, n.role, n.labels]),
+    [
+      ['cp-1', '192.0.2.11', 'control-plane', { team: 'a', zone: 'z1' }],
+      ['cp-2', '192.0.2.12', 'control-plane', { team: 'a', zone: 'z1' }],
+      ['cp-3', '192.0.2.13', 'control-plane', { team: 'b' }],
+      ['wk-1', '192.0.2.21', 'worker', { team: 'a', zone: 'z1' }],
+    ],
+  );
+  // A merge of something that is not a mapping is an error at that value.
+  const bad = loadClusterText(BASE.replace('    - { name: wk-1, address: 192.0.2.21, role: worker }', '    - { <<: [1], name: wk-1 }'), 'b.yaml');
+  assert.deepEqual(bad.errors.map(formatIssue), [`b.yaml:${pos(BASE, '- { name: wk-1').line}:14: (yaml): << (merge) takes a mapping, an alias of one, or a list of them`]);
+});
+
+test('addresses that cannot be nodes or the VIP, and an endpoint name of localhost, are refused at their position', () => {
+  const text = BASE.replace('192.0.2.11', '127.0.0.5')
+    .replace('192.0.2.12', '0.0.0.0')
+    .replace('{ name: cp-3, address: 192.0.2.13, role: control-plane }', '{ name: cp-3, address: 192.0.2.13, role: control-plane, advertiseAddress: 239.1.2.3 }')
+    .replace('192.0.2.21', '255.255.255.255')
+    .replace('    vip: 192.0.2.10\n', '    name: localhost\n    vip: 127.0.0.1\n');
+  const r = loadClusterText(text, 'a.yaml');
+  const at = (needle: string) => {
+    const p = pos(text, needle);
+    return `a.yaml:${p.line}:${p.col}`;
+  };
+  assert.deepEqual(r.errors.map(formatIssue), [
+    `${at('127.0.0.5')}: spec.nodes[0].address: 127.0.0.5 is a loopback address: it would reach the worker itself, not a node; give the node's own address`,
+    `${at('0.0.0.0')}: spec.nodes[1].address: 0.0.0.0 is in 0.0.0.0/8 ("this network"), which no host can be reached at; give the node's own address`,
+    `${at('239.1.2.3')}: spec.nodes[2].advertiseAddress: 239.1.2.3 is a multicast address, not the address of one host; give the node's own address`,
+    `${at('255.255.255.255')}: spec.nodes[3].address: 255.255.255.255 is in 240.0.0.0/4 (reserved, and 255.255.255.255 is the broadcast address), not the address of one host; give the node's own address`,
+    `${at('localhost')}: spec.controlPlaneEndpoint.name: "localhost" always means this machine (loopback) on every node and the worker: use a name for the VIP, such as k8s-api.example.internal`,
+    `${at('127.0.0.1')}: spec.controlPlaneEndpoint.vip: 127.0.0.1 is a loopback address: it would reach the worker itself, not a node; the VIP must be a free address in the nodes' network`,
+  ]);
+  // The last usable addresses around the refused ranges still pass.
+  ok(loadClusterText(BASE.replace('192.0.2.11', '1.0.0.1').replace('192.0.2.12', '128.0.0.1').replace('192.0.2.13', '223.255.255.254'), 'b.yaml'));
 });

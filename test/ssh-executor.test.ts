@@ -326,6 +326,14 @@ describe('authentication', () => {
     }
     const e = await expectError(SshSession.connect(target(cp1, { privateKeyPath: undefined })), AuthFailedError);
     assert.match(e.message, /no authentication method configured/);
+    // Only KHA_ variables are secrets: a target naming the worker's own secret is refused before connecting.
+    process.env.TEMPORAL_API_KEY = password;
+    try {
+      const own = await expectError(SshSession.connect({ ...t, passwordEnv: 'TEMPORAL_API_KEY' }), AuthFailedError);
+      assert.match(own.message, /password environment variable TEMPORAL_API_KEY does not start with KHA_/);
+    } finally {
+      delete process.env.TEMPORAL_API_KEY;
+    }
   });
 });
 

@@ -1,11 +1,11 @@
 // Host key bookkeeping and the wire payload, checked against OpenSSH's own tools and a local bash.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fingerprint, hostFieldMatches, knownHostsName, parseKnownHosts, prepareHostKeyCheck, type HostKeyCheck } from '../src/ssh/hostkeys';
+import { fingerprint, hostFieldMatches, knownHostsName, lockFile, parseKnownHosts, prepareHostKeyCheck, type HostKeyCheck } from '../src/ssh/hostkeys';
 import { HostKeyMismatchError, HostKeyUnknownError } from '../src/ssh/errors';
 import { exportLine, LineSplitter, Redactor, runPayload, Tail } from '../src/ssh/remote';
 
@@ -111,6 +111,21 @@ test('accept-new records the first key, accepts it again and refuses a different
   assert.equal(readFileSync(file, 'utf8'), text, 'a refused key is not recorded');
 });
 
+test('accept-new with file: ~/... records in and checks against that file under HOME', () => {
+  const home = join(dir, 'home-accept');
+  const saved = process.env.HOME;
+  process.env.HOME = home;
+  try {
+    const check: HostKeyCheck = { host: 'node5', address: '10.0.0.5', port: 22, policy: 'accept-new', file: '~/.ssh/kha_hosts' };
+    assert.ok(verify(check, keyA.blob).ok);
+    assert.equal(readFileSync(join(home, '.ssh', 'kha_hosts'), 'utf8'), `10.0.0.5 ssh-ed25519 ${keyA.blob.toString('base64')}\n`);
+    assert.ok(verify(check, keyB.blob).err instanceof HostKeyMismatchError);
+    assert.equal(prepareHostKeyCheck(check).file, join(home, '.ssh', 'kha_hosts'));
+  } finally {
+    process.env.HOME = saved;
+  }
+});
+
 test('pinned: listed fingerprint passes, other key and empty pin list are refused', () => {
   const base: HostKeyCheck = { host: 'node4', address: '10.0.0.4', port: 22, policy: 'pinned', fingerprints: [keyA.fp] };
   assert.ok(verify(base, keyA.blob).ok);
@@ -162,4 +177,73 @@ test('line splitting across chunk borders, tails and redaction', () => {
   assert.equal(r.apply('token abcdef.0123456789abcdef here'), 'token *** here');
   assert.equal(r.apply('line-two'), '***');
   assert.equal(r.apply('on and on'), 'on and on');
+});
+
+test('accept-new appends on a line of its own when the file lacks its last newline', () => {
+  const file = join(dir, 'no-trailing-newline');
+  writeFileSync(file, `10.0.0.20 ssh-ed25519 ${keyA.blob.toString('base64')}`);
+  const c21: HostKeyCheck = { host: 'n21', address: '10.0.0.21', port: 22, policy: 'accept-new', file };
+  assert.ok(verify(c21, keyB.blob).ok);
+  assert.equal(readFileSync(file, 'utf8'), `10.0.0.20 ssh-ed25519 ${keyA.blob.toString('base64')}\n10.0.0.21 ssh-ed25519 ${keyB.blob.toString('base64')}\n`);
+  // Both entries hold: neither host is back to first contact.
+  assert.ok(verify({ ...c21, host: 'n20', address: '10.0.0.20' }, keyB.blob).err instanceof HostKeyMismatchError);
+  assert.ok(verify(c21, keyA.blob).err instanceof HostKeyMismatchError);
+});
+
+test('accept-new under concurrent workers: one first key per host is recorded, a different key is refused', async () => {
+  const file = join(dir, 'race', 'known_hosts');
+  const go = join(dir, 'race-go');
+  const hosts = 150;
+  const workers = 8;
+  const child = `
+    const { prepareHostKeyCheck } = require(${JSON.stringify(join(__dirname, '..', 'src', 'ssh', 'hostkeys.js'))});
+    const fs = require('node:fs');
+    const [file, go, b64, n] = process.argv.slice(1);
+    const key = Buffer.from(b64, 'base64');
+    while (!fs.existsSync(go)) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    const out = [];
+    for (let i = 0; i < Number(n); i++) {
+      const p = prepareHostKeyCheck({ host: 'h' + i, address: '10.9.0.' + i, port: 22, policy: 'accept-new', file });
+      let ok = false;
+      p.verify(key, (v) => (ok = v));
+      out.push(ok ? 'ok' : p.failure().name);
+    }
+    process.stdout.write(JSON.stringify(out));
+  `;
+  const keys = [keyA, keyB];
+  const runs = Array.from({ length: workers }, (_, w) => {
+    const key = keys[w % 2]!;
+    const p = spawn(process.execPath, ['-e', child, file, go, key.blob.toString('base64'), String(hosts)]);
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    return new Promise<{ key: Buffer; results: string[] }>((resolve, reject) =>
+      p.on('close', (code) => (code === 0 ? resolve({ key: key.blob, results: JSON.parse(stdout) as string[] }) : reject(new Error(stderr)))),
+    );
+  });
+  // Let every child start and wait, then release them together.
+  await new Promise((r) => setTimeout(r, 1500));
+  writeFileSync(go, '');
+  const done = await Promise.all(runs);
+  const entries = parseKnownHosts(readFileSync(file, 'utf8'));
+  for (let i = 0; i < hosts; i++) {
+    const mine = entries.filter((e) => e.hosts === `10.9.0.${i}`);
+    assert.equal(mine.length, 1, `host ${i} has ${mine.length} entries`);
+    for (const d of done) {
+      assert.equal(d.results[i], mine[0]!.key.equals(d.key) ? 'ok' : 'HostKeyMismatchError', `host ${i}`);
+    }
+  }
+  assert.equal(entries.length, hosts);
+});
+
+test('a lock left by a process that died holding it is taken over', () => {
+  const lock = join(dir, 'stale.lock');
+  writeFileSync(lock, '99999\n');
+  const old = new Date(Date.now() - 60_000);
+  utimesSync(lock, old, old);
+  const unlock = lockFile(lock);
+  assert.equal(readFileSync(lock, 'utf8'), `${process.pid}\n`);
+  unlock();
+  assert.throws(() => statSync(lock));
 });

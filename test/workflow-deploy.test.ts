@@ -8,6 +8,7 @@ import { startDeployEnv, type DeployEnv } from './helpers/deploy';
 import { approveWorkersUpdate, deployWorkflowId, statusQuery, type DeployResult } from '../src/workflows/definitions';
 import { resultOrFail, waitForState } from './helpers/workflow';
 import type { SimModel } from '../src/lab/sim/model';
+import { recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
 
 let d: DeployEnv;
 
@@ -26,6 +27,8 @@ describe('deployCluster on the seed topology (3+3)', () => {
   test('stops at the approval gate with no worker joined, then completes with 6 Ready nodes and 3 etcd members', async () => {
     const cluster = d.cluster('seed');
     const kubeconfig = join(d.dir, 'admin.conf');
+    // Outside the worker's state directory, so chosen the way kha deploy --kubeconfig does.
+    recordKubeconfigChoice(cluster.name, kubeconfig);
     await d.withWorker('happy', async () => {
       const handle = await d.env.client.workflow.start('deployCluster', {
         taskQueue: 'happy',

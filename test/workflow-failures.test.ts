@@ -17,6 +17,7 @@ import {
 } from '../src/workflows/definitions';
 import type { SimModel } from '../src/lab/sim/model';
 import type { ClusterSpec } from '../src/spec/types';
+import { recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
 
 let d: DeployEnv;
 const histories: Array<{ id: string; history: unknown }> = [];
@@ -26,10 +27,13 @@ function model(): SimModel {
 }
 
 async function start(cluster: ClusterSpec, taskQueue: string): Promise<WorkflowHandle> {
+  const kubeconfigPath = join(d.dir, `${cluster.name}.conf`);
+  // Outside the worker's state directory, so chosen the way kha deploy --kubeconfig does.
+  recordKubeconfigChoice(cluster.name, kubeconfigPath);
   return d.env.client.workflow.start('deployCluster', {
     taskQueue,
     workflowId: deployWorkflowId(cluster.name),
-    args: [{ cluster, options: { heartbeatTimeoutSeconds: 15, kubeconfigPath: join(d.dir, `${cluster.name}.conf`) } }],
+    args: [{ cluster, options: { heartbeatTimeoutSeconds: 15, kubeconfigPath } }],
   });
 }
 

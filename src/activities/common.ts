@@ -9,22 +9,9 @@ import { IdleSessions } from '../ssh/reuse';
 import { SshError } from '../ssh/errors';
 import type { RenderedScript } from '../render/types';
 import type { RunResult } from '../ssh/types';
+import { LineRedactor, redact } from './redact';
 
-const TOKEN_RE = /\b[a-z0-9]{6}\.[a-z0-9]{16}\b/g;
-const HEX64_RE = /\b[a-f0-9]{64}\b/gi;
-const PEM_RE = /-----BEGIN [A-Z ]+-----[\s\S]*?-----END [A-Z ]+-----/g;
-const B64_BLOB_RE = /\b[A-Za-z0-9+/]{200,}={0,2}/g;
-
-/** Removes anything shaped like a bootstrap token, certificate key, hash, PEM block or embedded certificate. */
-export function redact(text: string, secrets: string[] = []): string {
-  let out = text;
-  for (const s of secrets) if (s) out = out.split(s).join('<redacted>');
-  return out
-    .replace(PEM_RE, '<redacted pem>')
-    .replace(TOKEN_RE, '<redacted token>')
-    .replace(HEX64_RE, '<redacted hex>')
-    .replace(B64_BLOB_RE, '<redacted data>');
-}
+export { redact } from './redact';
 
 export function activityContext(): Context | undefined {
   try {
@@ -38,10 +25,13 @@ export function activityContext(): Context | undefined {
 class Progress {
   private lines: string[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private readonly redactor: LineRedactor;
   constructor(
     private readonly ctx: Context | undefined,
     private readonly label: string,
+    secrets: readonly string[] = [],
   ) {
+    this.redactor = new LineRedactor(secrets);
     if (ctx) {
       // Beat well inside the heartbeat timeout, so a quiet but live command never looks dead.
       const timeout = ctx.info.heartbeatTimeoutMs ?? 0;
@@ -51,7 +41,7 @@ class Progress {
     }
   }
   add(line: string): void {
-    this.lines.push(redact(line).slice(0, 300));
+    this.lines.push(this.redactor.line(line).slice(0, 300));
     if (this.lines.length > 5) this.lines.shift();
     this.beat();
   }
@@ -91,9 +81,9 @@ export interface RunScriptOptions {
 /** Runs a rendered script; streams progress unless its output is sensitive; returns full stdout. */
 export async function runScript(session: SshSession, node: string, phase: string, script: RenderedScript, o: RunScriptOptions = {}): Promise<ScriptRun> {
   const ctx = activityContext();
-  const progress = new Progress(ctx, `${phase}/${script.name} on ${node}`);
-  const out: string[] = [];
   const secrets = Object.values(o.env ?? {});
+  const progress = new Progress(ctx, `${phase}/${script.name} on ${node}`, secrets);
+  const out: string[] = [];
   try {
     const result = await session.runScript(script.content, {
       env: o.env,

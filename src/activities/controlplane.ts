@@ -5,7 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { renderPhase } from '../render';
 import { joinEnv, parseJoinCredentials } from '../render/join';
 import type { NodeCall, StepResult } from './types';
-import { activityContext, runScript, toFailure, withHealthyControlPlane, withNode } from './common';
+import { activityContext, redact, runScript, toFailure, withHealthyControlPlane, withNode } from './common';
 import { runNodePhase, scriptOf, summarise } from './nodes';
 import { sleep } from './util';
 
@@ -42,7 +42,7 @@ export async function waitForVip(call: NodeCall): Promise<StepResult> {
     for (let i = 1; ; i++) {
       const { result } = await runScript(session, call.node, 'kubeadm-init', check, { allowFailure: true });
       if (result.exitCode === 0) return { node: call.node, changed: false, note: `VIP ${ep.vip}:${ep.port} answers /livez` };
-      last = (result.stderrTail || result.stdoutTail).trim().split('\n').pop() ?? '';
+      last = redact(result.stderrTail || result.stdoutTail).trim().split('\n').pop() ?? '';
       activityContext()?.heartbeat({ step: 'waiting for the VIP', attempt: i, last });
       if (Date.now() > deadline) break;
       await sleep(Math.min(1000 * i, 5000), activityContext()?.cancellationSignal);
@@ -133,7 +133,7 @@ export async function waitEtcdHealthy(call: NodeCall): Promise<StepResult> {
     for (let i = 1; ; i++) {
       const { result, stdout } = await runScript(s, cp.name, 'control-plane-join', check, { allowFailure: true });
       if (result.exitCode === 0) return { node: call.node, changed: false, note: stdout.trim().split('\n').pop() ?? 'etcd healthy' };
-      last = (result.stderrTail || result.stdoutTail).trim().split('\n').pop() ?? '';
+      last = redact(result.stderrTail || result.stdoutTail).trim().split('\n').pop() ?? '';
       activityContext()?.heartbeat({ step: 'waiting for etcd', attempt: i, last });
       if (Date.now() > deadline) break;
       await sleep(Math.min(1000 * i, 5000), activityContext()?.cancellationSignal);

@@ -13,3 +13,4 @@ export {
 } from './controlplane';
 export { resetNode, removeNodeFromCluster, rebootNode } from './compensation';
 export { verifyCluster, fetchKubeconfig } from './verify';
+export { checkKubeconfigTarget } from './kubeconfig-target';

@@ -1,13 +1,13 @@
 // Verification of the finished cluster, and the admin kubeconfig saved on the worker's machine (0600).
 import { chmodSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { homedir } from 'node:os';
+import { dirname } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { renderPhase } from '../render';
 import { endpointHostPort } from '../spec/types';
 import type { KubeconfigResult, NodeCall, VerifyResult } from './types';
 import { runScript, toFailure, withHealthyControlPlane, withNode, marker } from './common';
 import { scriptOf } from './nodes';
+import { forgetKubeconfigChoice, kubeconfigTarget } from './kubeconfig-target';
 
 interface VerifyReport {
   nodes: Array<{ name: string; ready: boolean }>;
@@ -43,14 +43,10 @@ export async function verifyCluster(call: NodeCall): Promise<VerifyResult> {
   });
 }
 
-export function defaultKubeconfigPath(cluster: string): string {
-  const state = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
-  return join(state, 'kha', cluster, 'admin.conf');
-}
 
 /** Copies admin.conf from the node, pointed at the endpoint, to a 0600 file; returns only its path. */
 export async function fetchKubeconfig(call: NodeCall & { path?: string }): Promise<KubeconfigResult> {
-  const path = call.path || defaultKubeconfigPath(call.cluster.name);
+  const path = kubeconfigTarget(call.cluster.name, call.path);
   const server = `https://${endpointHostPort(call.cluster)}`;
   return withNode(call.cluster, call.node, async (session) => {
     let text: string;
@@ -66,6 +62,7 @@ export async function fetchKubeconfig(call: NodeCall & { path?: string }): Promi
     writeFileSync(tmp, rewritten, { mode: 0o600 });
     chmodSync(tmp, 0o600);
     renameSync(tmp, path);
+    forgetKubeconfigChoice(call.cluster.name, path);
     return { path, server };
   });
 }

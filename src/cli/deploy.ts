@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import type { DeployInput } from '../workflows/deploy-cluster';
 import { deployWorkflowId, resetWorkflowId } from '../workflows/definitions';
+import { recordKubeconfigChoice } from '../activities/kubeconfig-target';
 import { parseArgs, guarded } from './args';
 import { connectTarget, describeOrUndefined } from './client';
 import { EXIT, outputMode, Printer } from './follow';
@@ -14,7 +15,8 @@ Deploys the cluster described in FILE and follows the deployment.
   --json          one JSON object per line instead of text
   --auto-approve  approve the workers when the approval gate is reached (and let an approval
                   sent before the gate count; without it such an approval is ignored)
-  --kubeconfig    where to save the admin kubeconfig (on the worker's machine)
+  --kubeconfig    where to save the admin kubeconfig (on the worker's machine; a worker on another machine
+                  writes only inside its own state directory)
   --again         start a new run even when the last deployment completed
 
 Without TEMPORAL_ADDRESS it starts or reuses the embedded Temporal server and runs a worker in this process.
@@ -39,7 +41,11 @@ export async function run(argv: string[]): Promise<number> {
     if (!cluster) return EXIT.usage;
     const kubeconfig = a.values.get('--kubeconfig');
     const options: DeployInput['options'] = {};
-    if (kubeconfig) options.kubeconfigPath = resolve(kubeconfig);
+    if (kubeconfig) {
+      options.kubeconfigPath = resolve(kubeconfig);
+      // The worker writes outside its state directory only where the user of this machine said so.
+      recordKubeconfigChoice(cluster.name, options.kubeconfigPath);
+    }
     if (a.flags.has('--auto-approve')) options.autoApprove = true;
     const input: DeployInput = { cluster, options: Object.keys(options).length ? options : undefined };
 

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { defaultKubeconfigPath } from '../activities/verify';
+import { defaultKubeconfigPath } from '../activities/kubeconfig-target';
 import type { DeployResult } from '../workflows/definitions';
 import { guarded, parseArgs } from './args';
 import { CliError } from './client';

@@ -244,11 +244,16 @@ export interface ScriptInput {
   apt?: boolean;
 }
 
+/** Text for a comment line: a line break would end the comment and make the rest a command. */
+function commentText(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, ' ');
+}
+
 export function script(input: ScriptInput): RenderedScript {
   const content = lines(
     '#!/usr/bin/env bash',
-    `# kha ${input.phase}/${input.name} for node ${input.node} of cluster ${input.cluster}.`,
-    `# ${input.summary}`,
+    commentText(`# kha ${input.phase}/${input.name} for node ${input.node} of cluster ${input.cluster}.`),
+    commentText(`# ${input.summary}`),
     '# Rendered by kha from the cluster spec; safe to run more than once.',
     'set -euo pipefail',
     'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',

@@ -1,7 +1,7 @@
 // Rules that span several fields, run after the schema accepted the file. Each problem names the
 // field to change and what to do. normalise() fills values that follow from others.
 import type { ClusterFileParsed } from './schema';
-import { canonicalCidr, cidrContains, cidrsOverlap, isIpv4, parseCidr, type Cidr } from './net';
+import { canonicalCidr, cidrContains, cidrsOverlap, isIpv4, parseCidr, unusableAddress, type Cidr } from './net';
 import { didYouMean } from './zod-messages';
 import { sourceFindings } from './sources';
 
@@ -93,6 +93,13 @@ function checkNodes(spec: Spec, f: Findings): void {
     }
   });
 
+  nodes.forEach((n, i) => {
+    for (const [field, addr] of [['address', n.address], ['advertiseAddress', n.advertiseAddress]] as const) {
+      const why = addr && unusableAddress(addr);
+      if (why) f.error([S, 'nodes', i, field], `${addr} ${why}; give the node's own address`);
+    }
+  });
+
   const cp = nodes.filter((n) => n.role === 'control-plane').length;
   if (cp === 0) {
     f.error([S, 'nodes'], 'no control-plane node: give 3 nodes (or 1 for a test cluster) role: control-plane', 'key');
@@ -125,6 +132,11 @@ function checkEndpoint(spec: Spec, f: Findings): void {
       f.error(vipPath, `the VIP ${ep.vip} is the advertise address of node ${n.name} (spec.nodes[${i}].advertiseAddress): choose a free address`);
     }
   });
+  const vipWhy = unusableAddress(ep.vip);
+  if (vipWhy) f.error(vipPath, `${ep.vip} ${vipWhy}; the VIP must be a free address in the nodes' network`);
+  if (ep.name && (ep.name === 'localhost' || ep.name.endsWith('.localhost'))) {
+    f.error([S, 'controlPlaneEndpoint', 'name'], `"${ep.name}" always means this machine (loopback) on every node and the worker: use a name for the VIP, such as k8s-api.example.internal`);
+  }
   if (ep.name) {
     const i = spec.nodes.findIndex((n) => n.name === ep.name);
     if (i >= 0) {
@@ -235,8 +247,9 @@ function checkSsh(spec: Spec, f: Findings): void {
   if (kh.policy === 'known-hosts-file' && !kh.file) {
     f.error([...khPath, 'file'], 'required when policy is known-hosts-file: give the path of the known_hosts file, such as ~/.ssh/known_hosts');
   }
-  if (kh.policy !== 'known-hosts-file' && kh.file) {
-    f.warn([...khPath, 'file'], `ignored: policy is ${kh.policy}; the file is only read with policy known-hosts-file`);
+  // accept-new reads and records keys in the file when one is given; only pinned never looks at it.
+  if (kh.policy === 'pinned' && kh.file) {
+    f.warn([...khPath, 'file'], 'ignored: policy is pinned; host keys are checked against knownHosts.fingerprints only');
   }
   const fps = kh.fingerprints ?? {};
   const bastions = new Set<string>();
@@ -331,7 +344,8 @@ const withV = (v: string): string => (v.startsWith('v') ? v : `v${v}`);
  * kube-vip, Calico and cri-dockerd versions with "v" (their image tags and release URLs use it).
  */
 export function normalise(file: ClusterFileParsed): ClusterFileParsed {
-  const spec = structuredClone(file.spec);
+  // A JSON copy (the spec is plain data): structuredClone does not exist in the workflow sandbox, which runs this too.
+  const spec = JSON.parse(JSON.stringify(file.spec)) as Spec;
   spec.kubernetes.version = spec.kubernetes.version.replace(/^v/, '');
   spec.controlPlaneEndpoint.kubeVip.version = withV(spec.controlPlaneEndpoint.kubeVip.version);
   spec.networking.calico.version = withV(spec.networking.calico.version);

@@ -1,6 +1,6 @@
 // Loads a cluster file: YAML with positions, the zod schema, cross-field checks, normalisation.
 // Every problem is collected and reported at once, sorted by line.
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
 import { ClusterFile } from './schema';
 import type { ClusterSpec } from './types';
@@ -8,6 +8,7 @@ import { crossFieldChecks, normalise } from './checks';
 import { duplicateKeys, locate, sourceText } from './positions';
 import { fieldPath, sortIssues, SpecError, type SpecIssue } from './issues';
 import { DEFAULT_MESSAGE, dropExplainedMissing, mapZodIssue } from './zod-messages';
+import { documentData } from './yaml-data';
 
 export { formatIssue, formatWarning, SpecError, type SpecIssue } from './issues';
 
@@ -18,8 +19,8 @@ export interface LoadResult {
   warnings: SpecIssue[];
 }
 
-/** Cluster files are small; anything this large is the wrong file. */
-const MAX_BYTES = 1024 * 1024;
+/** Cluster files are small (500 nodes take about 80 KiB); anything larger is the wrong file, and parsing it would be slow. */
+export const MAX_BYTES = 256 * 1024;
 
 const yamlMessages: Record<string, string> = {
   MULTIPLE_DOCS: 'the file holds several YAML documents (---); a cluster file is one document',
@@ -69,7 +70,13 @@ export function loadClusterText(text: string, source: string): LoadResult {
     errors.push(issue(p.line, p.col, fieldPath(d.path), `duplicate key "${d.key}" (first given on line ${first}); keep one`));
   }
 
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  const converted = documentData(doc);
+  if ('problem' in converted) {
+    const p = lc.linePos(converted.problem.offset);
+    errors.push(issue(p.line, p.col, '(yaml)', converted.problem.message));
+    return { errors: sortIssues(errors), warnings: sortIssues(warnings) };
+  }
+  const data = converted.data;
   if (data === null || data === undefined) {
     errors.push(issue(1, 1, '(document)', `the file is empty: a cluster file starts with apiVersion, kind, metadata and spec`));
     return { errors, warnings };
@@ -105,19 +112,47 @@ function readError(path: string, err: unknown): SpecIssue {
   return { file: path, line: 0, col: 0, field: '(file)', message: why };
 }
 
+/** At most MAX_BYTES + 1 bytes: devices and pipes (/dev/zero) have no size to check beforehand. */
+function readBounded(path: string): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(MAX_BYTES + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+    }
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function loadClusterFile(path: string): LoadResult {
-  let text: string;
+  let bytes: Buffer;
   try {
     const st = statSync(path);
     if (st.isDirectory()) return { errors: [readError(path, Object.assign(new Error('directory'), { code: 'EISDIR' }))], warnings: [] };
-    if (st.size > MAX_BYTES) {
-      return { errors: [{ file: path, line: 0, col: 0, field: '(file)', message: `is ${st.size} bytes; a cluster file is at most ${MAX_BYTES} bytes` }], warnings: [] };
-    }
-    text = readFileSync(path, 'utf8');
+    bytes = readBounded(path);
   } catch (err) {
     return { errors: [readError(path, err)], warnings: [] };
   }
-  return loadClusterText(text, path);
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) {
+    const before = bytes.subarray(0, nul).toString('utf8').split('\n');
+    const message = 'holds a NUL byte: this is not a text file';
+    return { errors: [{ file: path, line: before.length, col: before[before.length - 1]!.length + 1, field: '(file)', message }], warnings: [] };
+  }
+  if (bytes.length > MAX_BYTES) {
+    // Point at where the limit is crossed, so the message has a position like every other.
+    const head = bytes.subarray(0, MAX_BYTES).toString('latin1');
+    const lines = head.split('\n');
+    const col = lines[lines.length - 1]!.length + 1;
+    const message = `the file goes on past ${MAX_BYTES} bytes; a cluster file is much smaller (is this the right file?)`;
+    return { errors: [{ file: path, line: lines.length, col, field: '(file)', message }], warnings: [] };
+  }
+  return loadClusterText(bytes.toString('utf8'), path);
 }
 
 /** For modules that need a valid cluster or nothing: throws SpecError with every error. */

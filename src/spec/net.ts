@@ -46,3 +46,16 @@ export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
 export function isIpv4(s: string): boolean {
   return /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/.test(s);
 }
+
+const UNUSABLE: Array<[Cidr, string]> = [
+  [parseCidr('0.0.0.0/8'), 'is in 0.0.0.0/8 ("this network"), which no host can be reached at'],
+  [parseCidr('127.0.0.0/8'), 'is a loopback address: it would reach the worker itself, not a node'],
+  [parseCidr('224.0.0.0/4'), 'is a multicast address, not the address of one host'],
+  [parseCidr('240.0.0.0/4'), 'is in 240.0.0.0/4 (reserved, and 255.255.255.255 is the broadcast address), not the address of one host'],
+];
+
+/** Why an IPv4 address cannot be a node's or the VIP's, or undefined when it can. */
+export function unusableAddress(ip: string): string | undefined {
+  for (const [c, why] of UNUSABLE) if (cidrContains(c, ip)) return why;
+  return undefined;
+}

@@ -23,7 +23,9 @@ export const patterns = {
   registryHost: /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?$/,
   labelKey: /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/,
   labelValue: /^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$/,
-  envName: /^[A-Z_][A-Z0-9_]{0,63}$/,
+  // Secrets come from the worker's environment; the prefix keeps a file from naming the worker's own
+  // secrets (TEMPORAL_API_KEY, AWS_SECRET_ACCESS_KEY) and sending them to a host as a password.
+  envName: /^KHA_[A-Z0-9_]{1,60}$/,
   fingerprint: /^SHA256:[A-Za-z0-9+\/]{43}=?$/,
   // An OpenPGP v4 fingerprint: 40 hex digits, spaces allowed as gpg prints them.
   pgpFingerprint: /^ *([0-9A-Fa-f] *){40}$/,
@@ -42,7 +44,7 @@ export const ImageRepo = str(patterns.imageRepo, 'an image repository such as re
 export const Port = z.number().int().min(1).max(65535);
 const Insecure = z.boolean().optional();
 const KeyFingerprint = str(patterns.pgpFingerprint, 'an OpenPGP key fingerprint of 40 hex digits such as DE15 B144 86CD 377B 9E87  6E1A 2346 54DA 9A29 6436');
-export const EnvName = str(patterns.envName, 'an environment variable name such as KHA_SSH_PASSPHRASE');
+export const EnvName = str(patterns.envName, 'an environment variable name that starts with KHA_, such as KHA_SSH_PASSPHRASE (only KHA_ variables are read as secrets)');
 
 export const BastionSpec = z.strictObject({
   // One pattern (an IPv4 address also matches it) so a bad value gets one clear message.
@@ -54,7 +56,7 @@ export const BastionSpec = z.strictObject({
 
 const knownHosts = z.strictObject({
   policy: z.enum(['known-hosts-file', 'pinned', 'accept-new']).default('accept-new').describe('known-hosts-file: check against file; pinned: check against fingerprints; accept-new: record each key on first contact, refuse changes.'),
-  file: PathStr.optional(),
+  file: PathStr.optional().describe('known-hosts-file: the file keys are checked against (default ~/.ssh/known_hosts); accept-new: where first keys are recorded and checked (default ~/.config/kha/known_hosts). ~/ is the worker\'s home.'),
   fingerprints: z
     .record(str(patterns.dnsName, 'a node name or address'), str(patterns.fingerprint, 'a SHA256 fingerprint such as SHA256:<43 base64 characters>'))
     .optional(),

@@ -15,6 +15,7 @@ import {
   isTransient,
 } from './errors';
 import { prepareHostKeyCheck, type HostKeyCheck } from './hostkeys';
+import { expandHome } from './paths';
 import {
   LineSplitter,
   READY_MARKER,
@@ -105,7 +106,13 @@ class Connection {
   }
 }
 
+/** Secrets are read only from KHA_ variables: a target naming TEMPORAL_API_KEY must not send it to a host. */
+export const SECRET_ENV_PREFIX = 'KHA_';
+
 function readSecretEnv(host: string, step: string, name: string, what: string): string {
+  if (!name.startsWith(SECRET_ENV_PREFIX) || !/^[A-Z0-9_]+$/.test(name)) {
+    throw new AuthFailedError(host, step, `${what} environment variable ${name} does not start with ${SECRET_ENV_PREFIX}; only KHA_ variables are read as secrets`);
+  }
   const v = process.env[name];
   if (v === undefined || v === '') throw new AuthFailedError(host, step, `${what} environment variable ${name} is not set`);
   return v;
@@ -119,10 +126,12 @@ interface AuthSettings {
 function authConfig(target: SshTarget, who: AuthSettings, step: string): Partial<ConnectConfig> & { methods: AuthenticationType[] } {
   const cfg: Partial<ConnectConfig> & { methods: AuthenticationType[] } = { username: who.user, methods: [] };
   if (who.privateKeyPath) {
+    const keyPath = expandHome(who.privateKeyPath);
     try {
-      cfg.privateKey = fs.readFileSync(who.privateKeyPath);
+      cfg.privateKey = fs.readFileSync(keyPath);
     } catch (e) {
-      throw new AuthFailedError(target.host, step, `cannot read private key ${who.privateKeyPath}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      const shown = keyPath === who.privateKeyPath ? keyPath : `${who.privateKeyPath} (${keyPath})`;
+      throw new AuthFailedError(target.host, step, `cannot read private key ${shown}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     if (target.passphraseEnv) cfg.passphrase = readSecretEnv(target.host, step, target.passphraseEnv, 'passphrase');
     cfg.methods.push('publickey');

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { HostKeyMismatchError, HostKeyUnknownError, SshError } from './errors';
+import { expandHome } from './paths';
 
 export type HostKeyPolicy = 'known-hosts-file' | 'pinned' | 'accept-new';
 
@@ -115,8 +116,10 @@ export interface PreparedHostKeyCheck {
   file: string;
 }
 
+const FIRST_CONTACT = Symbol('first contact');
+
 export function prepareHostKeyCheck(check: HostKeyCheck, step = 'host key check'): PreparedHostKeyCheck {
-  const file = check.file ?? defaultKnownHostsFile(check.policy);
+  const file = check.file ? expandHome(check.file) : defaultKnownHostsFile(check.policy);
   const primary = knownHostsName(check.address, check.port);
   const names = [primary, ...(check.aliases ?? []).map((a) => knownHostsName(a, check.port))];
   const who = check.who ?? (check.host === check.address ? check.host : `${check.host} (${check.address})`);
@@ -142,7 +145,8 @@ export function prepareHostKeyCheck(check: HostKeyCheck, step = 'host key check'
     }
   }
 
-  const decide = (key: Buffer): SshError | undefined => {
+  /** Without the lock, a first key is recorded; under it, FIRST_CONTACT says nobody has recorded one yet. */
+  const decide = (key: Buffer, underLock = false): SshError | undefined | typeof FIRST_CONTACT => {
     const actual = fingerprint(key);
     if (check.policy === 'pinned') {
       const pins = (check.fingerprints ?? []).map((f) => f.replace(/=+$/, ''));
@@ -183,26 +187,99 @@ export function prepareHostKeyCheck(check: HostKeyCheck, step = 'host key check'
       );
     }
     if (check.policy === 'accept-new') {
-      if (check.record === false) return undefined;
-      try {
-        fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-        // One short append per key: O_APPEND keeps concurrent writers from interleaving.
-        fs.appendFileSync(file, `${primary} ${keyTypeOf(key)} ${key.toString('base64')}\n`, { mode: 0o600 });
-      } catch (e) {
-        return new HostKeyUnknownError(check.host, step, `cannot record the host key ${actual} of ${who} in ${file}: ${(e as Error).message}`, actual);
-      }
-      return undefined;
+      // A check that only looks (kha doctor) accepts a first key without recording it.
+      if (check.record === false) return underLock ? FIRST_CONTACT : undefined;
+      return underLock ? FIRST_CONTACT : recordFirstKey(key, actual);
     }
     return new HostKeyUnknownError(check.host, step, `${who} is not in the known hosts file ${file}; it presented ${actual}`, actual);
   };
 
+  /**
+   * Under the file's lock, looks again and records the key only if still nobody has: of two workers meeting
+   * a host for the first time with different keys, one records its key and the other sees a changed key.
+   */
+  const recordFirstKey = (key: Buffer, actual: string): SshError | undefined => {
+    let unlock: () => void;
+    try {
+      fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      unlock = lockFile(`${file}.lock`);
+    } catch (e) {
+      return new HostKeyUnknownError(check.host, step, `cannot lock the known hosts file ${file}: ${(e as Error).message}`, actual);
+    }
+    try {
+      const again = decide(key, true);
+      if (again !== FIRST_CONTACT) return again;
+      const entry = `${primary} ${keyTypeOf(key)} ${key.toString('base64')}\n`;
+      // A file whose last line lacks its newline would otherwise run into ours and spoil both lines.
+      fs.appendFileSync(file, endsWithoutNewline(file) ? `\n${entry}` : entry, { mode: 0o600 });
+      return undefined;
+    } catch (e) {
+      return new HostKeyUnknownError(check.host, step, `cannot record the host key ${actual} of ${who} in ${file}: ${(e as Error).message}`, actual);
+    } finally {
+      unlock();
+    }
+  };
+
   return {
     verify: (key, done) => {
-      failed = decide(key);
+      const r = decide(key);
+      failed = r === FIRST_CONTACT ? undefined : r;
       done(failed === undefined);
     },
     failure: () => failed,
     preferredAlgorithms: [...new Set(preferredAlgorithms)],
     file,
   };
+}
+
+function endsWithoutNewline(file: string): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size === 0) return false;
+    const b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, size - 1);
+    return b[0] !== 0x0a;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A lock older than this was left by a process that died holding it (a holder keeps it for microseconds). */
+const STALE_LOCK_MS = 10_000;
+const LOCK_WAIT_MS = 15_000;
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** An exclusive lock between processes: a lock file created with O_EXCL. Returns the unlock function. */
+export function lockFile(lock: string): () => void {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
+    try {
+      const fd = fs.openSync(lock, 'wx', 0o600);
+      fs.writeSync(fd, `${process.pid}\n`);
+      fs.closeSync(fd);
+      return () => fs.rmSync(lock, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    try {
+      if (Date.now() - fs.statSync(lock).mtimeMs > STALE_LOCK_MS) {
+        fs.rmSync(lock, { force: true });
+        continue;
+      }
+    } catch {
+      continue; // gone in between: try again at once
+    }
+    if (Date.now() > deadline) throw new Error(`${lock} is held by another process`);
+    sleepSync(wait);
+  }
 }

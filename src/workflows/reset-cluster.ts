@@ -15,6 +15,7 @@ import {
 } from './definitions';
 import { renderProgress } from './progress';
 import { refuseBeside } from './exclusive';
+import { assertValidCluster } from './input-check';
 
 export interface ResetInput {
   cluster: ClusterSpec;
@@ -29,6 +30,7 @@ export interface ResetResult {
 }
 
 export async function resetCluster(input: ResetInput): Promise<ResetResult> {
+  assertValidCluster('resetCluster', input?.cluster);
   const { cluster } = input;
   const spec = cluster.spec;
   const cps = spec.nodes.filter((n) => n.role === 'control-plane');
