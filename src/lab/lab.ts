@@ -441,7 +441,8 @@ export class Lab {
       // The lab signs its repository with a key of its own, so its files pin that key.
       packages: { repository: `${base}${REPO_PATH}`, keyFingerprint: releaseKeyFingerprint(this.dir) },
       containerRuntime: { registryMirrors: ['registry.k8s.io', 'ghcr.io', 'docker.io'].map(mirror) },
-      networking: { calico: { installMethod: 'manifest', manifestUrl: `${base}${CALICO_MANIFEST_PATH}` } },
+      // This machine's kernel has no IPVS (and loads no modules): kube-proxy runs its nftables mode.
+      networking: { kubeProxyMode: 'nftables', calico: { installMethod: 'manifest', manifestUrl: `${base}${CALICO_MANIFEST_PATH}` } },
     };
   }
 

@@ -20,6 +20,17 @@ export function isControlPlane(n: NodeSpec): boolean {
   return n.role === 'control-plane';
 }
 
+/**
+ * Shell setting api_address to this control-plane node's own API server address (kubeadm's flag in its static pod),
+ * for steps that must not depend on the default route or on the VIP, which moves while a control plane is reset.
+ */
+export function localApiAddress(): string {
+  return [
+    "api_address=\"$(sed -n 's/^[[:space:]]*- --advertise-address=\\([0-9.]*\\)[[:space:]]*$/\\1/p' /etc/kubernetes/manifests/kube-apiserver.yaml 2>/dev/null | head -n 1)\"",
+    '[ -n "$api_address" ] || kha_die "no --advertise-address in /etc/kubernetes/manifests/kube-apiserver.yaml: not a working control-plane node"',
+  ].join('\n');
+}
+
 /** The CRI socket kubeadm and crictl use for the configured runtime. */
 export function criSocket(c: ClusterSpec): string {
   return c.spec.containerRuntime.type === 'docker'

@@ -3,7 +3,7 @@
 // for the duration of `kubeadm join`.
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import { advertiseAddress, endpointHostPort } from '../spec/types';
-import { ADMIN_CONF, ETCD_PKI, KUBELET_CONF, kubeadmApiVersion, yamlDocs } from './common';
+import { ADMIN_CONF, ETCD_PKI, KUBELET_CONF, kubeadmApiVersion, localApiAddress, yamlDocs } from './common';
 import { endpointCheck, labelCommands, nodeRegistration, ROOT_KUBECONFIG } from './kubeadm';
 import { file, lines, q, script } from './shell';
 import type { PhaseRender, RenderFacts, RenderedFile, RenderedScript } from './types';
@@ -93,8 +93,7 @@ function mintScript(c: ClusterSpec, n: NodeSpec, facts: RenderFacts, phase: stri
         ? lines(
             '# The uploaded certificates and their key expire after 2 h, so mint right before the join.',
             '# kubeadm takes this node\'s API address from the default route unless told: hosts without one need it named.',
-            "api_address=\"$(sed -n 's/^[[:space:]]*- --advertise-address=\\([0-9.]*\\)[[:space:]]*$/\\1/p' /etc/kubernetes/manifests/kube-apiserver.yaml 2>/dev/null | head -n 1)\"",
-            '[ -n "$api_address" ] || kha_die "no --advertise-address in /etc/kubernetes/manifests/kube-apiserver.yaml: not a working control-plane node"',
+            localApiAddress(),
             'upload_cfg="$(mktemp)"',
             `printf 'apiVersion: ${kubeadmApiVersion(facts)}\\nkind: InitConfiguration\\nlocalAPIEndpoint:\\n  advertiseAddress: %s\\n' "$api_address" >"$upload_cfg"`,
             'if ! certs_out="$(kubeadm init phase upload-certs --upload-certs --config "$upload_cfg" 2>/dev/null)"; then',

@@ -3,7 +3,7 @@
 // control-plane node, the etcd member and the Node object.
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import { advertiseAddress, vipInterface } from '../spec/types';
-import { ADMIN_CONF, KUBE_VIP_MANIFEST, criSocket } from './common';
+import { ADMIN_CONF, KUBE_VIP_MANIFEST, criSocket, localApiAddress } from './common';
 import { ROOT_KUBECONFIG } from './kubeadm';
 import { etcdctlFunction } from './join';
 import { lines, q, script } from './shell';
@@ -81,6 +81,9 @@ export function renderReset(c: ClusterSpec, n: NodeSpec, _facts: RenderFacts): P
     body: lines(
       `export KUBECONFIG=${q(ADMIN_CONF)}`,
       `node=${q(n.name)}`,
+      '# This node\'s own API server: the VIP moves while the node being removed lets it go.',
+      localApiAddress(),
+      `api_server="https://$api_address:${c.spec.controlPlaneEndpoint.port}"`,
       cp
         ? lines(
             etcdctlFunction(),
@@ -95,7 +98,7 @@ export function renderReset(c: ClusterSpec, n: NodeSpec, _facts: RenderFacts): P
             'fi',
           )
         : null,
-      'kubectl delete node "$node" --ignore-not-found >/dev/null',
+      'kubectl --server "$api_server" delete node "$node" --ignore-not-found >/dev/null',
       'kha_log "node $node removed from the cluster"',
     ),
   });

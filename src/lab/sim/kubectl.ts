@@ -21,7 +21,8 @@ function connect(p: ParsedArgs): SimCluster {
     err('E1125 00:00:00.000000 kubectl memcache.go:265] couldn\'t get current server API group list: Get "http://localhost:8080/api?timeout=32s": dial tcp [::1]:8080: connect: connection refused\nThe connection to the server localhost:8080 was refused - did you specify the right host or port?');
     throw new ToolExit(1);
   }
-  const server = /server:\s*https:\/\/(\S+)/.exec(text)?.[1] ?? '';
+  const override = flag(p, 'server') ?? flag(p, 's');
+  const server = override ? override.replace(/^https:\/\//, '').replace(/\/$/, '') : (/server:\s*https:\/\/(\S+)/.exec(text)?.[1] ?? '');
   const c = readModel().cluster;
   const e = dialApi(c, server);
   if (e) {
