@@ -136,6 +136,15 @@ describe('kha deploy onto real Kubernetes components (lab real tier, 3+3)', () =
     assert.ok(answered, `the VIP did not move to a healthy control plane with its API answering (holders now: ${now.join(',') || 'none'})`);
     const back = await lab.exec(holder, 'mv /root/kube-apiserver.yaml /etc/kubernetes/manifests/kube-apiserver.yaml');
     assert.equal(back.code, 0, back.stderr);
+    // The cluster as it was for what follows: the holder's API server answers again.
+    const address = lab.host(holder).address;
+    const t1 = Date.now();
+    let again = kubectl(['--server', `https://${address}:6443`, 'get', '--raw', '/livez']);
+    while (again.code !== 0 && Date.now() - t1 < 180_000) {
+      await new Promise((res) => setTimeout(res, 1000));
+      again = kubectl(['--server', `https://${address}:6443`, 'get', '--raw', '/livez']);
+    }
+    assert.equal(again.code, 0, `the API server of ${holder} did not come back: ${again.stderr}`);
   });
 
   it('kha reset --yes: no kubelet.conf, static pods or etcd data left on any node', async () => {

@@ -81,7 +81,8 @@ export function renderReset(c: ClusterSpec, n: NodeSpec, _facts: RenderFacts): P
     body: lines(
       `export KUBECONFIG=${q(ADMIN_CONF)}`,
       `node=${q(n.name)}`,
-      '# This node\'s own API server: the VIP moves while the node being removed lets it go.',
+      '# This node\'s own API server first: the VIP moves while the node being removed lets it go; the endpoint',
+      '# when this one is not answering.',
       localApiAddress(),
       `api_server="https://$api_address:${c.spec.controlPlaneEndpoint.port}"`,
       cp
@@ -98,7 +99,9 @@ export function renderReset(c: ClusterSpec, n: NodeSpec, _facts: RenderFacts): P
             'fi',
           )
         : null,
-      'kubectl --server "$api_server" delete node "$node" --ignore-not-found >/dev/null',
+      'if ! kubectl --server "$api_server" delete node "$node" --ignore-not-found >/dev/null 2>&1; then',
+      '  kubectl delete node "$node" --ignore-not-found >/dev/null',
+      'fi',
       'kha_log "node $node removed from the cluster"',
     ),
   });
