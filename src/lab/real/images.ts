@@ -3,8 +3,8 @@
 // (`kubeadm config images list`), plus kube-vip's and calico-node's stand-ins.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { chmodSync, closeSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { kubeBinDir, type TierRecord } from './tier';
 
 export interface ImageRef {
@@ -58,13 +58,26 @@ function libsOf(program: string): string[] {
   return out;
 }
 
+/** A file of this machine at its own path in the image; a symbolic link comes with the chain it points along. */
+function addWithLinks(c: Contents, path: string): void {
+  for (let p = path, hops = 0; hops < 10 && !(p.slice(1) in c); hops++) {
+    if (!lstatSync(p).isSymbolicLink()) {
+      c[p.slice(1)] = p;
+      return;
+    }
+    const target = readlinkSync(p);
+    c[p.slice(1)] = `->${target}`;
+    p = isAbsolute(target) ? target : join(dirname(p), target);
+  }
+}
+
 /** kube-proxy with the iptables, nft, ipset and conntrack programs it runs (and their libraries), from this machine. */
 function kubeProxyContents(bin: string): Contents {
   const c: Contents = { 'usr/local/bin/kube-proxy': join(bin, 'kube-proxy') };
   const programs = ['/usr/sbin/xtables-nft-multi', '/usr/sbin/xtables-legacy-multi', '/usr/sbin/ipset', '/usr/sbin/nft', '/usr/sbin/conntrack'].filter(existsSync);
   for (const p of programs) {
-    c[p.slice(1)] = p;
-    for (const lib of libsOf(p)) c[lib.slice(1)] = lib;
+    addWithLinks(c, p);
+    for (const lib of libsOf(p)) addWithLinks(c, lib);
   }
   const multi = existsSync('/usr/sbin/xtables-nft-multi') ? 'xtables-nft-multi' : 'xtables-legacy-multi';
   for (const name of ['iptables', 'iptables-save', 'iptables-restore', 'ip6tables', 'ip6tables-save', 'ip6tables-restore']) c[`usr/sbin/${name}`] = `->${multi}`;
@@ -113,7 +126,7 @@ export function buildImages(t: TierRecord): ImageCatalog {
   for (const def of imageDefs(t)) {
     // Cache key: the image's definition and its sources' sizes and times.
     const key = createHash('sha256')
-      .update(JSON.stringify({ def, files: Object.values(def.contents).filter((f) => !f.startsWith('->')).map((f) => [f, statSync(f).size, statSync(f).mtimeMs]) }))
+      .update(JSON.stringify({ layout: 2, def, files: Object.values(def.contents).filter((f) => !f.startsWith('->')).map((f) => [f, statSync(f).size, statSync(f).mtimeMs]) }))
       .digest('hex')
       .slice(0, 24);
     const indexFile = join(root, 'index', `${key}.json`);
@@ -135,7 +148,8 @@ export function buildImages(t: TierRecord): ImageCatalog {
         }
       }
     }
-    mkdirSync(join(staging, 'tmp'), { recursive: true, mode: 0o1777 });
+    mkdirSync(join(staging, 'tmp'), { recursive: true });
+    chmodSync(join(staging, 'tmp'), 0o1777);
     mkdirSync(join(staging, 'etc'), { recursive: true });
     const layer = join(root, 'staging', `${key}.tar`);
     const tar = spawnSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '-cf', layer, '-C', staging, '.']);
