@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
 import { Lab } from '../src/lab/lab';
 import { signRelease } from '../src/lab/real/apt-repo';
 import { realPaths } from '../src/lab/real/setup';
@@ -29,7 +30,10 @@ async function startLab(dir: string, workers: number): Promise<{ lab: Lab; file:
   timings[`labUp${workers ? '1+1' : '1+0'}`] = Date.now() - t0;
   const version = lab.realKubeVersions().at(-1)!;
   const file = join(dir, 'real.yaml');
-  writeFileSync(file, lab.specYaml({ name: 'realapt', kubernetesVersion: minorOf(version) }));
+  // This machine's kernel has no IPVS (kube-proxy's default mode here fails "Ipvs not supported"): iptables.
+  const spec = parse(lab.specYaml({ name: 'realapt', kubernetesVersion: minorOf(version) })) as { spec: { networking: Record<string, unknown> } };
+  spec.spec.networking.kubeProxyMode = 'iptables';
+  writeFileSync(file, stringify(spec));
   const env = cliEnv({ XDG_STATE_HOME: join(dir, 'state'), KHA_SERVER_PORT: String(await freePort()), KHA_UI_PORT: String(await freePort()) });
   return { lab, file, version, env };
 }

@@ -175,7 +175,9 @@ function buildDeb(cacheDir: string, r: DebRecipe, arch: string): BuiltDeb {
   const base = join(cacheDir, `${r.name}_${r.version}_${arch}.${key}`);
   const meta = `${base}.json`;
   if (existsSync(meta) && existsSync(`${base}.deb`)) return JSON.parse(readFileSync(meta, 'utf8')) as BuiltDeb;
-  const root = `${base}.tree`;
+  // Per-process names: two labs starting at once may build the same package; the renames make either win whole.
+  const root = `${base}.${process.pid}.tree`;
+  const tmp = `${base}.${process.pid}.tmp`;
   rmSync(root, { recursive: true, force: true });
   try {
     let bytes = 0;
@@ -196,13 +198,15 @@ function buildDeb(cacheDir: string, r: DebRecipe, arch: string): BuiltDeb {
     const control = controlText(r, arch, Math.ceil(bytes / 1024));
     writeFileSync(join(root, 'DEBIAN/control'), control);
     // zstd at level 1: a third of the size of an uncompressed kubelet package for ~0.1 s more than none.
-    must('dpkg-deb', ['--root-owner-group', '-Zzstd', '-z1', '--build', root, `${base}.tmp`]);
-    renameSync(`${base}.tmp`, `${base}.deb`);
-    const built: BuiltDeb = { name: r.name, version: r.version, control, path: `${base}.deb`, size: statSync(`${base}.deb`).size, sha256: sha256File(`${base}.deb`) };
-    writeFileSync(meta, JSON.stringify(built));
+    must('dpkg-deb', ['--root-owner-group', '-Zzstd', '-z1', '--build', root, tmp]);
+    const built: BuiltDeb = { name: r.name, version: r.version, control, path: `${base}.deb`, size: statSync(tmp).size, sha256: sha256File(tmp) };
+    renameSync(tmp, `${base}.deb`);
+    writeFileSync(tmp, JSON.stringify(built));
+    renameSync(tmp, meta);
     return built;
   } finally {
     rmSync(root, { recursive: true, force: true });
+    rmSync(tmp, { force: true });
   }
 }
 
