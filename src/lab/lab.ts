@@ -177,10 +177,6 @@ export class Lab {
       if (state.kube === 'real') {
         const { tier } = prepareRealTier(dir, index, state.gateway);
         writeFileSync(join(p.shared, 'tier.json'), JSON.stringify(tier));
-        // The package versions the sim's apt offers are the ones built (its installs link those binaries).
-        const kubernetes: Record<string, string[]> = {};
-        for (const v of tier.kubeVersions) (kubernetes[v.split('.').slice(0, 2).join('.')] ??= []).push(`${v}-1.1`);
-        writeFileSync(join(p.shared, 'apt-versions.json'), JSON.stringify({ kubernetes }));
         phase('realTier');
       }
       const [users] = await Promise.all([prepareKeys(p), createHostNetworks(state)]);

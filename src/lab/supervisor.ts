@@ -113,6 +113,7 @@ class Supervisor {
       certPem: readFileSync(rp.cert, 'utf8'),
       keyPem: readFileSync(rp.key, 'utf8'),
       releaseKey: readFileSync(rp.releaseKey, 'utf8'),
+      repoDir: rp.repo,
       log: (m) => this.log(m),
     }));
   }

@@ -1,10 +1,11 @@
 // The real tier's services on the lab bridge (this machine's .1 address, HTTPS with the lab's own CA, which
 // every host trusts): an OCI registry (pull only) that containerd reaches through the mirrors the cluster file
-// names, the Kubernetes package repository's index and signing key per built minor, and Calico's stand-in
+// names, the Kubernetes apt repository per built minor (signed index, signing key, packages), and Calico's stand-in
 // manifest. It listens on the bridge address only: nothing outside the lab reaches it.
 import { createReadStream, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { repositoryFile } from './apt-repo';
 import { blobStream, MANIFEST_TYPE, type ImageCatalog } from './images';
 import type { TierRecord } from './tier';
 
@@ -57,17 +58,6 @@ spec:
 `;
 }
 
-/** The Packages index of one minor: kubelet, kubeadm, kubectl and cri-tools at each built patch. */
-export function packagesIndex(t: TierRecord, minor: string): string {
-  const out: string[] = [];
-  for (const v of t.kubeVersions.filter((x) => x.startsWith(`${minor}.`))) {
-    for (const p of ['kubeadm', 'kubelet', 'kubectl']) {
-      out.push(`Package: ${p}\nVersion: ${v}-1.1\nArchitecture: amd64\nFilename: ${p}_${v}-1.1_amd64.deb\n`);
-    }
-  }
-  return out.join('\n');
-}
-
 export interface LabServicesOptions {
   address: string;
   tier: TierRecord;
@@ -76,6 +66,8 @@ export interface LabServicesOptions {
   keyPem: string;
   /** The armored OpenPGP key served as Release.key. */
   releaseKey: string;
+  /** The Kubernetes apt repository, one directory per minor (src/lab/real/apt-repo.ts). */
+  repoDir: string;
   log: (msg: string) => void;
 }
 
@@ -118,10 +110,18 @@ export function startLabServices(o: LabServicesOptions): Promise<Server> {
       createReadStream(blob.path).pipe(res);
       return;
     }
-    m = new RegExp(`^${REPO_PATH.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/v(\\d+\\.\\d+)/deb/(Packages|Release\\.key)$`).exec(path);
+    m = new RegExp(`^${REPO_PATH.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/v(\\d+\\.\\d+)/deb/([^/]+)$`).exec(path);
     if (m) {
       if (!o.tier.kubeVersions.some((v) => v.startsWith(`${m![1]}.`))) return send(404, 'text/plain', `no Kubernetes ${m[1]} in the lab repository\n`);
-      return m[2] === 'Packages' ? send(200, 'text/plain', packagesIndex(o.tier, m[1]!)) : send(200, 'application/pgp-keys', o.releaseKey);
+      if (m[2] === 'Release.key') return send(200, 'application/pgp-keys', o.releaseKey);
+      // The repository's files are read per request: a test may re-sign it (another key) while the lab runs.
+      const f = repositoryFile(o.repoDir, m[1]!, m[2]!);
+      if (!f) return send(404, 'text/plain', 'not found\n');
+      const type = m[2]!.endsWith('.deb') ? 'application/vnd.debian.binary-package' : 'text/plain';
+      res.writeHead(200, { 'Content-Type': type, 'Content-Length': String(f.size) });
+      if (head) return res.end();
+      createReadStream(f.path).pipe(res);
+      return;
     }
     if (path === CALICO_MANIFEST_PATH) return send(200, 'application/yaml', calicoStandinManifest());
     send(404, 'text/plain', 'not found\n');

@@ -2,9 +2,10 @@
 // reads, the lab CA and the services' certificate, the package repository's signing key, the images, and
 // each host's trust in the lab CA.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { buildDebs, writeRepository } from './apt-repo';
 import { buildImages, type ImageCatalog } from './images';
 import { findRealBinaries, type TierRecord } from './tier';
 
@@ -16,6 +17,8 @@ export interface RealPaths {
   key: string;
   releaseKey: string;
   catalog: string;
+  /** The Kubernetes apt repository the services serve (src/lab/real/apt-repo.ts). */
+  repo: string;
 }
 
 export function realPaths(labDir: string): RealPaths {
@@ -28,6 +31,7 @@ export function realPaths(labDir: string): RealPaths {
     key: join(dir, 'services.key'),
     releaseKey: join(dir, 'Release.key'),
     catalog: join(dir, 'catalog.json'),
+    repo: join(dir, 'repo'),
   };
 }
 
@@ -46,13 +50,16 @@ function makeCertificates(p: RealPaths, address: string): void {
   must('openssl', ['x509', '-req', '-in', csr, '-CA', p.caCert, '-CAkey', p.caKey, '-CAcreateserial', '-days', '30', '-extfile', ext, '-out', p.cert]);
 }
 
-function makeReleaseKey(p: RealPaths): void {
+/** A signing key of this lab: its public half as Release.key; the secret half signs the repository, then goes. */
+function makeReleaseKey(p: RealPaths, sign: (gnupgHome: string) => void): void {
   const home = mkdtempSync(join(tmpdir(), 'kha-lab-gpg-'));
   try {
     const env = { ...process.env, GNUPGHOME: home };
     must('gpg', ['--batch', '--passphrase', '', '--quick-gen-key', 'kha lab repository <lab@kha.invalid>', 'ed25519', 'sign', '30d'], env);
     writeFileSync(p.releaseKey, must('gpg', ['--batch', '--armor', '--export'], env));
+    sign(home);
   } finally {
+    spawnSync('gpgconf', ['--homedir', home, '--kill', 'gpg-agent']);
     rmSync(home, { recursive: true, force: true });
   }
 }
@@ -63,8 +70,9 @@ export function prepareRealTier(labDir: string, subnetIndex: number, gateway: st
   const p = realPaths(labDir);
   mkdirSync(p.dir, { recursive: true, mode: 0o700 });
   makeCertificates(p, gateway);
-  makeReleaseKey(p);
   const tier: TierRecord = { kube: 'real', ...found, cgroupPrefix: `kha${subnetIndex}`, gateway };
+  const debs = buildDebs(tier);
+  makeReleaseKey(p, (home) => writeRepository(p.repo, debs, home));
   matchConntrackMax();
   const catalog = buildImages(tier);
   writeFileSync(p.catalog, JSON.stringify(catalog));
@@ -93,6 +101,59 @@ export function prepareRealHost(upper: string, labDir: string): void {
   trustLabCa(upper, labDir);
   mkdirSync(join(upper, 'usr/local/sbin'), { recursive: true });
   writeFileSync(join(upper, 'usr/local/sbin/runc'), RUNC_WRAPPER, { mode: 0o755 });
+  hideMachinePackaging(upper);
+}
+
+/** The packages the lab repository offers: a fresh host has none of them, whatever this machine has. */
+export const LAB_REPO_PACKAGES = ['kubeadm', 'kubelet', 'kubectl', 'cri-tools', 'kubernetes-cni'];
+
+const listDir = (d: string) => {
+  try {
+    return readdirSync(d);
+  } catch {
+    return [];
+  }
+};
+
+/**
+ * The real apt and dpkg of a host read this machine's configuration from the lower layer. Hidden there: its
+ * sources and downloaded lists (a host has no internet; `apt-get update` reads only what kha writes), its
+ * dpkg records of the lab repository's packages (this machine may have a cloud SDK's kubectl), and the units
+ * it enabled (the sim's systemctl counts a wants link as enabled; a fresh host enables what it installs).
+ */
+function hideMachinePackaging(upper: string): void {
+  const hide: string[] = [];
+  if (existsSync('/etc/apt/sources.list')) hide.push('/etc/apt/sources.list');
+  for (const f of listDir('/etc/apt/sources.list.d')) hide.push(`/etc/apt/sources.list.d/${f}`);
+  for (const f of listDir('/var/lib/apt/lists')) if (f.includes('_')) hide.push(`/var/lib/apt/lists/${f}`);
+  for (const f of listDir('/etc/systemd/system/multi-user.target.wants')) hide.push(`/etc/systemd/system/multi-user.target.wants/${f}`);
+  const ours = new Set(LAB_REPO_PACKAGES);
+  for (const f of listDir('/var/lib/dpkg/info')) if (ours.has(f.replace(/(:[a-z0-9]+)?\.[^.]+$/, ''))) hide.push(`/var/lib/dpkg/info/${f}`);
+  const status = '/var/lib/dpkg/status';
+  const stanzas = existsSync(status) ? readFileSync(status, 'utf8').split(/\n{2,}/).filter((st) => st.trim()) : [];
+  const kept = stanzas.filter((st) => !ours.has(/^Package: (\S+)$/m.exec(st)?.[1] ?? ''));
+  if (kept.length !== stanzas.length) {
+    upperDirs(upper, '/var/lib/dpkg');
+    writeFileSync(join(upper, status), kept.map((st) => `${st.trimEnd()}\n\n`).join(''), { mode: statSync(status).mode & 0o777 });
+  }
+  for (const p of hide) upperDirs(upper, dirname(p));
+  if (!hide.length) return;
+  const r = spawnSync('sh', ['-c', 'for p; do mknod "$p" c 0 0; done', 'sh', ...hide.map((p) => join(upper, p))], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`lab: cannot hide this machine's apt configuration from the hosts: ${r.stderr || r.error?.message}`);
+}
+
+/** Creates dir and its parents in the upper layer with this machine's owners and modes (overlay shows the upper's). */
+function upperDirs(upper: string, dir: string): void {
+  const parts = dir.split('/').filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    const d = '/' + parts.slice(0, i).join('/');
+    const u = join(upper, d);
+    if (existsSync(u)) continue;
+    const st = statSync(d);
+    mkdirSync(u, { mode: st.mode & 0o7777 });
+    chmodSync(u, st.mode & 0o7777);
+    chownSync(u, st.uid, st.gid);
+  }
 }
 
 /**

@@ -9,7 +9,6 @@ import {
 } from './host';
 import { toolWrapperScript } from './tools';
 import { keyFileFingerprint, keyFingerprintForUrl } from './net';
-import { isLinkedTool, linkRealTool, realTier, realToolTarget } from './real';
 
 interface AptRepo {
   url: string;
@@ -205,24 +204,17 @@ function aptInstall(p: ReturnType<typeof parseArgs>, names: string[]): number {
   for (const x of changes) {
     inst[x.pkg] = { version: x.version, held: inst[x.pkg]?.held ?? false } satisfies InstalledPkg;
     out(`Setting up ${x.pkg} (${x.version}) ...`);
-    afterInstall(x.pkg, x.version);
+    afterInstall(x.pkg);
   }
   saveInstalled(inst);
   return 0;
 }
 
 /** What the packages' maintainer scripts leave on a real host: binaries, unit enabled and started, config. */
-function afterInstall(pkg: string, version: string): void {
+function afterInstall(pkg: string): void {
   const info = PACKAGES[pkg];
   if (!info) return;
-  const real = realTier();
-  for (const t of info.tools) {
-    if (!real) writeFileAtomic(hp(`/usr/bin/${t}`), toolWrapperScript(t), 0o755);
-    else {
-      const target = realToolTarget(real, t, version);
-      if (target) linkRealTool(target, t);
-    }
-  }
+  for (const t of info.tools) writeFileAtomic(hp(`/usr/bin/${t}`), toolWrapperScript(t), 0o755);
   for (const unit of [info.unit, ...(info.units ?? [])]) {
     if (!unit) continue;
     const files = unitFiles();
@@ -254,7 +246,7 @@ function aptRemove(p: ReturnType<typeof parseArgs>, names: string[]): number {
   }
   for (const n of gone) {
     delete inst[n];
-    for (const t of PACKAGES[n]?.tools ?? []) if (!realTier() || isLinkedTool(t)) fs.rmSync(hp(`/usr/bin/${t}`), { force: true });
+    for (const t of PACKAGES[n]?.tools ?? []) fs.rmSync(hp(`/usr/bin/${t}`), { force: true });
     out(`Removing ${n} ...`);
   }
   saveInstalled(inst);

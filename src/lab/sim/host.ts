@@ -317,8 +317,14 @@ export interface UnitFileState {
   masked?: boolean;
 }
 
+const WANTS_DIR = '/etc/systemd/system/multi-user.target.wants';
+
 export function unitFiles(): Record<string, UnitFileState> {
-  return readJson<Record<string, UnitFileState>>(path.join(stateDir(), 'units.json'), {});
+  const u = readJson<Record<string, UnitFileState>>(path.join(stateDir(), 'units.json'), {});
+  // Real tier: a package's maintainer script enables its unit as on a host with systemd (deb-systemd-helper's
+  // wants link); the sim's own record, once systemctl wrote one, decides.
+  if (realTier()) for (const f of dirEntries(hp(WANTS_DIR))) if (f.endsWith('.service')) u[normUnit(f)] ??= { enabled: true };
+  return u;
 }
 export function saveUnitFiles(u: Record<string, UnitFileState>): void {
   writeJson(path.join(stateDir(), 'units.json'), u);
@@ -331,10 +337,14 @@ export function saveActiveUnits(u: Record<string, string>, restart: string[] = [
   reconcileDaemons(u, restart);
 }
 
+const UNIT_DIRS = ['/etc/systemd/system', '/run/systemd/system', '/lib/systemd/system', '/usr/lib/systemd/system'];
+
 /** Units the simulated host has: those of installed packages, plus the base system's. */
 export function unitExists(unit: string): boolean {
   if (['ufw', 'systemd-networkd', 'ssh', 'sshd', 'systemd-resolved', 'cron', 'swap.target', 'apparmor', 'firewalld'].includes(unit)) return unit !== 'firewalld';
   if (unit.endsWith('.swap')) return fstabSwapEntries().some((d) => swapUnitName(d) === unit);
+  // Real tier: the real dpkg installs packages, so a unit exists when its file does (containerd's, the kubelet's).
+  if (realTier()) return UNIT_DIRS.some((d) => exists(hp(path.join(d, unit.includes('.') ? unit : `${unit}.service`))));
   const inst = installed();
   return Object.entries(PACKAGES).some(([p, i]) => (i.unit === unit || i.units?.includes(unit)) && inst[p]);
 }

@@ -1,12 +1,12 @@
-// The sim's part on the lab's real tier: the packages it installs are the real binaries (links into the
-// cache built by scripts/kube-build.sh), and the units it starts are real daemons. A host has no systemd, so
+// The sim's part on the lab's real tier: the units it starts are real daemons (the packages are real ones, which
+// the real apt installs from the lab's repository: src/lab/real/apt-repo.ts). A host has no systemd, so
 // this file is the stand-in for the two units kubeadm relies on, containerd and kubelet: each runs under a
 // small restart loop (systemd's Restart=always), in its own session, logging to /var/log/kha-lab/<unit>.log.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { hostRoot, hostname, hp, labDir, runDir } from './env';
-import { kubeBinDir, readTier, type TierRecord } from '../real/tier';
+import { readTier, type TierRecord } from '../real/tier';
 
 let cached: { tier: TierRecord | undefined } | undefined;
 
@@ -15,30 +15,6 @@ export function realTier(): TierRecord | undefined {
   if (process.env.KHA_SIM_ROOT) return undefined;
   cached ??= { tier: readTier(labDir()) };
   return cached.tier?.kube === 'real' ? cached.tier : undefined;
-}
-
-/** Where an installed package's tool points on the real tier; undefined: this machine's own program is used. */
-export function realToolTarget(t: TierRecord, tool: string, pkgVersion: string): string | undefined {
-  const v = pkgVersion.replace(/-[^-]*$/, '');
-  if (['kubeadm', 'kubelet', 'kubectl'].includes(tool)) return path.join(kubeBinDir(t, v), tool);
-  if (tool === 'crictl') return t.crictl;
-  if (tool === 'etcdctl') return path.join(t.etcdDir, 'etcdctl');
-  return undefined;
-}
-
-export function linkRealTool(target: string, tool: string): void {
-  const p = hp(`/usr/bin/${tool}`);
-  fs.rmSync(p, { force: true });
-  fs.symlinkSync(target, p);
-}
-
-/** A tool the real tier linked (a removal must not take this machine's own programs away). */
-export function isLinkedTool(tool: string): boolean {
-  try {
-    return fs.lstatSync(hp(`/usr/bin/${tool}`)).isSymbolicLink();
-  } catch {
-    return false;
-  }
 }
 
 const DAEMON_UNITS = ['containerd', 'kubelet'] as const;

@@ -10,8 +10,13 @@ export const SIM_TOOLS: string[] = [
 
 export const SIM_PACKAGE_TOOLS: string[] = ['kubeadm', 'kubelet', 'kubectl', 'crictl', 'containerd', 'ctr', 'docker', 'cri-dockerd', 'ipvsadm', 'ipset', 'conntrack', 'socat', 'etcdctl'];
 
-/** On the real tier these are this machine's own programs: they touch only the host's own files and netns. */
-export const REAL_TIER_OWN_TOOLS: string[] = ['curl', 'gpg', 'iptables', 'ip6tables', 'iptables-save', 'iptables-restore'];
+/**
+ * On the real tier these are this machine's own programs: they touch only the host's own files and netns. apt
+ * and dpkg install from the lab's signed repository (src/lab/real/apt-repo.ts) into the host's own root.
+ */
+export const REAL_TIER_OWN_TOOLS: string[] = [
+  'curl', 'gpg', 'iptables', 'ip6tables', 'iptables-save', 'iptables-restore', 'apt-get', 'apt-cache', 'apt-mark', 'dpkg-query',
+];
 
 /** Tools a host of the tier starts with as wrappers of the sim. */
 export function hostSimTools(tier: 'sim' | 'real'): string[] {
@@ -20,7 +25,7 @@ export function hostSimTools(tier: 'sim' | 'real'): string[] {
 
 /**
  * Package tools this machine may have that a fresh host must not show. On the real tier the packages phase
- * links the real Kubernetes binaries; containerd, ipset and friends are Debian's own, present but inactive.
+ * installs the real Kubernetes packages with dpkg; containerd, ipset and friends are Debian's own, installed.
  */
 export function hiddenPackageTools(tier: 'sim' | 'real'): string[] {
   return tier === 'real' ? ['kubeadm', 'kubelet', 'kubectl', 'crictl', 'etcdctl'] : SIM_PACKAGE_TOOLS;
