@@ -37,19 +37,20 @@ build_kube() {
   log "building Kubernetes v$v (${missing[*]}); about 17 minutes on 2 cores for all of them, once"
   rm -f "$out/.complete"
   if [ ! -f "$work/go.sum" ]; then
-  rm -rf "$work"; mkdir -p "$work" "$out"
-  local gomod
-  gomod=$(cd "$work" && go mod download -json "k8s.io/kubernetes@v$v" | sed -n 's/^\s*"GoMod": "\(.*\)",*$/\1/p')
-  [ -f "$gomod" ] || { log "no go.mod for k8s.io/kubernetes@v$v"; return 1; }
-  {
-    echo "module kha.local/kube-v$v"
-    echo "go 1.24"
-    echo "require k8s.io/kubernetes v$v"
-    # kubernetes replaces its staging modules with local paths; point each at its published v0.Y.Z.
-    grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging/src/k8s\.io/[a-z0-9-]+' "$gomod" | awk '{print $1}' | sort -u |
-      while read -r m; do echo "replace $m => $m v0.$minor.${v##*.}"; done
-  } >"$work/go.mod"
+    rm -rf "$work"; mkdir -p "$work" "$out"
+    local gomod
+    gomod=$(cd "$work" && go mod download -json "k8s.io/kubernetes@v$v" | sed -n 's/^\s*"GoMod": "\(.*\)",*$/\1/p')
+    [ -f "$gomod" ] || { log "no go.mod for k8s.io/kubernetes@v$v"; return 1; }
+    {
+      echo "module kha.local/kube-v$v"
+      echo "go 1.24"
+      echo "require k8s.io/kubernetes v$v"
+      # kubernetes replaces its staging modules with local paths; point each at its published v0.Y.Z.
+      grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging/src/k8s\.io/[a-z0-9-]+' "$gomod" | awk '{print $1}' | sort -u |
+        while read -r m; do echo "replace $m => $m v0.$minor.${v##*.}"; done
+    } >"$work/go.mod"
   fi
+  mkdir -p "$out"
   local pkgs=()
   for t in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$t"); done
   (cd "$work" && go get "${pkgs[@]/%/@v$v}" >&2)
@@ -92,14 +93,15 @@ EOF
   touch "$out/.complete"
 }
 
-build_crictl() {
-  local v="$crictl_version" out="$cache/crictl/v$crictl_version" work="$cache/src/crictl-v$crictl_version"
+# build_module NAME VERSION MODULE PACKAGE [LDFLAGS]: one main package of a published module, in a consumer module.
+build_module() {
+  local name="$1" v="$2" module="$3" pkg="$4" ldflags="-s -w ${5:-}" out="$cache/$1/v$2" work="$cache/src/$1-v$2"
   [ -f "$out/.complete" ] && return 0
-  log "building crictl v$v"
+  log "building $name v$v"
   rm -rf "$work" "$out"; mkdir -p "$work" "$out"
-  printf 'module kha.local/crictl-v%s\ngo 1.24\n' "$v" >"$work/go.mod"
-  (cd "$work" && go get "sigs.k8s.io/cri-tools/cmd/crictl@v$v" >&2)
-  (cd "$work" && go build -trimpath -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=v$v" -o "$out/" sigs.k8s.io/cri-tools/cmd/crictl >&2)
+  printf 'module kha.local/%s-v%s\ngo 1.24\n' "$name" "$v" >"$work/go.mod"
+  (cd "$work" && go get "$module@v$v" >&2)
+  (cd "$work" && go build -trimpath -ldflags "$ldflags" -o "$out/" "$pkg" >&2)
   touch "$out/.complete"
 }
 
@@ -115,20 +117,10 @@ build_standins() {
   touch "$out/.complete"
 }
 
-build_coredns() {
-  local v="$coredns_version" out="$cache/coredns/v$coredns_version" work="$cache/src/coredns-v$coredns_version"
-  [ -f "$out/.complete" ] && return 0
-  log "building CoreDNS v$v"
-  rm -rf "$work" "$out"; mkdir -p "$work" "$out"
-  printf 'module kha.local/coredns-v%s\ngo 1.24\n' "$v" >"$work/go.mod"
-  (cd "$work" && go get "github.com/coredns/coredns@v$v" >&2)
-  (cd "$work" && go build -trimpath -ldflags "-s -w" -o "$out/" github.com/coredns/coredns >&2)
-  touch "$out/.complete"
-}
 
 build_etcd
-build_crictl
-build_coredns
+build_module crictl "$crictl_version" "sigs.k8s.io/cri-tools/cmd/crictl" sigs.k8s.io/cri-tools/cmd/crictl "-X sigs.k8s.io/cri-tools/pkg/version.Version=v$crictl_version"
+build_module coredns "$coredns_version" github.com/coredns/coredns github.com/coredns/coredns
 build_standins
 for v in "${versions[@]}"; do build_kube "$v"; done
 echo "$cache"
