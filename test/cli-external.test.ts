@@ -41,15 +41,15 @@ describe('kha operator commands on an external Temporal cluster', () => {
     const r = await kha(['deploy', file, '--detach'], env);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, new RegExp(`^Temporal: ${tenv.address.replace(/[.]/g, '\\.')} \\(namespace default, task queue ${taskQueue}\\)`, 'm'));
-    assert.match(r.stdout, /^started deployment kha-deploy-ext: ext, Kubernetes 1\.35, 1 control-plane \+ 1 worker node, endpoint 127\.0\.0\.10:6443$/m);
+    assert.match(r.stdout, /^started deployment kha-deploy-ext: ext, Kubernetes 1\.35, 1 control-plane \+ 1 worker node, endpoint 198\.18\.255\.10:6443$/m);
     assert.match(r.stdout, /^Web UI: http:\/\/ui\.example\.invalid:8080\/namespaces\/default\/workflows\/kha-deploy-ext\/\S+$/m);
     assert.match(r.stderr, new RegExp(`^warning: no worker polls task queue ${taskQueue} on .*: start one with: kha worker`, 'm'));
     assert.equal(existsSync(join(dir, 'state', 'kha', 'server.json')), false, 'no embedded server with TEMPORAL_ADDRESS');
     const d = await tenv.client.workflow.getHandle('kha-deploy-ext').describe();
     assert.equal(d.status.name, 'RUNNING');
     assert.equal(d.taskQueue, taskQueue);
-    assert.equal(await d.staticSummary(), 'deploy ext: Kubernetes 1.35, 1 control-plane + 1 worker node, endpoint 127.0.0.10:6443');
-    assert.match((await d.staticDetails()) ?? '', /\| cp-1 \| control-plane \| 127\.0\.0\.11 \|/);
+    assert.equal(await d.staticSummary(), 'deploy ext: Kubernetes 1.35, 1 control-plane + 1 worker node, endpoint 198.18.255.10:6443');
+    assert.match((await d.staticDetails()) ?? '', /\| cp-1 \| control-plane \| 198\.18\.255\.11 \|/);
   });
 
   it('status without a worker shows what the server knows: the search attributes set at start', async () => {

@@ -1,5 +1,5 @@
 // Runs the real `kha` CLI (the compiled entry) as a child process and captures what it prints.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -66,11 +66,16 @@ export function jsonLines(stdout: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/** A lab-range /24 that no lab uses: a blackhole route on this machine drops anything sent there. */
+export const UNREACHABLE_NET = '198.18.255';
+
 /**
- * A cluster whose nodes are loopback addresses kha cannot log in to (no SSH key configured): preflight fails on
- * every node without any packet leaving the machine, and the deployment waits for an operator decision.
+ * A cluster whose nodes kha cannot log in to (no SSH key configured): preflight fails on every node before any
+ * connection, and the deployment waits for an operator decision. kha refuses loopback node addresses, so the
+ * nodes sit in UNREACHABLE_NET, which this machine blackholes: nothing could leave it even if something tried.
  */
 export function unreachableCluster(name: string, dir = mkdtempSync(join(tmpdir(), 'kha-cli-'))): string {
+  execFileSync('ip', ['route', 'replace', 'blackhole', `${UNREACHABLE_NET}.0/24`]);
   const file = join(dir, `${name}.yaml`);
   writeFileSync(
     file,
@@ -85,11 +90,11 @@ spec:
     port: 1
     connectTimeoutSeconds: 2
   nodes:
-    - { name: cp-1, address: 127.0.0.11, role: control-plane }
-    - { name: worker-1, address: 127.0.0.21, role: worker }
+    - { name: cp-1, address: ${UNREACHABLE_NET}.11, role: control-plane }
+    - { name: worker-1, address: ${UNREACHABLE_NET}.21, role: worker }
   controlPlaneEndpoint:
-    vip: 127.0.0.10
-    interface: lo
+    vip: ${UNREACHABLE_NET}.10
+    interface: eth0
   networking:
     kubeProxyMode: nftables
   policy:

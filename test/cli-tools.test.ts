@@ -114,7 +114,7 @@ describe('kha completion bash|zsh and the names asked of the server', () => {
     assert.deepEqual(c('ku'), ['kubeconfig']);
     assert.deepEqual(c('deploy', '--a'), ['--auto-approve', '--again']);
     assert.deepEqual(c('deploy', 'f.yaml', '--kubeconfig', 'x', '--d'), ['--detach']);
-    assert.deepEqual(c('abort', 'demo', '--'), ['--help', '--rollback', '--detach', '--json']);
+    assert.deepEqual(c('abort', 'demo', '--'), ['--help', '--rollback', '--yes', '--detach', '--json']);
     assert.deepEqual(c('lab', ''), ['up', 'down', 'status']);
     assert.deepEqual(c('lab', 'up', '--n'), ['--nodes']);
     assert.deepEqual(c('lab', 'status', '--'), ['--help', '--dir', '--json']);
@@ -148,6 +148,8 @@ describe('kha completion bash|zsh and the names asked of the server', () => {
     assert.equal(d.code, 0, d.stdout + d.stderr);
     assert.deepEqual(c('approve', ''), ['tabby']);
     assert.deepEqual(c('status', 'ta'), ['tabby']);
+    // Node names are those of a deployment waiting for a decision: the background worker gets it there first.
+    for (let i = 0; i < 120 && c('skip', 'tabby', '').length === 0; i++) await new Promise((r) => setTimeout(r, 500));
     assert.deepEqual(c('skip', 'tabby', ''), ['cp-1', 'worker-1']);
     assert.deepEqual(c('retry', 'tabby', '--node', 'w'), ['worker-1']);
     assert.deepEqual(c('skip', 'nosuch', ''), []);

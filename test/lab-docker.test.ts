@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { startDeployEnv, type DeployEnv } from './helpers/deploy';
+import { recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
 import { approveWorkersUpdate, deployWorkflowId, type DeployResult } from '../src/workflows/definitions';
 import { resultOrFail, waitForState } from './helpers/workflow';
 import { planFacts, renderPhase } from '../src/render';
@@ -46,6 +47,7 @@ describe('Docker Engine with cri-dockerd (3+1 lab)', () => {
 
   test('deploys to the approval gate and through, with every node on docker-ce and cri-dockerd', async () => {
     const cluster = dockerCluster(sha256);
+    recordKubeconfigChoice(cluster.name, join(d.dir, 'docker.conf'));
     await d.withWorker('docker', async () => {
       const handle = await d.env.client.workflow.start('deployCluster', {
         taskQueue: 'docker',

@@ -23,6 +23,7 @@ import {
 } from '../src/workflows/definitions';
 import type { ClusterSpec } from '../src/spec/types';
 import { closeIdleSessions } from '../src/activities/common';
+import { recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
 import { decisionText } from '../src/cli/output';
 import { writeHostFaults } from '../src/lab/faults';
 import { renderPhase } from '../src/render';
@@ -33,6 +34,8 @@ const blackHoles: Array<{ address: string; dev: string }> = [];
 const model = () => labModel(d.lab);
 
 async function start(cluster: ClusterSpec, taskQueue: string, options: Record<string, unknown> = { heartbeatTimeoutSeconds: 15 }): Promise<WorkflowHandle> {
+  // As `kha deploy --kubeconfig` does: the worker writes outside its state directory only where this was recorded.
+  recordKubeconfigChoice(cluster.name, join(d.dir, `${cluster.name}.conf`));
   return d.env.client.workflow.start('deployCluster', {
     taskQueue,
     workflowId: deployWorkflowId(cluster.name),

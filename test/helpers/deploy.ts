@@ -7,6 +7,8 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { Lab } from '../../src/lab/lab';
 import { loadClusterOrThrow } from '../../src/spec/load';
+import { API_VERSION, ClusterFile, KIND } from '../../src/spec/schema';
+import { normalise } from '../../src/spec/checks';
 import type { ClusterSpec } from '../../src/spec/types';
 import type { SimModel } from '../../src/lab/sim/model';
 import { startTemporal, startWorker } from './temporal';
@@ -64,6 +66,10 @@ export async function startDeployEnv(opts: { controlPlanes?: number; workers?: n
       c.spec.policy.retry.maximumIntervalSeconds = 1;
       c.spec.policy.compensation.rebootTimeoutSeconds = 60;
       tweak?.(c);
+      // What the loader makes of a file that says the tweaked values: defaults filled, normal forms (the worker
+      // refuses anything else).
+      const parsed = ClusterFile.parse({ apiVersion: API_VERSION, kind: KIND, metadata: { name: c.name }, spec: c.spec });
+      c.spec = normalise(parsed).spec;
       return c;
     },
     async withWorker(taskQueue, fn) {
