@@ -44,7 +44,7 @@ import { crossNodeProblems } from './checks';
 import { resolveKubernetesVersion } from '../render/version';
 import { renderProgress } from './progress';
 import { refuseBeside } from './exclusive';
-import { checkDeployInput } from './input-check';
+import { checkDeployInput, checkKubeconfigChoice } from './input-check';
 
 export interface DeployOptions {
   /** Heartbeat timeout of activities (default 20 s); a killed worker's activity is retried after it. */
@@ -85,7 +85,7 @@ const PHASE_TITLES: Array<[string, string, PhaseStatus['mode']]> = [
 ];
 
 export async function deployCluster(input: DeployInput): Promise<DeployResult> {
-  await checkDeployInput(input);
+  checkDeployInput(input);
   const { cluster } = input;
   const spec = cluster.spec;
   const opts = input.options ?? {};
@@ -470,6 +470,7 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   const main = new CancellationScope();
   let result: DeployResult | undefined;
   let rolledBack = 0;
+  await checkKubeconfigChoice(input);
   await refuseBeside(
     'exclusive-with-reset',
     resetWorkflowId(cluster.name),

@@ -85,7 +85,7 @@ function numberIn(v: unknown, min: number, max: number): boolean {
  * only the worker can judge (it must be in its state directory or chosen with kha deploy --kubeconfig).
  * Options this check does not know are left to the code that reads them.
  */
-export async function checkDeployInput(input: unknown): Promise<void> {
+export function checkDeployInput(input: unknown): asserts input is { cluster: { name: string }; options?: Record<string, unknown> } {
   if (!isRecord(input)) throw invalidInput('deployCluster', ['the input must be { cluster, options }']);
   const problems = clusterInputProblems(input.cluster);
   const o = input.options;
@@ -103,6 +103,14 @@ export async function checkDeployInput(input: unknown): Promise<void> {
     problems.push('options.kubeconfigPath: must be an absolute path');
   }
   if (problems.length) throw invalidInput('deployCluster', problems.slice(0, MAX_PROBLEMS));
+}
+
+/**
+ * The kubeconfig path, checked by an activity on the worker (the choice is recorded there). Run once the status
+ * query answers, so that `kha status` works from the first moment.
+ */
+export async function checkKubeconfigChoice(input: { cluster: { name: string }; options?: { kubeconfigPath?: string } }): Promise<void> {
+  const path = input.options?.kubeconfigPath;
   if (typeof path !== 'string') return;
   const { checkKubeconfigTarget } = proxyActivities<typeof activities>({
     startToCloseTimeout: '30s',
