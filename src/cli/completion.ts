@@ -29,6 +29,9 @@ export interface CommandSpec {
 function placeholderKind(p: string, option?: string): Kind {
   const bare = p.replace(/\.\.\.$/, '');
   if (option === '--node') return 'node';
+  // `NODE|--all`: a placeholder or an option in its place; the placeholder says what to complete.
+  const alternatives = bare.split('|');
+  if (alternatives.length > 1 && /^[A-Z]/.test(alternatives[0]!)) return placeholderKind(alternatives[0]!, option);
   if (/^(FILE|PATH|DIR)$/.test(bare)) return 'file';
   if (bare === 'CLUSTER') return 'cluster';
   if (bare === 'NODE') return 'node';
@@ -61,6 +64,7 @@ export function specFromUsage(name: string, text: string): CommandSpec {
         const next = opt[2] ?? (words[i + 1] && !/^[[-]/.test(words[i + 1]!) && !words[i]!.endsWith(']') ? words[++i]!.replace(/\]+$/, '') : undefined);
         if (next) target.values[opt[1]!] = placeholderKind(next, opt[1]);
       } else if (/^[A-Z]/.test(w) || w.includes('|')) {
+        for (const alt of w.split('|')) if (/^--[a-z][a-z-]*$/.test(alt) && !target.options.includes(alt)) target.options.push(alt);
         target.positionals.push(placeholderKind(w));
         if (w.endsWith('...')) target.repeats = true;
       }
