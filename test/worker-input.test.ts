@@ -31,7 +31,7 @@ describe('deployCluster started directly with hostile input', () => {
       // accept-new records every host kha connects to: an empty file afterwards means no SSH connection.
       c.spec.ssh.knownHosts = { policy: 'accept-new', file: knownHosts };
       tweak(c);
-    });
+    }, { asGiven: true });
     return d.withWorker(name, async () => {
       const handle = await d.env.client.workflow.start('deployCluster', {
         taskQueue: name,
@@ -91,7 +91,7 @@ describe('deployCluster started directly with hostile input', () => {
     const cluster = d.cluster('reset', (c) => {
       c.spec.ssh.knownHosts = { policy: 'accept-new', file: knownHosts };
       c.spec.nodes[0]!.address = '127.0.0.1';
-    });
+    }, { asGiven: true });
     await d.withWorker('reset', async () => {
       const handle = await d.env.client.workflow.start('resetCluster', { taskQueue: 'reset', workflowId: 'kha-reset-reset', args: [{ cluster }] });
       const err = await handle.result().then(

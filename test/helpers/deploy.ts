@@ -19,7 +19,8 @@ export interface DeployEnv {
   env: TestWorkflowEnvironment;
   dir: string;
   /** Loads the lab's spec, then lets the test adjust it (policy, names). */
-  cluster(name: string, tweak?: (c: ClusterSpec) => void): ClusterSpec;
+  /** asGiven: the tweaked spec as it is, not as the loader would fill it (for inputs the worker must refuse). */
+  cluster(name: string, tweak?: (c: ClusterSpec) => void, opts?: { asGiven?: boolean }): ClusterSpec;
   /** Replaces the lab with fresh hosts on the same subnet (clean disks, empty cluster model). */
   freshLab(): Promise<void>;
   /** Runs a worker on the task queue until fn resolves. */
@@ -57,7 +58,7 @@ export async function startDeployEnv(opts: { controlPlanes?: number; workers?: n
       await self.lab.down();
       self.lab = await up();
     },
-    cluster(name, tweak) {
+    cluster(name, tweak, opts) {
       const file = join(dir, `${name}.yaml`);
       writeFileSync(file, self.lab.specYaml({ name }));
       const c = loadClusterOrThrow(file);
@@ -66,6 +67,7 @@ export async function startDeployEnv(opts: { controlPlanes?: number; workers?: n
       c.spec.policy.retry.maximumIntervalSeconds = 1;
       c.spec.policy.compensation.rebootTimeoutSeconds = 60;
       tweak?.(c);
+      if (opts?.asGiven) return c;
       // What the loader makes of a file that says the tweaked values: defaults filled, normal forms (the worker
       // refuses anything else).
       const parsed = ClusterFile.parse({ apiVersion: API_VERSION, kind: KIND, metadata: { name: c.name }, spec: c.spec });
