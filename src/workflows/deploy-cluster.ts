@@ -470,7 +470,6 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   const main = new CancellationScope();
   let result: DeployResult | undefined;
   let rolledBack = 0;
-  await checkKubeconfigChoice(input);
   await refuseBeside(
     'exclusive-with-reset',
     resetWorkflowId(cluster.name),
@@ -482,6 +481,8 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
       publish();
     },
   );
+  // Refused beside a reset before anything is scheduled; then the worker checks the kubeconfig choice.
+  await checkKubeconfigChoice(input);
   try {
     result = await main.run(async () => {
       // 1. preflight
