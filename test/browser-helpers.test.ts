@@ -2,6 +2,7 @@
 // running workflow: it re-renders the history timeline and the Markdown iframes while it polls.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { launchBrowser, readFrameTable, scrollTextIntoView, type Browser } from './helpers/browser';
@@ -26,7 +27,7 @@ const PAGE = `<!doctype html><html><body style="margin:0">
 describe('in-page helpers of the Web UI test, against a page that keeps re-rendering', () => {
   let b: Browser;
   before(async () => {
-    b = await launchBrowser({ artifactsDir: join(tmpdir(), 'kha-browser-helpers') });
+    b = await launchBrowser({ artifactsDir: mkdtempSync(join(tmpdir(), 'kha-browser-helpers-')) });
     await b.page.setContent(PAGE);
   });
   after(async () => {

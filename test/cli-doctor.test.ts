@@ -12,11 +12,12 @@ import { parse, stringify } from 'yaml';
 import { Lab } from '../src/lab/lab';
 import { findTemporalCli } from '../src/temporal/cli-path';
 import { cliEnv, kha } from './cli-run';
+import { subnet } from './helpers/subnet';
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 describe('kha doctor FILE against lab hosts', () => {
-  const dir = join(tmpdir(), 'kha-doctor-85');
+  const dir = join(tmpdir(), `kha-doctor-${subnet(85)}`);
   const home = join(dir, 'home');
   let lab: Lab;
   let env: NodeJS.ProcessEnv;
@@ -37,7 +38,7 @@ describe('kha doctor FILE against lab hosts', () => {
     await Lab.downDir(join(dir, 'lab'));
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(home, { recursive: true });
-    lab = await Lab.up({ dir: join(dir, 'lab'), controlPlanes: 1, workers: 1, bastion: true, subnetIndex: 85 });
+    lab = await Lab.up({ dir: join(dir, 'lab'), controlPlanes: 1, workers: 1, bastion: true, subnetIndex: subnet(85) });
     base = parse(lab.specYaml({ name: 'doc' })) as Record<string, unknown>;
     cp = lab.hosts.find((h) => h.role === 'control-plane')!.name;
     wn = lab.hosts.find((h) => h.role === 'worker')!.name;
@@ -152,7 +153,7 @@ describe('kha doctor FILE against lab hosts', () => {
   it('a node address nobody answers at fails its SSH line with what to check', async () => {
     const r = await doctor('unreachable', (s) => {
       s.ssh.connectTimeoutSeconds = 2;
-      s.nodes[1]!.address = '198.18.85.99';
+      s.nodes[1]!.address = `198.18.${subnet(85)}.99`;
     });
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stdout, new RegExp(`^FAIL {2}ssh ${wn}: .*198\\.18\\.85\\.99:22.*; check the address, that sshd listens on port 22, and firewalls between here and the host$`, 'm'));

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Lab } from '../src/lab/lab';
 import { cliEnv, freePort, jsonLines, kha, runIn } from './cli-run';
+import { subnet } from './helpers/subnet';
 
 const DEMO_MAIN = join(__dirname, '..', 'src', 'cli', 'demo.js');
 const BIN_KHA = join(__dirname, '..', '..', 'bin', 'kha');
@@ -61,7 +62,7 @@ async function gone(pid: number, ms = 10_000): Promise<boolean> {
 }
 
 describe('kha deploy, status, approve, reset against 3+3 lab hosts', () => {
-  const dir = join(tmpdir(), 'kha-cli-lab-61');
+  const dir = join(tmpdir(), `kha-cli-lab-${subnet(61)}`);
   const file = join(dir, 'demo.yaml');
   const kubeconfig = join(dir, 'admin.conf');
   let lab: Lab;
@@ -72,7 +73,7 @@ describe('kha deploy, status, approve, reset against 3+3 lab hosts', () => {
     await Lab.downDir(join(dir, 'lab'));
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
-    lab = await Lab.up({ dir: join(dir, 'lab'), controlPlanes: 3, workers: 3, subnetIndex: 61, rebootDelayMs: 500 });
+    lab = await Lab.up({ dir: join(dir, 'lab'), controlPlanes: 3, workers: 3, subnetIndex: subnet(61), rebootDelayMs: 500 });
     writeFileSync(file, lab.specYaml({ name: 'demo' }));
     uiPort = await freePort();
     env = cliEnv({ XDG_STATE_HOME: join(dir, 'state'), KHA_SERVER_PORT: String(await freePort()), KHA_UI_PORT: String(uiPort) });
@@ -163,7 +164,7 @@ describe('kha deploy, status, approve, reset against 3+3 lab hosts', () => {
 });
 
 describe('npm run demo (compiled entry) with a test-only directory', () => {
-  const base = join(tmpdir(), 'kha-demo-test-62');
+  const base = join(tmpdir(), `kha-demo-test-${subnet(62)}`);
   const demoDir = join(base, 'demo');
   const state = join(base, 'state');
   let env: NodeJS.ProcessEnv;
@@ -176,7 +177,7 @@ describe('npm run demo (compiled entry) with a test-only directory', () => {
     rmSync(base, { recursive: true, force: true });
     mkdirSync(base, { recursive: true });
     uiPort = await freePort();
-    env = cliEnv({ KHA_DEMO_DIR: demoDir, XDG_STATE_HOME: state, KHA_DEMO_SUBNET: '62', KHA_SERVER_PORT: String(await freePort()), KHA_UI_PORT: String(uiPort) });
+    env = cliEnv({ KHA_DEMO_DIR: demoDir, XDG_STATE_HOME: state, KHA_DEMO_SUBNET: String(subnet(62)), KHA_SERVER_PORT: String(await freePort()), KHA_UI_PORT: String(uiPort) });
   });
 
   after(async () => {
@@ -193,7 +194,7 @@ describe('npm run demo (compiled entry) with a test-only directory', () => {
     const r = await demo([]);
     timings.demoToGate = r.ms;
     assert.equal(r.code, 10, r.stdout + r.stderr);
-    assert.match(r.stdout, /^demo: started 6 lab hosts in \d+ ms in .*\/demo\/lab on 198\.18\.62\.0\/24: k8scp-01 198\.18\.62\.11, /m);
+    assert.match(r.stdout, new RegExp(`^demo: started 6 lab hosts in \\d+ ms in .*/demo/lab on 198\\.18\\.${subnet(62)}\\.0/24: k8scp-01 198\\.18\\.${subnet(62)}\\.11, `, 'm'));
     assert.match(r.stdout, new RegExp(`^demo: cluster file ${escape(join(demoDir, 'demo.yaml'))}$`, 'm'));
     assert.match(r.stdout, /^⏸ demo waits for approval before joining the workers/m);
     assert.match(r.stdout, new RegExp(`^    XDG_STATE_HOME=${escape(state)} ${escape(BIN_KHA)} approve demo$`, 'm'));
@@ -251,10 +252,10 @@ describe('npm run demo (compiled entry) with a test-only directory', () => {
     assert.match(r.stdout, /^demo: deleted 1 workflow run\(s\) of cluster demo$/m);
     assert.match(r.stdout, new RegExp(`^demo: stopped worker \\(pid ${workerPid}\\) and server \\(pid ${serverPid}\\)$`, 'm'));
     const netns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-    assert.doesNotMatch(netns, /^kha62-/m);
+    assert.doesNotMatch(netns, new RegExp(`^kha${subnet(62)}-`, 'm'));
     const links = execFileSync('ip', ['-br', 'link'], { encoding: 'utf8' });
-    assert.doesNotMatch(links, /^(khabr62|khv62-)/m);
-    assert.equal(existsSync('/run/kha-lab/subnet-62'), false);
+    assert.doesNotMatch(links, new RegExp(`^(khabr${subnet(62)}|khv${subnet(62)}-)`, 'm'));
+    assert.equal(existsSync(`/run/kha-lab/subnet-${subnet(62)}`), false);
     for (const [what, pid] of Object.entries({ server: serverPid, worker: workerPid, supervisor })) {
       assert.ok(await gone(pid), `${what} (pid ${pid}) still runs: ${alive(pid) ? readFileSync(`/proc/${pid}/cmdline`, 'utf8') : ''}`);
     }
@@ -278,7 +279,7 @@ describe('npm run demo (compiled entry) with a test-only directory', () => {
     assert.equal(statSync(join(demoDir, 'admin.conf')).mode & 0o777, 0o600);
     const d = await demo(['--down']);
     assert.equal(d.code, 0, d.stdout + d.stderr);
-    assert.doesNotMatch(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), /^kha62-/m);
+    assert.doesNotMatch(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), new RegExp(`^kha${subnet(62)}-`, 'm'));
     assert.deepEqual(processesMentioning(demoDir), []);
     assert.equal(existsSync(demoDir), false);
     assert.equal(existsSync(join(state, 'kha')), false);

@@ -10,13 +10,14 @@ import { deployWorkflowId, type DeployResult } from '../src/workflows/definition
 import { resultOrFail } from './helpers/workflow';
 import { recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
 import { stateDir } from '../src/server/embedded';
+import { subnet } from './helpers/subnet';
 
 let d: DeployEnv;
 const savedHome = process.env.HOME;
 
 describe('~/ paths in the cluster file', () => {
   before(async () => {
-    d = await startDeployEnv({ subnetIndex: 70, controlPlanes: 1, workers: 1 });
+    d = await startDeployEnv({ subnetIndex: subnet(70), controlPlanes: 1, workers: 1 });
   });
   after(async () => {
     process.env.HOME = savedHome;

@@ -10,6 +10,7 @@ import { approveWorkersUpdate, deployWorkflowId, type DeployResult } from '../sr
 import { resultOrFail, waitForState } from './helpers/workflow';
 import { planFacts, renderPhase } from '../src/render';
 import type { ClusterSpec } from '../src/spec/types';
+import { subnet } from './helpers/subnet';
 
 let d: DeployEnv;
 let sha256 = '';
@@ -24,7 +25,7 @@ function dockerCluster(sum: string): ClusterSpec {
 
 describe('Docker Engine with cri-dockerd (3+1 lab)', () => {
   before(async () => {
-    d = await startDeployEnv({ controlPlanes: 3, workers: 1, subnetIndex: 82 });
+    d = await startDeployEnv({ controlPlanes: 3, workers: 1, subnetIndex: subnet(82) });
     // What an operator does once: the checksum of the release file for the nodes' distribution.
     const r = await d.lab.exec('k8swn-01', `. /etc/os-release; curl -fsSL "https://github.com/Mirantis/cri-dockerd/releases/download/v0.3.21/cri-dockerd_0.3.21.3-0.$ID-\${VERSION_CODENAME}_$(dpkg --print-architecture).deb" | sha256sum`);
     assert.equal(r.code, 0, r.stderr);

@@ -12,6 +12,7 @@ import type { ClusterSpec } from '../src/spec/types';
 import { planFacts, renderPhase } from '../src/render';
 import type { AnyPhaseName } from '../src/render/types';
 import { DOCKER_KEY_FINGERPRINT, KUBERNETES_KEY_FINGERPRINT } from '../src/spec/sources';
+import { subnet } from './helpers/subnet';
 
 const work = mkdtempSync('/var/tmp/kha-lab-sources-');
 let lab: Lab;
@@ -48,7 +49,7 @@ async function keyringFingerprints(host: string, path: string): Promise<string> 
 
 describe('package sources (lab of 2 hosts)', () => {
   before(async () => {
-    lab = await Lab.up({ dir: join(work, 'lab'), controlPlanes: 1, workers: 1, subnetIndex: 81, rebootDelayMs: 300 });
+    lab = await Lab.up({ dir: join(work, 'lab'), controlPlanes: 1, workers: 1, subnetIndex: subnet(81), rebootDelayMs: 300 });
   });
   after(async () => {
     await lab?.down();

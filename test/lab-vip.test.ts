@@ -10,6 +10,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { startDeployEnv, type DeployEnv } from './helpers/deploy';
 import { deployWorkflowId, statusQuery } from '../src/workflows/definitions';
 import { waitForState } from './helpers/workflow';
+import { subnet } from './helpers/subnet';
 
 let d: DeployEnv;
 const CPS = ['k8scp-01', 'k8scp-02', 'k8scp-03'];
@@ -47,7 +48,7 @@ async function preflightRefusal(handle: WorkflowHandle): Promise<string> {
 
 describe('preflight refuses a VIP that cannot work (3+1 lab)', () => {
   before(async () => {
-    d = await startDeployEnv({ controlPlanes: 3, workers: 1, subnetIndex: 80 });
+    d = await startDeployEnv({ controlPlanes: 3, workers: 1, subnetIndex: subnet(80) });
   });
   after(async () => {
     await d?.close();
@@ -65,10 +66,10 @@ describe('preflight refuses a VIP that cannot work (3+1 lab)', () => {
 
   test('a VIP outside the subnet of the control-plane interface is refused on every control-plane node', async () => {
     const prefix = d.lab.gateway.replace(/\.1$/, '');
-    await deployWithVip('vip-outside', '198.18.81.10', async (handle) => {
+    await deployWithVip('vip-outside', `198.18.${subnet(81)}.10`, async (handle) => {
       const error = await preflightRefusal(handle);
       for (const cp of CPS) {
-        assert.ok(error.includes(`${cp}: the VIP 198.18.81.10 is outside the subnet of eth0 (${prefix}.0/24)`), error);
+        assert.ok(error.includes(`${cp}: the VIP 198.18.${subnet(81)}.10 is outside the subnet of eth0 (${prefix}.0/24)`), error);
       }
       assert.doesNotMatch(error, /k8swn-01/);
     });

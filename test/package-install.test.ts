@@ -12,12 +12,13 @@ import { parse } from 'yaml';
 import { Lab } from '../src/lab/lab';
 import { findTemporalCli } from '../src/temporal/cli-path';
 import { cliEnv, freePort, runIn } from './cli-run';
+import { subnet } from './helpers/subnet';
 
 const ROOT = join(__dirname, '..', '..');
 const LONG = 300_000;
 
 describe('npm pack, npm install -g --offline, and the installed kha', () => {
-  const dir = join(tmpdir(), 'kha-install-86');
+  const dir = join(tmpdir(), `kha-install-${subnet(86)}`);
   const prefix = join(dir, 'prefix');
   const installed = join(prefix, 'lib', 'node_modules', 'kha');
   const labDir = join(dir, 'lab');
@@ -84,7 +85,7 @@ describe('npm pack, npm install -g --offline, and the installed kha', () => {
   });
 
   it('a lab deployment through the installed command: lab up builds the sim client, doctor, deploy, kubeconfig', async () => {
-    const up = await kha(['lab', 'up', '--nodes', '1+1', '--subnet', '86', '--dir', labDir, '--out', file], LONG);
+    const up = await kha(['lab', 'up', '--nodes', '1+1', '--subnet', String(subnet(86)), '--dir', labDir, '--out', file], LONG);
     assert.equal(up.code, 0, up.stdout + up.stderr);
     const client = join(installed, 'dist', 'bin', 'kha-sim-client');
     assert.match(up.stderr, new RegExp(`^kha lab: built the sim client ${client.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'));

@@ -14,8 +14,9 @@ import { signRelease } from '../src/lab/real/apt-repo';
 import { realPaths } from '../src/lab/real/setup';
 import { findRealBinaries, kubeBinDir } from '../src/lab/real/tier';
 import { cliEnv, freePort, kha } from './cli-run';
+import { subnet } from './helpers/subnet';
 
-const SUBNET = 47;
+const SUBNET = subnet(47);
 const LONG = 1_500_000;
 const timings: Record<string, number> = {};
 

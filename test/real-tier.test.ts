@@ -12,8 +12,9 @@ import { join } from 'node:path';
 import { Lab } from '../src/lab/lab';
 import { findRealBinaries, kubeBinDir } from '../src/lab/real/tier';
 import { cliEnv, freePort, kha } from './cli-run';
+import { subnet } from './helpers/subnet';
 
-const SUBNET = 45;
+const SUBNET = subnet(45);
 const LONG = 1_500_000;
 const CONTROL_PLANES = ['k8scp-01', 'k8scp-02', 'k8scp-03'];
 const WORKERS = ['k8swn-01', 'k8swn-02', 'k8swn-03'];

@@ -8,6 +8,7 @@ import { startDeployEnv, type DeployEnv } from './helpers/deploy';
 import { deployWorkflowId } from '../src/workflows/definitions';
 import { waitForState } from './helpers/workflow';
 import { cliEnv, kha } from './cli-run';
+import { subnet } from './helpers/subnet';
 
 let d: DeployEnv;
 
@@ -31,7 +32,7 @@ function leaks(where: string, text: string): void {
 
 describe('redaction of secret-shaped output', () => {
   before(async () => {
-    d = await startDeployEnv({ subnetIndex: 72, controlPlanes: 1, workers: 1 });
+    d = await startDeployEnv({ subnetIndex: subnet(72), controlPlanes: 1, workers: 1 });
   });
   after(async () => {
     await d?.close();

@@ -14,6 +14,7 @@ import { Lab } from '../src/lab/lab';
 import { deployWorkflowId, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
 import { allowedHost, launchBrowser, readFrameTable, scrollTextIntoView, type Browser } from './helpers/browser';
 import { cliEnv, freePort, kha, unreachableCluster } from './cli-run';
+import { subnet } from './helpers/subnet';
 
 const ARTIFACTS = join(__dirname, '..', '..', 'test-artifacts', 'webui');
 const LONG = 300_000;
@@ -53,7 +54,7 @@ async function listedWorkflows(page: Page): Promise<Array<{ status: string; id: 
 
 
 describe('the Temporal Web UI during a lab deployment, in chromium', () => {
-  const dir = join(tmpdir(), 'kha-webui-64');
+  const dir = join(tmpdir(), `kha-webui-${subnet(64)}`);
   const file = join(dir, 'webui.yaml');
   let lab: Lab;
   let env: NodeJS.ProcessEnv;
@@ -87,7 +88,7 @@ describe('the Temporal Web UI during a lab deployment, in chromium', () => {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
     rmSync(ARTIFACTS, { recursive: true, force: true });
-    lab = await Lab.up({ dir: join(dir, 'lab'), controlPlanes: 3, workers: 3, subnetIndex: 64, rebootDelayMs: 500 });
+    lab = await Lab.up({ dir: join(dir, 'lab'), controlPlanes: 3, workers: 3, subnetIndex: subnet(64), rebootDelayMs: 500 });
     // Simulated commands answer in milliseconds: give each the 250 ms a real one takes, so the deployment's early
     // phases last long enough for a browser to look at one while it runs (the first page test lifts it).
     for (const h of lab.hosts) lab.setLatency(h, 250);

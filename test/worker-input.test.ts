@@ -11,12 +11,13 @@ import type { ClusterSpec } from '../src/spec/types';
 import type { DeployOptions } from '../src/workflows/deploy-cluster';
 import { deployWorkflowId } from '../src/workflows/definitions';
 import { scheduledActivities } from './helpers/workflow';
+import { subnet } from './helpers/subnet';
 
 let d: DeployEnv;
 
 describe('deployCluster started directly with hostile input', () => {
   before(async () => {
-    d = await startDeployEnv({ subnetIndex: 71, controlPlanes: 1, workers: 1 });
+    d = await startDeployEnv({ subnetIndex: subnet(71), controlPlanes: 1, workers: 1 });
   });
   after(async () => {
     delete process.env.TEMPORAL_API_KEY;

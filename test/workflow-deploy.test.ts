@@ -9,6 +9,7 @@ import { approveWorkersUpdate, deployWorkflowId, statusQuery, type DeployResult 
 import { resultOrFail, waitForState } from './helpers/workflow';
 import type { SimModel } from '../src/lab/sim/model';
 import { recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
+import { subnet } from './helpers/subnet';
 
 let d: DeployEnv;
 
@@ -18,7 +19,7 @@ function model(): SimModel {
 
 describe('deployCluster on the seed topology (3+3)', () => {
   before(async () => {
-    d = await startDeployEnv({ subnetIndex: 41 });
+    d = await startDeployEnv({ subnetIndex: subnet(41) });
   });
   after(async () => {
     await d?.close();

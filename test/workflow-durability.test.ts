@@ -10,6 +10,7 @@ import { startDeployEnv, type DeployEnv } from './helpers/deploy';
 import { resultOrFail } from './helpers/workflow';
 import { deployWorkflowId, statusQuery, type DeployResult } from '../src/workflows/definitions';
 import type { SimModel } from '../src/lab/sim/model';
+import { subnet } from './helpers/subnet';
 
 let d: DeployEnv;
 let workerLog = '';
@@ -51,7 +52,7 @@ function killed(p: ChildProcess): Promise<void> {
 
 describe('durability and secrecy of a deployment', () => {
   before(async () => {
-    d = await startDeployEnv({ subnetIndex: 43 });
+    d = await startDeployEnv({ subnetIndex: subnet(43) });
   });
   after(async () => {
     await d?.close();

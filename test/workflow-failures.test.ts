@@ -18,6 +18,7 @@ import {
 import type { SimModel } from '../src/lab/sim/model';
 import type { ClusterSpec } from '../src/spec/types';
 import { recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
+import { subnet } from './helpers/subnet';
 
 let d: DeployEnv;
 const histories: Array<{ id: string; history: unknown }> = [];
@@ -47,7 +48,7 @@ const noApproval = (c: ClusterSpec) => {
 
 describe('deployCluster under failures', () => {
   before(async () => {
-    d = await startDeployEnv({ subnetIndex: 42 });
+    d = await startDeployEnv({ subnetIndex: subnet(42) });
   });
   after(async () => {
     await d?.close();

@@ -27,6 +27,7 @@ import { recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
 import { decisionText } from '../src/cli/output';
 import { writeHostFaults } from '../src/lab/faults';
 import { renderPhase } from '../src/render';
+import { subnet } from './helpers/subnet';
 
 let d: DeployEnv;
 const blackHoles: Array<{ address: string; dev: string }> = [];
@@ -101,7 +102,7 @@ const joinTimesOut = { command: 'kubeadm', argsMatch: '^join', times: 0, exitCod
 
 describe('deployCluster again and under failures', () => {
   before(async () => {
-    d = await startDeployEnv({ subnetIndex: 75 });
+    d = await startDeployEnv({ subnetIndex: subnet(75) });
   });
   after(async () => {
     for (const b of blackHoles) execFileSync('ip', ['neigh', 'del', b.address, 'dev', b.dev]);
