@@ -8,6 +8,7 @@ import type { SshSession } from '../ssh/executor';
 import { IdleSessions } from '../ssh/reuse';
 import { SshError } from '../ssh/errors';
 import type { RenderedScript } from '../render/types';
+import { readResult, requireResult, ResultError, type FailureKind, type ResultKind } from '../render/result';
 import type { RunResult } from '../ssh/types';
 import { LineRedactor, redact } from './redact';
 
@@ -71,8 +72,10 @@ export interface ScriptRun {
 
 export interface RunScriptOptions {
   env?: Record<string, string>;
-  /** Decides whether a failed run is worth retrying (default: not). */
-  transient?: (r: RunResult) => boolean;
+  /** Every failure of this script is worth retrying (default: only the reported kinds in retryOn). */
+  transient?: boolean;
+  /** Failure kinds the script reports (KHA-FAILURE) that are worth retrying here. */
+  retryOn?: readonly FailureKind[];
   /** A non-zero exit is returned instead of thrown. */
   allowFailure?: boolean;
   timeoutMs?: number;
@@ -98,9 +101,10 @@ export async function runScript(session: SshSession, node: string, phase: string
     if (result.exitCode !== 0 && !o.allowFailure) {
       const tail = script.sensitiveOutput ? '(output withheld: it carries credentials)' : redact(`${result.stderrTail || result.stdoutTail}`, secrets);
       const message = `${phase}/${script.name} on ${node} exited with ${result.exitCode}: ${tail.trim().split('\n').slice(-8).join(' | ')}`;
+      const failure = reportedFailure(out.join('\n'));
       // kubeadm's own preflight refusing the host is not fixed by trying again; compensation or an operator is.
-      const joinPreflight = /error execution phase preflight: \[preflight\] Some fatal errors/.test(`${result.stdoutTail}\n${result.stderrTail}`);
-      const type = joinPreflight ? 'JoinPreflightFailed' : o.transient?.(result) ? 'TransientCommandFailed' : 'CommandFailed';
+      const type =
+        failure === 'kubeadm-preflight' ? 'JoinPreflightFailed' : o.transient || (failure && o.retryOn?.includes(failure)) ? 'TransientCommandFailed' : 'CommandFailed';
       throw ApplicationFailure.create({ message, type, nonRetryable: type !== 'TransientCommandFailed' });
     }
     return { result, stdout: out.join('\n') };
@@ -109,6 +113,22 @@ export async function runScript(session: SshSession, node: string, phase: string
   } finally {
     progress.stop();
   }
+}
+
+/** The failure kind a failed script reported; a malformed report counts as none (the exit code still fails the step). */
+function reportedFailure(stdout: string): FailureKind | undefined {
+  try {
+    return readResult(stdout, 'FAILURE')?.kind;
+  } catch (e) {
+    if (e instanceof ResultError) return undefined;
+    throw e;
+  }
+}
+
+/** A step's effect from the STEP line every script prints at its end, as the status shows it. */
+export function stepSummary(run: ScriptRun, what: string): { changed: boolean; note: string; already: boolean } {
+  const s = requireResult(run.stdout, 'STEP', what);
+  return s.changes ? { changed: true, note: `${what}: ${s.changes} change(s)`, already: s.already } : { changed: false, note: `${what}: already in place`, already: s.already };
 }
 
 /** Maps executor errors to ApplicationFailures whose type the workflow's retry policy knows. */
@@ -183,8 +203,8 @@ export async function withHealthyControlPlane<T>(cluster: ClusterSpec, via: stri
   throw last;
 }
 
-/** Reads `KEY value` marker lines a script printed, e.g. `KHA-RESULT unchanged`. */
-export function marker(stdout: string, key: string): string | undefined {
-  const line = stdout.split('\n').reverse().find((l) => l.startsWith(`${key} `));
-  return line?.slice(key.length + 1).trim();
+/** The JSON text of a script's `KHA-<KIND>` result line, read through src/render/result.ts (verify.ts reads its report so). */
+export function marker(stdout: string, key: `KHA-${ResultKind}`): string | undefined {
+  const value = readResult(stdout, key.slice('KHA-'.length) as ResultKind);
+  return value === undefined ? undefined : JSON.stringify(value);
 }

@@ -2,8 +2,8 @@
 // etcd member and Node object from a healthy control-plane node, reboot and wait for a new boot id.
 import { renderPhase } from '../render';
 import type { NodeCall, StepResult } from './types';
-import { heartbeating, runScript, toFailure, withHealthyControlPlane, withNode } from './common';
-import { scriptOf, summarise } from './nodes';
+import { heartbeating, runScript, stepSummary, toFailure, withHealthyControlPlane, withNode } from './common';
+import { scriptOf } from './nodes';
 import { assumedFacts } from '../render/version';
 
 function factsOf(call: NodeCall) {
@@ -13,8 +13,8 @@ function factsOf(call: NodeCall) {
 export async function resetNode(call: NodeCall): Promise<StepResult> {
   return withNode(call.cluster, call.node, async (session) => {
     const render = renderPhase(call.cluster, call.node, 'reset', factsOf(call));
-    const { result, stdout } = await runScript(session, call.node, 'reset', scriptOf(render, 'reset'));
-    return { node: call.node, ...summarise(`${result.stderrTail}\n${stdout}`, 'reset') };
+    const { changed, note } = stepSummary(await runScript(session, call.node, 'reset', scriptOf(render, 'reset')), 'reset');
+    return { node: call.node, changed, note };
   });
 }
 
@@ -22,8 +22,8 @@ export async function removeNodeFromCluster(call: NodeCall): Promise<StepResult>
   const via = (call.via ?? []).filter((n) => n !== call.node);
   const render = renderPhase(call.cluster, call.node, 'reset', factsOf(call));
   return withHealthyControlPlane(call.cluster, via, async (s, cp) => {
-    const { stdout, result } = await runScript(s, cp.name, 'reset', scriptOf(render, 'remove-node'));
-    return { node: call.node, ...summarise(`${result.stderrTail}\n${stdout}`, `removed from the cluster via ${cp.name}`) };
+    const { changed, note } = stepSummary(await runScript(s, cp.name, 'reset', scriptOf(render, 'remove-node')), `removed from the cluster via ${cp.name}`);
+    return { node: call.node, changed, note };
   });
 }
 

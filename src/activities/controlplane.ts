@@ -5,8 +5,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import { renderPhase } from '../render';
 import { joinEnv, parseJoinCredentials } from '../render/join';
 import type { NodeCall, StepResult } from './types';
-import { activityContext, redact, runScript, toFailure, withHealthyControlPlane, withNode } from './common';
-import { runNodePhase, scriptOf, summarise } from './nodes';
+import { requireResult } from '../render/result';
+import { activityContext, redact, runScript, stepSummary, toFailure, withHealthyControlPlane, withNode } from './common';
+import { runNodePhase, scriptOf } from './nodes';
 import { sleep } from './util';
 
 function facts(call: NodeCall) {
@@ -21,13 +22,9 @@ export async function kubeVipFirstNode(call: NodeCall): Promise<StepResult> {
 export async function kubeadmInit(call: NodeCall): Promise<StepResult> {
   return withNode(call.cluster, call.node, async (session) => {
     const render = renderPhase(call.cluster, call.node, 'kubeadm-init', facts(call));
-    const { result, stdout } = await runScript(session, call.node, 'kubeadm-init', scriptOf(render, 'init'), {
-      // kubeadm init is not retried blindly: a half-done init needs a reset, which the operator decides.
-      transient: () => false,
-    });
-    const s = summarise(`${result.stderrTail}\n${stdout}`, 'kubeadm init');
-    const already = /already initialized|already part of/.test(`${stdout}\n${result.stderrTail}`);
-    return { node: call.node, changed: !already && s.changed, note: already ? 'already initialized: nothing to do' : 'cluster initialized' };
+    // kubeadm init is not retried blindly: a half-done init needs a reset, which the operator decides.
+    const s = stepSummary(await runScript(session, call.node, 'kubeadm-init', scriptOf(render, 'init')), 'kubeadm init');
+    return { node: call.node, changed: !s.already && s.changed, note: s.already ? 'already initialized: nothing to do' : 'cluster initialized' };
   });
 }
 
@@ -61,11 +58,12 @@ export async function switchKubeVipToAdminConf(call: NodeCall): Promise<StepResu
 export async function installCalico(call: NodeCall): Promise<StepResult> {
   return withNode(call.cluster, call.node, async (session) => {
     const render = renderPhase(call.cluster, call.node, 'calico', facts(call));
-    const { result, stdout } = await runScript(session, call.node, 'calico', scriptOf(render), {
+    const run = await runScript(session, call.node, 'calico', scriptOf(render), {
       // Waiting for Ready can time out while images pull; trying again is the right move.
-      transient: (r) => /timed out|Timeout|not Ready/i.test(r.stderrTail),
+      retryOn: ['timeout'],
     });
-    return { node: call.node, ...summarise(`${result.stderrTail}\n${stdout}`, 'Calico') };
+    const { changed, note } = stepSummary(run, 'Calico');
+    return { node: call.node, changed, note };
   });
 }
 
@@ -79,12 +77,12 @@ async function join(call: NodeCall, phase: 'control-plane-join' | 'worker-join')
     return parseJoinCredentials(stdout);
   });
   return withNode(call.cluster, call.node, async (session) => {
-    const { result, stdout } = await runScript(session, call.node, phase, joinScript, {
+    const run = await runScript(session, call.node, phase, joinScript, {
       env: joinEnv(creds),
       // A join that failed outside kubeadm's preflight (VIP hiccup, etcd busy) is worth retrying.
-      transient: () => true,
+      transient: true,
     });
-    const already = /already (joined|a member|part of)/i.test(`${stdout}\n${result.stderrTail}`);
+    const { already } = stepSummary(run, phase);
     let note = already ? 'already joined: nothing to do' : 'joined';
     if (phase === 'control-plane-join') {
       // kube-vip only after the join: its manifest in an empty manifests dir would fail kubeadm's preflight.
@@ -96,7 +94,7 @@ async function join(call: NodeCall, phase: 'control-plane-join' | 'worker-join')
   }).then(async (r) => {
     // Labels need admin rights (kubelet may not set every label on itself): applied from a control-plane node.
     const label = render.scripts.find((x) => x.name === 'label-node');
-    if (label) await afterJoin(call.node, () => withHealthyControlPlane(call.cluster, call.via, (s, cp) => runScript(s, cp.name, phase, label, { transient: () => true })));
+    if (label) await afterJoin(call.node, () => withHealthyControlPlane(call.cluster, call.via, (s, cp) => runScript(s, cp.name, phase, label, { transient: true })));
     return r;
   });
 }
@@ -132,7 +130,10 @@ export async function waitEtcdHealthy(call: NodeCall): Promise<StepResult> {
     let last = '';
     for (let i = 1; ; i++) {
       const { result, stdout } = await runScript(s, cp.name, 'control-plane-join', check, { allowFailure: true });
-      if (result.exitCode === 0) return { node: call.node, changed: false, note: stdout.trim().split('\n').pop() ?? 'etcd healthy' };
+      if (result.exitCode === 0) {
+        const etcd = requireResult(stdout, 'ETCD', 'etcd-check');
+        return { node: call.node, changed: false, note: `etcd healthy: ${etcd.members} members started, ${etcd.node} among them` };
+      }
       last = redact(result.stderrTail || result.stdoutTail).trim().split('\n').pop() ?? '';
       activityContext()?.heartbeat({ step: 'waiting for etcd', attempt: i, last });
       if (Date.now() > deadline) break;

@@ -4,7 +4,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { renderPhase } from '../render';
 import type { AnyPhaseName, PhaseRender, RenderedScript } from '../render/types';
 import type { NodeCall, PackagesResult, StepResult } from './types';
-import { runScript, withNode } from './common';
+import { runScript, stepSummary, withNode } from './common';
+import { requireResult } from '../render/result';
 
 export function scriptOf(render: PhaseRender, name?: string): RenderedScript {
   const s = name ? render.scripts.find((x) => x.name === name) : render.scripts[0];
@@ -22,17 +23,11 @@ function facts(call: NodeCall) {
   return call.facts;
 }
 
-/** Counts files a script reported writing ("kha: wrote PATH"), so the status says whether anything changed. */
-export function summarise(stderrAndStdout: string, what: string): { changed: boolean; note: string } {
-  const wrote = stderrAndStdout.split('\n').filter((l) => /^kha: (wrote|changed|installed|enabled|started|loaded)/.test(l)).length;
-  return wrote ? { changed: true, note: `${what}: ${wrote} change(s)` } : { changed: false, note: `${what}: already in place` };
-}
-
 export async function runNodePhase(call: NodeCall, phase: AnyPhaseName, what: string, scriptName?: string): Promise<StepResult> {
   return withNode(call.cluster, call.node, async (session) => {
     const render = renderPhase(call.cluster, call.node, phase, facts(call));
-    const { result, stdout } = await runScript(session, call.node, phase, scriptOf(render, scriptName));
-    return { node: call.node, ...summarise(`${result.stderrTail}\n${stdout}`, what) };
+    const { changed, note } = stepSummary(await runScript(session, call.node, phase, scriptOf(render, scriptName)), what);
+    return { node: call.node, changed, note };
   });
 }
 
@@ -47,21 +42,13 @@ export async function containerRuntime(call: NodeCall): Promise<StepResult> {
 export async function installPackages(call: NodeCall): Promise<PackagesResult> {
   return withNode(call.cluster, call.node, async (session) => {
     const render = renderPhase(call.cluster, call.node, 'packages', facts(call));
-    const { result, stdout } = await runScript(session, call.node, 'packages', scriptOf(render), {
+    const run = await runScript(session, call.node, 'packages', scriptOf(render), {
       // apt locks and mirror hiccups pass; a wrong version does not (exit 100 with "not found").
-      transient: (r) => /Could not get lock|Temporary failure|Connection timed out|Hash Sum mismatch/.test(r.stderrTail),
+      retryOn: ['apt-unavailable'],
     });
-    const q = await session.runScript("dpkg-query -W -f='${Package} ${Version}\\n' kubeadm kubelet kubectl", {});
-    const versions: Record<string, string> = {};
-    for (const line of q.stdoutTail.split('\n')) {
-      const [pkg, ver] = line.trim().split(/\s+/);
-      if (pkg && ver) versions[pkg] = ver;
-    }
-    return {
-      node: call.node,
-      ...summarise(`${result.stderrTail}\n${stdout}`, 'packages'),
-      versions: { kubeadm: versions.kubeadm ?? 'missing', kubelet: versions.kubelet ?? 'missing', kubectl: versions.kubectl ?? 'missing' },
-    };
+    const { changed, note } = stepSummary(run, 'packages');
+    const v = requireResult(run.stdout, 'PACKAGES', 'packages');
+    return { node: call.node, changed, note, versions: { kubeadm: v.kubeadm || 'missing', kubelet: v.kubelet || 'missing', kubectl: v.kubectl || 'missing' } };
   });
 }
 

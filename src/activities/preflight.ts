@@ -4,6 +4,8 @@ import { renderPhase } from '../render';
 import { parseFacts } from '../render/preflight';
 import type { NodeFacts, PreflightCall } from './types';
 import { runScript, withNode, toFailure } from './common';
+import { scriptOf } from './nodes';
+import { requireResult } from '../render/result';
 import { assumedFacts } from '../render/version';
 import { vipInterface, type ClusterSpec, type NodeSpec } from '../spec/types';
 import { canonicalCidr, cidrContains, intToIp, ipToInt, parseCidr } from '../spec/net';
@@ -16,21 +18,21 @@ export async function preflightNode(call: PreflightCall): Promise<NodeFacts> {
   const { cluster, node } = call;
   return withNode(cluster, node, async (session, spec) => {
     const render = renderPhase(cluster, node, 'preflight', call.facts ?? assumedFacts(cluster.spec.kubernetes.version));
-    const script = render.scripts[0]!;
-    const { stdout } = await runScript(session, node, 'preflight', script, { env: call.listVersions ? { KHA_LIST_VERSIONS: '1' } : {} });
-    // The clock is read by a command of its own: the whole script's run time would blur the offset.
+    const { stdout } = await runScript(session, node, 'preflight', scriptOf(render, 'preflight'), { env: call.listVersions ? { KHA_LIST_VERSIONS: '1' } : {} });
+    // The clock is read by a script of its own: the whole preflight script's run time would blur the offset.
     const t0 = Date.now();
-    const clock = await session.exec('date +%s%3N');
+    const clock = await runScript(session, node, 'preflight', scriptOf(render, 'clock'));
     const t1 = Date.now();
     let h;
+    let remoteMs: number;
     try {
       h = parseFacts(stdout);
+      remoteMs = requireResult(clock.stdout, 'CLOCK', 'preflight/clock').ms;
     } catch (e) {
       throw toFailure(e, node);
     }
     // The remote reading sits between t0 and t1, so the midpoint is off by at most half the round trip.
-    const remoteMs = Number(clock.stdoutTail.trim());
-    const clockOffsetMs = (Number.isFinite(remoteMs) && remoteMs > 0 ? remoteMs : h.timeMs) - (t0 + t1) / 2;
+    const clockOffsetMs = remoteMs - (t0 + t1) / 2;
     const problems: string[] = [];
     const supported = SUPPORTED_OS[h.os.id];
     if (!supported || !supported.includes(h.os.versionId)) {

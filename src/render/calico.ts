@@ -101,7 +101,7 @@ function vxlanMode(enc: string): string {
 
 export function renderCalico(c: ClusterSpec, n: NodeSpec, _facts: RenderFacts): PhaseRender {
   const cal = c.spec.networking.calico;
-  const common = { cluster: c.name, node: n.name, phase: 'calico', name: 'install' };
+  const common = { cluster: c.name, node: n.name, phase: 'calico', name: 'install', step: true };
   const head = lines(`export KUBECONFIG=${q(ADMIN_CONF)}`, '');
   if (cal.installMethod === 'operator') {
     const resources = file(CALICO_RESOURCES, calicoResources(c), 0o644);

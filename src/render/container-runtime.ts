@@ -153,6 +153,7 @@ function renderContainerd(c: ClusterSpec, n: NodeSpec, facts: RenderFacts): Phas
     files: [...configs, ...mirrors, crictl],
     scripts: [
       script({
+        step: true,
         cluster: c.name,
         node: n.name,
         phase: 'container-runtime',
@@ -223,7 +224,7 @@ function renderDocker(c: ClusterSpec, n: NodeSpec, facts: RenderFacts): PhaseRen
     '    rm -f -- "$tmp_deb"',
     '    kha_die "the cri-dockerd package from $cri_url has SHA-256 $got_sha256, not ${cri_sha256:-(none given)} (spec.containerRuntime.criDockerd.sha256); refusing to install it"',
     '  fi',
-    '  apt-get install -y -q "$tmp_deb"',
+    '  kha_apt install -y -q "$tmp_deb"',
     '  rm -f "$tmp_deb"',
     'fi',
     'restart_cri=0',
@@ -246,6 +247,7 @@ function renderDocker(c: ClusterSpec, n: NodeSpec, facts: RenderFacts): PhaseRen
     files: [daemon, dropin, crictl],
     scripts: [
       script({
+        step: true,
         cluster: c.name,
         node: n.name,
         phase: 'container-runtime',

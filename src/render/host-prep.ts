@@ -131,6 +131,7 @@ export function renderHostPrep(c: ClusterSpec, n: NodeSpec, _facts: RenderFacts)
     files,
     scripts: [
       script({
+        step: true,
         cluster: c.name,
         node: n.name,
         phase: 'host-prep',

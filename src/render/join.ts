@@ -6,10 +6,11 @@ import { advertiseAddress, endpointHostPort } from '../spec/types';
 import { ADMIN_CONF, ETCD_PKI, KUBELET_CONF, kubeadmApiVersion, localApiAddress, yamlDocs } from './common';
 import { endpointCheck, labelCommands, nodeRegistration, ROOT_KUBECONFIG } from './kubeadm';
 import { file, lines, q, script } from './shell';
+import { requireResult, resultMarker } from './result';
 import type { PhaseRender, RenderFacts, RenderedFile, RenderedScript } from './types';
 
-export const CREDENTIALS_MARKER = 'KHA-JOIN-CREDENTIALS';
-export const ETCD_MARKER = 'KHA-ETCD';
+export const CREDENTIALS_MARKER = resultMarker('JOIN-CREDENTIALS');
+export const ETCD_MARKER = resultMarker('ETCD');
 export const JOIN_ENV = { token: 'KHA_JOIN_TOKEN', caCertHash: 'KHA_CA_CERT_HASH', certificateKey: 'KHA_CERTIFICATE_KEY' } as const;
 export const JOIN_CONFIG_TEMPLATE = '/run/kha/kubeadm-join.yaml';
 /** Bootstrap tokens minted for a join live this long: long enough for one join and its retries. */
@@ -28,14 +29,7 @@ export interface JoinCredentials {
 
 /** Parses mint-credentials' stdout. Error messages never include the values. */
 export function parseJoinCredentials(stdout: string): JoinCredentials {
-  const line = stdout.split('\n').find((l) => l.startsWith(`${CREDENTIALS_MARKER} `));
-  if (!line) throw new Error(`mint-credentials output has no ${CREDENTIALS_MARKER} line`);
-  let raw: Record<string, unknown>;
-  try {
-    raw = JSON.parse(line.slice(CREDENTIALS_MARKER.length + 1)) as Record<string, unknown>;
-  } catch {
-    throw new Error(`mint-credentials ${CREDENTIALS_MARKER} line is not JSON`);
-  }
+  const raw = requireResult(stdout, 'JOIN-CREDENTIALS', 'mint-credentials');
   const { token, caCertHash, certificateKey } = raw;
   if (typeof token !== 'string' || !TOKEN_RE.test(token)) throw new Error('mint-credentials: token missing or malformed');
   if (typeof caCertHash !== 'string' || !CA_HASH_RE.test(caCertHash)) throw new Error('mint-credentials: caCertHash missing or malformed');
@@ -112,7 +106,7 @@ function mintScript(c: ClusterSpec, n: NodeSpec, facts: RenderFacts, phase: stri
       'ca_hash="$(printf \'%s\\n\' "$join_cmd" | sed -nE \'s/.*--discovery-token-ca-cert-hash[[:space:]]+(sha256:[a-f0-9]{64}).*/\\1/p\')"',
       '[ -n "$token" ] || kha_die "no token in the output of kubeadm token create"',
       '[ -n "$ca_hash" ] || kha_die "no CA certificate hash in the output of kubeadm token create"',
-      `printf '%s {"token":"%s","caCertHash":"%s","certificateKey":"%s"}\\n' ${q(CREDENTIALS_MARKER)} "$token" "$ca_hash" "$cert_key"`,
+      'kha_result JOIN-CREDENTIALS "{\\"token\\":\\"$token\\",\\"caCertHash\\":\\"$ca_hash\\",\\"certificateKey\\":\\"$cert_key\\"}"',
     ),
   });
 }
@@ -126,6 +120,7 @@ function joinScript(c: ClusterSpec, n: NodeSpec, phase: string, template: Render
     node: n.name,
     phase,
     name: 'join',
+    step: true,
     secretEnv,
     summary: `Joins ${n.name} as a ${cp ? 'control-plane node' : 'worker'} unless it already belongs to this cluster.`,
     body: lines(
@@ -160,7 +155,7 @@ function joinScript(c: ClusterSpec, n: NodeSpec, phase: string, template: Render
             '  fi',
           )
         : null,
-      '  kha_log "already joined to this cluster; kubeadm join skipped"',
+      '  kha_already "already joined to this cluster; kubeadm join skipped"',
       'else',
       cp
         ? lines(
@@ -254,7 +249,7 @@ function etcdCheckScript(c: ClusterSpec, n: NodeSpec): RenderedScript {
       '  kha_wait 300 "etcd members all started, no learner, $member listed" members_ok',
       'fi',
       'count="$(printf \'%s\\n\' "$members" | grep -c \', started, \')"',
-      `printf '%s {"members":%s,"node":"%s"}\\n' ${q(ETCD_MARKER)} "$count" "$member"`,
+      'kha_result ETCD "{\\"members\\":$count,\\"node\\":\\"$member\\"}"',
     ),
   });
 }

@@ -111,6 +111,7 @@ export function renderKubeVip(c: ClusterSpec, n: NodeSpec, facts: RenderFacts): 
     files: beforeInit ? [beforeInit, final] : [final],
     scripts: [
       script({
+        step: true,
         ...common,
         name: 'before-init',
         summary: beforeInit
@@ -128,6 +129,7 @@ export function renderKubeVip(c: ClusterSpec, n: NodeSpec, facts: RenderFacts): 
           : writeFile(final),
       }),
       script({
+        step: true,
         ...common,
         name: 'switch-admin-conf',
         summary: beforeInit

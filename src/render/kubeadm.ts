@@ -97,7 +97,7 @@ export function renderKubeadmInit(c: ClusterSpec, n: NodeSpec, facts: RenderFact
     `  if ! belongs_here ${q(ADMIN_CONF)}; then`,
     `    kha_die "this node is already the control plane of another cluster ($(kha_kubeconfig_server ${q(ADMIN_CONF)})); reset it first"`,
     '  fi',
-    '  kha_log "already initialized for this cluster; kubeadm init skipped"',
+    '  kha_already "already initialized for this cluster; kubeadm init skipped"',
     'else',
     '  # Token and certificate key are not printed: joins mint fresh ones when they need them.',
     `  kha_once kubeadm-init ${q(ADMIN_CONF)} kubeadm init --config ${q(INIT_CONFIG)} --upload-certs --skip-token-print --skip-certificate-key-print`,
@@ -115,6 +115,7 @@ export function renderKubeadmInit(c: ClusterSpec, n: NodeSpec, facts: RenderFact
     files: [config],
     scripts: [
       script({
+        step: true,
         cluster: c.name,
         node: n.name,
         phase: 'kubeadm-init',

@@ -57,10 +57,10 @@ export function renderPackages(c: ClusterSpec, n: NodeSpec, facts: RenderFacts):
     'fi',
     'if [ "$need_install" = 1 ]; then',
     '  if [ "$apt_updated" = 0 ]; then',
-    '    apt-get update -q',
+    '    kha_apt update -q',
     '    apt_updated=1',
     '  fi',
-    '  apt-get install -y -q --allow-change-held-packages --allow-downgrades \\',
+    '  kha_apt install -y -q --allow-change-held-packages --allow-downgrades \\',
     '    "kubelet=$version" "kubeadm=$version" "kubectl=$version"',
     'fi',
     'held="$(apt-mark showhold)"',
@@ -76,6 +76,9 @@ export function renderPackages(c: ClusterSpec, n: NodeSpec, facts: RenderFacts):
     '# kubelet restarts in a loop until kubeadm init or join configures it; that is expected.',
     'systemctl start kubelet || true',
     'kha_log "kubeadm $(kubeadm version -o short) installed"',
+    '# The versions now installed, for the cross-node check.',
+    'kha_version() { dpkg-query -W -f=\'${Version}\' "$1" 2>/dev/null || true; }',
+    'kha_result PACKAGES "{\\"kubeadm\\":\\"$(kha_version kubeadm)\\",\\"kubelet\\":\\"$(kha_version kubelet)\\",\\"kubectl\\":\\"$(kha_version kubectl)\\"}"',
   );
   return {
     phase: 'packages',
@@ -83,6 +86,7 @@ export function renderPackages(c: ClusterSpec, n: NodeSpec, facts: RenderFacts):
     files: [sources],
     scripts: [
       script({
+        step: true,
         cluster: c.name,
         node: n.name,
         phase: 'packages',

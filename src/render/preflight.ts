@@ -1,12 +1,13 @@
-// Preflight: read-only. Prints one line `KHA-FACTS <json>` that parseFacts() turns into HostFacts.
+// Preflight: read-only. Prints one line `KHA-FACTS <json>` (see result.ts) that parseFacts() turns into HostFacts.
 import { z } from 'zod';
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import { kubeMinor, vipInterface } from '../spec/types';
 import { requiredPorts } from './common';
 import { q, script } from './shell';
+import { requireResult, resultMarker } from './result';
 import type { PhaseRender, RenderFacts } from './types';
 
-export const FACTS_MARKER = 'KHA-FACTS';
+export const FACTS_MARKER = resultMarker('FACTS');
 /** Export this variable as "1" (or pass the flag) to also list the kubeadm versions of the repo. */
 export const LIST_VERSIONS_ENV = 'KHA_LIST_VERSIONS';
 export const LIST_VERSIONS_FLAG = '--available-versions';
@@ -282,6 +283,15 @@ printf '%s}\n' "$available"
         summary: `Read-only: reports host facts as one ${FACTS_MARKER} JSON line.`,
         body,
       }),
+      script({
+        cluster: c.name,
+        node: n.name,
+        phase: 'preflight',
+        name: 'clock',
+        // A script of its own: the preflight script's run time would blur the offset measured around it.
+        summary: `Read-only: reports the host's clock in milliseconds as one ${resultMarker('CLOCK')} line.`,
+        body: 'kha_result CLOCK "{\\"ms\\":$(date +%s%3N)}"',
+      }),
     ],
   };
 }
@@ -328,14 +338,7 @@ export type InterfaceFacts = z.infer<typeof InterfaceFacts>;
 
 /** Parses the preflight script's stdout. Throws when the KHA-FACTS line is missing or malformed. */
 export function parseFacts(stdout: string): HostFacts {
-  const line = stdout.split('\n').find((l) => l.startsWith(`${FACTS_MARKER} `));
-  if (!line) throw new Error(`preflight output has no ${FACTS_MARKER} line`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(line.slice(FACTS_MARKER.length + 1));
-  } catch (e) {
-    throw new Error(`preflight ${FACTS_MARKER} line is not JSON: ${(e as Error).message}`);
-  }
+  const raw = requireResult(stdout, 'FACTS', 'preflight');
   const parsed = HostFactsSchema.safeParse(raw);
   if (!parsed.success) {
     const first = parsed.error.issues[0];

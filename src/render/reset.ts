@@ -13,6 +13,7 @@ export function renderReset(c: ClusterSpec, n: NodeSpec, _facts: RenderFacts): P
   const cp = n.role === 'control-plane';
   const vip = c.spec.controlPlaneEndpoint.vip;
   const reset = script({
+    step: true,
     cluster: c.name,
     node: n.name,
     phase: 'reset',
@@ -72,6 +73,7 @@ export function renderReset(c: ClusterSpec, n: NodeSpec, _facts: RenderFacts): P
     ),
   });
   const remove = script({
+    step: true,
     cluster: c.name,
     node: n.name,
     phase: 'reset',

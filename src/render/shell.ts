@@ -41,6 +41,38 @@ const LIB: LibFunction[] = [
 }` },
   { name: 'kha_have', deps: [], code: String.raw`kha_have() { command -v "$1" >/dev/null 2>&1; }` },
   {
+    name: 'kha_result',
+    deps: [],
+    code: String.raw`# kha_result KIND JSON: reports a result to kha as one stdout line (read by src/render/result.ts only).
+kha_result() { printf 'KHA-%s %s\n' "$1" "$2"; }`,
+  },
+  {
+    name: 'kha_already',
+    deps: ['kha_log'],
+    code: String.raw`# kha_already MESSAGE: the work was already done; the step reports it.
+KHA_ALREADY=false
+kha_already() {
+  kha_log "$*"
+  KHA_ALREADY=true
+}`,
+  },
+  {
+    name: 'kha_apt',
+    deps: ['kha_result'],
+    code: String.raw`# kha_apt ARGS...: apt-get ARGS with all its output on stderr, reporting a busy lock or an unreachable mirror as such
+# (worth another try).
+kha_apt() {
+  local err rc=0
+  err="$(mktemp)"
+  { apt-get "$@" 2>&1 1>&3 3>&- | tee -- "$err" >&2; } 3>&2 || rc=$?
+  if [ "$rc" != 0 ] && grep -Eq 'Could not get lock|Temporary failure|Connection timed out|Hash Sum mismatch' -- "$err"; then
+    kha_result FAILURE '{"kind":"apt-unavailable"}'
+  fi
+  rm -f -- "$err"
+  return "$rc"
+}`,
+  },
+  {
     name: 'kha_key_fingerprints',
     deps: [],
     code: String.raw`# kha_key_fingerprints FILE: the primary-key fingerprints of an OpenPGP key file (armored or binary), one a line.
@@ -89,9 +121,10 @@ kha_fetch_key() {
     deps: ['kha_log'],
     code: String.raw`# kha_write_file PATH MODE < content
 # Replaces PATH only when the content differs, so a second run changes nothing; sets KHA_CHANGED
-# to 1 or 0. The temporary file is a dot file next to PATH: kubelet ignores dot files in the
-# static pod directory.
+# to 1 or 0 and counts changes in KHA_CHANGES. The temporary file is a dot file next to PATH: kubelet ignores
+# dot files in the static pod directory.
 KHA_CHANGED=0
+KHA_CHANGES=0
 kha_write_file() {
   local path="$1" mode="$2" dir base tmp replaced=0
   # Parameter expansion and noclobber (O_EXCL) instead of dirname, basename and mktemp: a script writes many
@@ -121,21 +154,25 @@ kha_write_file() {
     chmod "$mode" "$path"
     KHA_CHANGED=1
   fi
-  if [ "$KHA_CHANGED" = 1 ]; then kha_log "wrote $path"; fi
+  if [ "$KHA_CHANGED" = 1 ]; then
+    KHA_CHANGES=$((KHA_CHANGES + 1))
+    kha_log "wrote $path"
+  fi
 }`,
   },
   { name: 'kha_changed', deps: ['kha_write_file'], code: String.raw`kha_changed() { [ "$KHA_CHANGED" = 1 ]; }` },
   {
     name: 'kha_wait',
-    deps: ['kha_die'],
+    deps: ['kha_die', 'kha_result'],
     code: String.raw`# kha_wait SECONDS WHAT COMMAND...: runs COMMAND until it succeeds or time is up, first every 0.2 s, backing off
-# to every 2 s (most waits end within a second; a long one should not poll hard).
+# to every 2 s (most waits end within a second; a long one should not poll hard). Running out of time is reported.
 kha_wait() {
   local timeout="$1" what="$2" start pause=0.2
   shift 2
   start="$(date +%s)"
   until "$@"; do
     if [ $(($(date +%s) - start)) -ge "$timeout" ]; then
+      kha_result FAILURE '{"kind":"timeout"}'
       kha_die "timed out after $timeout s waiting for $what"
     fi
     sleep "$pause"
@@ -145,11 +182,12 @@ kha_wait() {
   },
   {
     name: 'kha_once',
-    deps: ['kha_log', 'kha_redact'],
+    deps: ['kha_log', 'kha_redact', 'kha_result'],
     code: String.raw`# kha_once NAME EFFECT COMMAND...: runs COMMAND to completion at most once, even if this script's SSH session
 # dies half-way (kubeadm init/join must not be killed in the middle): COMMAND runs in its own session with its
-# output in a 0600 log; a later run waits for a COMMAND still running, reuses a success, and re-runs after a
-# failure. A success counts only while EFFECT, a file COMMAND creates, exists: after a manual kubeadm reset the
+# output in a 0600 log (relayed to stderr: stdout carries only kha's results); a later run waits for a COMMAND
+# still running, reuses a success, and re-runs after a failure. kubeadm's preflight refusing the host is
+# reported as such: trying again does not fix it. A success counts only while EFFECT, a file COMMAND creates, exists: after a manual kubeadm reset the
 # command runs again.
 kha_once() {
   local name="$1" effect="$2" dir=/var/lib/kha/once boot pid rc
@@ -160,7 +198,7 @@ kha_once() {
   if [ -f "$rcf" ] && [ "$(cat -- "$rcf")" = 0 ]; then
     if [ -e "$effect" ]; then
       kha_log "$name already ran to completion; reusing its result"
-      kha_redact <"$log"
+      kha_redact <"$log" >&2
       return 0
     fi
     kha_log "$name ran to completion before, but $effect is gone (reset since?); running it again"
@@ -184,12 +222,15 @@ kha_once() {
   # process gone without one was killed (reboot, OOM).
   wait "$pid" 2>/dev/null || true
   while [ ! -f "$rcf" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
-  kha_redact <"$log"
+  kha_redact <"$log" >&2
   if [ ! -f "$rcf" ]; then
     kha_log "$name ended without an exit status (killed?)"
     return 1
   fi
   rc="$(cat -- "$rcf")"
+  if [ "$rc" != 0 ] && grep -Fq 'error execution phase preflight: [preflight] Some fatal errors' -- "$log"; then
+    kha_result FAILURE '{"kind":"kubeadm-preflight"}'
+  fi
   return "$rc"
 }`,
   },
@@ -242,6 +283,8 @@ export interface ScriptInput {
   sensitiveOutput?: boolean;
   /** Set DEBIAN_FRONTEND for apt. */
   apt?: boolean;
+  /** End with the STEP result (files changed, work found done) the activity reads when the body gets there. */
+  step?: boolean;
 }
 
 /** Text for a comment line: a line break would end the comment and make the rest a command. */
@@ -249,7 +292,11 @@ function commentText(s: string): string {
   return s.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, ' ');
 }
 
+const STEP_RESULT = String.raw`kha_result STEP "{\"changes\":${'$'}{KHA_CHANGES:-0},\"already\":${'$'}{KHA_ALREADY:-false}}"`;
+
 export function script(input: ScriptInput): RenderedScript {
+  const own = input.body.replace(/\n+$/, '');
+  const body = input.step ? lines(own, STEP_RESULT) : own;
   const content = lines(
     '#!/usr/bin/env bash',
     commentText(`# kha ${input.phase}/${input.name} for node ${input.node} of cluster ${input.cluster}.`),
@@ -260,9 +307,9 @@ export function script(input: ScriptInput): RenderedScript {
     'export LC_ALL=C',
     input.apt ? 'export DEBIAN_FRONTEND=noninteractive' : null,
     '',
-    libraryFor(input.body),
+    libraryFor(body),
     '',
-    input.body.replace(/\n+$/, ''),
+    body,
     '',
   );
   return {
@@ -305,9 +352,9 @@ export const APT_LIB = lines(
   '  done',
   '  [ "${#missing[@]}" -gt 0 ] || return 0',
   '  if [ "$apt_updated" = 0 ]; then',
-  '    apt-get update -q',
+  '    kha_apt update -q',
   '    apt_updated=1',
   '  fi',
-  '  apt-get install -y -q "${missing[@]}"',
+  '  kha_apt install -y -q "${missing[@]}"',
   '}',
 );
