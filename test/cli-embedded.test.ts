@@ -229,6 +229,15 @@ describe('kha operator commands on the embedded server', () => {
     assert.ok(errs.some((m) => /^next step: fix the host\(s\) /.test(m)));
   });
 
+  it('the decision commands and status look at every operation of the CLI table, the reset included', async () => {
+    const r = await kha(['retry', 'lo'], env);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /the deployment of lo is not running \(failed at [^)]*\); the reset of lo is not running \(completed at [^)]*\): nothing to retry; see kha status lo/);
+    const s = await kha(['status', 'lo', '--reset', '--json'], env);
+    assert.equal(s.code, 0, s.stderr);
+    assert.equal((JSON.parse(s.stdout) as { workflowId: string }).workflowId, 'kha-reset-lo');
+  });
+
   it('server --stop stops the server and the background worker', async () => {
     const r = await kha(['server', '--stop'], env);
     assert.equal(r.code, 0);

@@ -173,12 +173,14 @@ ${bashScript(specs)}`;
 /** Cluster names of the deployments and resets the server knows (nothing when no server answers). */
 async function clusterNames(): Promise<string[]> {
   const { connectTarget } = await import('./client');
+  const { OPERATION_KINDS, clusterOfWorkflowId, workflowIdPrefix } = await import('./operations');
   const t = await connectTarget({ startEmbedded: false });
   try {
     const names = new Set<string>();
-    const query = "WorkflowId STARTS_WITH 'kha-deploy-' OR WorkflowId STARTS_WITH 'kha-reset-'";
+    const query = OPERATION_KINDS.map((k) => `WorkflowId STARTS_WITH '${workflowIdPrefix(k)}'`).join(' OR ');
     for await (const w of t.client.workflow.list({ query, pageSize: 200 })) {
-      names.add(w.workflowId.replace(/^kha-(deploy|reset)-/, ''));
+      const name = clusterOfWorkflowId(w.workflowId);
+      if (name) names.add(name);
       if (names.size >= 500) break;
     }
     return [...names].sort();
@@ -187,16 +189,19 @@ async function clusterNames(): Promise<string[]> {
   }
 }
 
-/** Node names of the cluster's running deployment, from its input (what the operator may retry or skip). */
+/** Node names of the cluster's running operation, from its input (what the operator may retry or skip). */
 async function nodeNames(cluster: string): Promise<string[]> {
-  const { connectTarget } = await import('./client');
+  const { connectTarget, describeOrUndefined } = await import('./client');
   const { defaultPayloadConverter } = await import('@temporalio/common');
-  const { deployWorkflowId } = await import('../workflows/definitions');
+  const { OPERATION_KINDS, operation } = await import('./operations');
   const t = await connectTarget({ startEmbedded: false });
   try {
-    const handle = t.client.workflow.getHandle(deployWorkflowId(cluster));
-    const d = await handle.describe();
-    if (d.status.name !== 'RUNNING') return [];
+    let d;
+    for (const kind of OPERATION_KINDS) {
+      d = await describeOrUndefined(t.client.workflow.getHandle(operation(kind).workflowId(cluster)));
+      if (d?.status.name === 'RUNNING') break;
+    }
+    if (d?.status.name !== 'RUNNING') return [];
     const h = await t.connection.workflowService.getWorkflowExecutionHistory({ namespace: t.namespace, execution: { workflowId: d.workflowId, runId: d.runId }, maximumPageSize: 1 });
     const payload = h.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
     if (!payload) return [];

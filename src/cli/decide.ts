@@ -1,13 +1,15 @@
-// The operator's answers to a waiting deployment: approve, retry, skip, abort. Each is a workflow Update, so a
-// rejection comes back with the validator's reason. Then the command follows the deployment to its next stop
-// (on the embedded server that is also what runs it), unless --detach.
+// The operator's answers to a waiting operation (a deployment, a reset: whichever of the CLI table runs): approve,
+// retry, skip, abort. Each is a workflow Update, so a rejection comes back with the validator's reason. Then the
+// command follows the operation to its next stop (on the embedded server that is also what runs it), unless
+// --detach.
 import { createInterface } from 'node:readline/promises';
 import type { WorkflowHandle } from '@temporalio/client';
-import { approveWorkersUpdate, decisionUpdate, deployWorkflowId, statusQuery, type Decision } from '../workflows/definitions';
+import { approveWorkersUpdate, decisionUpdate, statusQuery, type Decision } from '../workflows/definitions';
 import { guarded, parseArgs } from './args';
 import { CliError, connectTarget, describeOrUndefined, noWorkerMessage, pollers, workerFor, type Target } from './client';
 import { EXIT, outputMode, Printer, sendUpdate } from './follow';
 import { followOrDetach } from './workflow-run';
+import { OPERATION_KINDS, operation, type OperationKind } from './operations';
 
 const COMMON = `  --detach  return once the answer is accepted
   --json    one JSON object per line
@@ -36,13 +38,8 @@ async function answer(
   const printer = new Printer(outputMode(o.json));
   const t: Target = await connectTarget({ startEmbedded: false });
   try {
-    const id = deployWorkflowId(cluster);
-    const d = await describeOrUndefined(t.client.workflow.getHandle(id));
-    if (!d) throw new CliError(`no deployment of ${cluster} on ${t.address} (namespace ${t.namespace}); start one with: kha deploy FILE`);
-    if (d.status.name !== 'RUNNING') {
-      throw new CliError(`the deployment of ${cluster} is not running (${d.status.name.toLowerCase()} at ${d.closeTime?.toISOString() ?? '?'}): nothing to ${name}; see kha status ${cluster}`);
-    }
-    const handle = t.client.workflow.getHandle(id, d.runId);
+    const { kind, runId } = await runningOperation(t, cluster, name);
+    const handle = t.client.workflow.getHandle(operation(kind).workflowId(cluster), runId);
     // An Update waits for a worker to run its validator: make sure one runs, or say so instead of hanging.
     const worker = await workerFor(t, o.detach ? 'detach' : 'follow');
     try {
@@ -56,13 +53,29 @@ async function answer(
         return EXIT.failed;
       }
       printer.info(`${name}: ${r.result}`, 'accepted', { command: name, result: r.result });
-      return await followOrDetach(t, printer, handle, { kind: 'deploy', cluster, detach: o.detach, worker });
+      return await followOrDetach(t, printer, handle, { kind, cluster, detach: o.detach, worker });
     } finally {
       await worker?.stop();
     }
   } finally {
     await t.close();
   }
+}
+
+/** The one operation of the cluster that runs (the workflows refuse to run beside each other), or why there is none. */
+async function runningOperation(t: Target, cluster: string, name: Name): Promise<{ kind: OperationKind; runId: string }> {
+  const ended: string[] = [];
+  for (const kind of OPERATION_KINDS) {
+    const op = operation(kind);
+    const d = await describeOrUndefined(t.client.workflow.getHandle(op.workflowId(cluster)));
+    if (d?.status.name === 'RUNNING') return { kind, runId: d.runId };
+    if (d) ended.push(`the ${op.title} of ${cluster} is not running (${d.status.name.toLowerCase()} at ${d.closeTime?.toISOString() ?? '?'})`);
+  }
+  if (!ended.length) {
+    const titles = OPERATION_KINDS.map((k) => operation(k).title).join(' or ');
+    throw new CliError(`no ${titles} of ${cluster} on ${t.address} (namespace ${t.namespace}); start one with: kha deploy FILE`);
+  }
+  throw new CliError(`${ended.join('; ')}: nothing to ${name}; see kha status ${cluster}`);
 }
 
 function by(): string {

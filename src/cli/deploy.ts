@@ -1,7 +1,7 @@
 // `kha deploy FILE`: validate, start (or attach to) the deployCluster workflow, follow it.
 import { resolve } from 'node:path';
 import type { DeployInput } from '../workflows/deploy-cluster';
-import { deployWorkflowId, resetWorkflowId } from '../workflows/definitions';
+import { resetWorkflowId } from '../workflows/definitions';
 import { recordKubeconfigChoice } from '../activities/kubeconfig-target';
 import { parseArgs, guarded } from './args';
 import { connectTarget, describeOrUndefined } from './client';
@@ -61,8 +61,6 @@ export async function run(argv: string[]): Promise<number> {
       const started = await startOrAttach(t, printer, {
         kind: 'deploy',
         cluster,
-        workflowId: deployWorkflowId(cluster.name),
-        workflowType: 'deployCluster',
         args: [input],
         again: a.flags.has('--again'),
       });

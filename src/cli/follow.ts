@@ -1,9 +1,10 @@
-// Follows a deployment (or reset) workflow until it finishes or stops for the operator, printing its progress
-// as a live table (TTY), one line per change (plain) or JSON lines, and returns the command's exit code.
+// Follows an operation's workflow (any row of the CLI table, operations.ts) until it finishes or stops for the
+// operator, printing its progress as a live table (TTY), one line per change (plain) or JSON lines, and returns
+// the command's exit code.
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { approveWorkersUpdate, statusQuery, type DeploymentStatus, type DeployResult } from '../workflows/definitions';
-import type { ResetResult } from '../workflows/reset-cluster';
+import { approveWorkersUpdate, statusQuery, type DeploymentStatus } from '../workflows/definitions';
 import { noWorkerMessage, pollers, type Target } from './client';
+import { operation, type OperationKind } from './operations';
 import { activeSteps, decisionText, Live, newFacts, statusTable, type OutputMode } from './output';
 
 export const EXIT = {
@@ -47,7 +48,7 @@ export function outputMode(json: boolean, stream: NodeJS.WriteStream = process.s
 export interface FollowOptions {
   target: Target;
   handle: WorkflowHandle;
-  kind: 'deploy' | 'reset';
+  kind: OperationKind;
   cluster: string;
   printer: Printer;
   /** Send the approval when the gate is reached instead of stopping there. */
@@ -185,30 +186,10 @@ export async function follow(o: FollowOptions): Promise<number> {
 
 async function finish(o: FollowOptions, statusName: string, last: DeploymentStatus | undefined): Promise<number> {
   const { printer, cluster, handle } = o;
-  const what = o.kind === 'deploy' ? 'deployment' : 'reset';
+  const op = operation(o.kind);
+  const what = op.title;
   if (statusName === 'COMPLETED') {
-    const result = await handle.result();
-    if (o.kind === 'deploy') {
-      const r = result as DeployResult;
-      printer.info(
-        `✔ ${cluster} deployed: Kubernetes ${r.kubernetesVersion}, ${r.nodesReady} nodes Ready, ${r.etcdMembers} etcd members${r.skippedNodes.length ? `, skipped: ${r.skippedNodes.join(', ')}` : ''}; admin kubeconfig: ${r.kubeconfigPath}`,
-        'result',
-        { result: r },
-      );
-      return EXIT.ok;
-    }
-    const r = result as ResetResult;
-    if (r.failed.length) {
-      for (const f of r.failed) {
-        const phase = last?.phases.find((p) => p.nodes.some((n) => n.node === f.node))?.phase ?? 'reset';
-        printer.error(`✖ ${f.node} failed in phase ${phase}: ${f.error}`, { node: f.node, phase });
-      }
-      printer.error(`next step: fix the host(s) ${r.failed.map((f) => f.node).join(', ')}, then run kha reset again for ${cluster}`);
-      printer.event('result', { result: r });
-      return EXIT.failed;
-    }
-    printer.info(`✔ ${cluster} reset: ${r.reset.join(', ') || 'no nodes'}`, 'result', { result: r });
-    return EXIT.ok;
+    return op.printResult(await handle.result(), { printer, cluster, last }) ? EXIT.ok : EXIT.failed;
   }
   if (statusName === 'FAILED') {
     let msg = '';
@@ -229,7 +210,7 @@ async function finish(o: FollowOptions, statusName: string, last: DeploymentStat
       printer.error(`next step: kha status ${cluster} shows the nodes; deploy again with kha deploy FILE, or clean up with kha reset FILE`);
     } else {
       printer.error(`✖ ${what} of ${cluster} failed${whereStopped(last)}: ${msg}`, { status: statusName, failureType: type });
-      printer.error(`next step: check ${o.kind === 'deploy' ? 'the node named above' : 'the hosts'} (kha status ${cluster}), then run kha ${o.kind} FILE again: finished steps are skipped`);
+      printer.error(`next step: check ${op.checkOnFailure} (kha status ${cluster}), then run kha ${o.kind} FILE again: finished steps are skipped`);
     }
     return EXIT.failed;
   }

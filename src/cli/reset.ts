@@ -1,7 +1,7 @@
 // `kha reset FILE`: tear the cluster down (workers first, then control-plane nodes, the first one last).
 import { createInterface } from 'node:readline/promises';
 import type { ResetInput } from '../workflows/reset-cluster';
-import { deployWorkflowId, resetWorkflowId } from '../workflows/definitions';
+import { deployWorkflowId } from '../workflows/definitions';
 import { guarded, parseArgs } from './args';
 import { connectTarget, describeOrUndefined } from './client';
 import { EXIT, outputMode, Printer } from './follow';
@@ -62,8 +62,6 @@ export async function run(argv: string[]): Promise<number> {
       const started = await startOrAttach(t, printer, {
         kind: 'reset',
         cluster,
-        workflowId: resetWorkflowId(cluster.name),
-        workflowType: 'resetCluster',
         args: [input],
         // A reset is always wanted again when asked for.
         again: true,

@@ -1,16 +1,22 @@
 // `kha status CLUSTER`: the deployment's status query as a table; when no worker answers, what the server
 // itself knows (execution status, search attributes, pending activities with their last failure).
 import { defaultPayloadConverter, type WorkflowHandle } from '@temporalio/client';
-import { deployWorkflowId, resetWorkflowId, SA_CLUSTER, SA_PHASE, SA_STATE, type DeploymentStatus } from '../workflows/definitions';
+import { SA_CLUSTER, SA_PHASE, SA_STATE, type DeploymentStatus } from '../workflows/definitions';
 import { guarded, parseArgs } from './args';
 import { connectTarget, describeOrUndefined, noWorkerMessage, pollers, workflowUrl, type Target } from './client';
 import { EXIT, queryStatus, rootMessage } from './follow';
 import { decisionText, statusTable } from './output';
+import { OPERATION_KINDS, operation, type OperationKind } from './operations';
 
-const USAGE = `usage: kha status CLUSTER [--json] [--reset]
+// The first operation of the table is shown by default; every other one has a flag named after it.
+const [DEFAULT_KIND, ...OTHER_KINDS] = OPERATION_KINDS as [OperationKind, ...OperationKind[]];
+const FLAGS = OTHER_KINDS.map((k) => `--${k}`);
 
-Shows the deployment of CLUSTER (or its reset, with --reset): every phase and node with state, times,
-attempts and last error, and what it waits for. Exit status: 0 shown, 1 no such deployment or no server.
+const USAGE = `usage: kha status CLUSTER [--json] [${FLAGS.join(' | ')}]
+
+Shows the ${operation(DEFAULT_KIND).title} of CLUSTER (${OTHER_KINDS.map((k) => `its ${operation(k).title}, with --${k}`).join('; ')}): every phase
+and node with state, times, attempts and last error, and what it waits for. Exit status: 0 shown, 1 no such
+${operation(DEFAULT_KIND).title} or no server.
 `;
 
 type Description = NonNullable<Awaited<ReturnType<typeof describeOrUndefined>>>;
@@ -166,19 +172,25 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write(USAGE);
       return EXIT.ok;
     }
-    const a = parseArgs(argv, ['--json', '--reset'], [], USAGE);
+    const a = parseArgs(argv, ['--json', ...FLAGS], [], USAGE);
     if (a.positionals.length !== 1) {
       process.stderr.write(`kha status: expected one cluster name\n${USAGE}`);
       return EXIT.usage;
     }
     const cluster = a.positionals[0]!;
-    const id = a.flags.has('--reset') ? resetWorkflowId(cluster) : deployWorkflowId(cluster);
+    const chosen = OTHER_KINDS.filter((k) => a.flags.has(`--${k}`));
+    if (chosen.length > 1) {
+      process.stderr.write(`kha status: ${chosen.map((k) => `--${k}`).join(' and ')} exclude each other\n${USAGE}`);
+      return EXIT.usage;
+    }
+    const op = operation(chosen[0] ?? DEFAULT_KIND);
+    const id = op.workflowId(cluster);
     const t = await connectTarget({ startEmbedded: false });
     try {
       const handle = t.client.workflow.getHandle(id);
       const d = await describeOrUndefined(handle);
       if (!d) {
-        process.stderr.write(`kha status: no ${a.flags.has('--reset') ? 'reset' : 'deployment'} of ${cluster} on ${t.address} (namespace ${t.namespace}); start one with: kha deploy FILE\n`);
+        process.stderr.write(`kha status: no ${op.title} of ${cluster} on ${t.address} (namespace ${t.namespace}); start one with: kha deploy FILE\n`);
         return EXIT.failed;
       }
       await showStatus(t, handle, d, a.flags.has('--json'));

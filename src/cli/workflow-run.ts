@@ -7,6 +7,7 @@ import { controlPlaneNodes, workerNodes, type ClusterSpec } from '../spec/types'
 import { SA_CLUSTER, SA_PHASE, SA_STATE } from '../workflows/definitions';
 import { describeOrUndefined, pollers, noWorkerMessage, workerFor, workflowUrl, type RunningWorker, type Target } from './client';
 import { EXIT, follow, Printer } from './follow';
+import { operation, type OperationKind } from './operations';
 
 /** Loads and validates a cluster file; errors are printed as file:line:col: field: message. */
 export function loadOrReport(file: string, printer: Printer): ClusterSpec | undefined {
@@ -41,10 +42,9 @@ export function clusterDetails(c: ClusterSpec, what: string): string {
 }
 
 export interface StartPlan {
-  kind: 'deploy' | 'reset';
+  /** The operation's row in the CLI table: workflow type, id and title come from there. */
+  kind: OperationKind;
   cluster: ClusterSpec;
-  workflowId: string;
-  workflowType: 'deployCluster' | 'resetCluster';
   args: unknown[];
   /** Start a new run even when the last one completed. */
   again: boolean;
@@ -53,8 +53,10 @@ export interface StartPlan {
 export type Started = { handle: WorkflowHandle; attached: boolean } | { code: number };
 
 export async function startOrAttach(t: Target, printer: Printer, plan: StartPlan): Promise<Started> {
-  const { cluster, workflowId } = plan;
-  const what = plan.kind === 'deploy' ? 'deployment' : 'reset';
+  const { cluster } = plan;
+  const op = operation(plan.kind);
+  const workflowId = op.workflowId(cluster.name);
+  const what = op.title;
   const existing = t.client.workflow.getHandle(workflowId);
   const prev = await describeOrUndefined(existing);
   if (prev?.status.name === 'RUNNING') {
@@ -81,7 +83,7 @@ export async function startOrAttach(t: Target, printer: Printer, plan: StartPlan
     });
   }
   try {
-    const handle = await t.client.workflow.start(plan.workflowType, {
+    const handle = await t.client.workflow.start(op.workflowType, {
       workflowId,
       taskQueue: t.taskQueue,
       args: plan.args,
@@ -139,7 +141,7 @@ export async function followOrDetach(
   t: Target,
   printer: Printer,
   handle: WorkflowHandle,
-  o: { kind: 'deploy' | 'reset'; cluster: string; detach: boolean; autoApprove?: boolean; worker?: RunningWorker },
+  o: { kind: OperationKind; cluster: string; detach: boolean; autoApprove?: boolean; worker?: RunningWorker },
 ): Promise<number> {
   if (o.detach) {
     await workerFor(t, 'detach');

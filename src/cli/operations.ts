@@ -1,0 +1,80 @@
+// The cluster operations the CLI knows, one row each. Start and attach, follow, status, completion and the
+// decision commands read only this table: adding an operation is one workflow file and one row here.
+import type { DeploymentStatus, DeployResult } from '../workflows/definitions';
+import { deployWorkflowId, resetWorkflowId } from '../workflows/definitions';
+import type { ResetResult } from '../workflows/reset-cluster';
+import type { Printer } from './follow';
+
+/** What printing a completed run's result needs. */
+export interface ResultView {
+  printer: Printer;
+  cluster: string;
+  /** The last status the workflow answered, if any. */
+  last?: DeploymentStatus;
+}
+
+export interface Operation {
+  /** The workflow function the worker registers (src/workflows/index.ts). */
+  workflowType: string;
+  /** One workflow id per cluster: a second start attaches to the running one. */
+  workflowId(cluster: string): string;
+  /** The noun in messages: "the deployment of demo". */
+  title: string;
+  /** What to check when a run failed, in the next-step line. */
+  checkOnFailure: string;
+  /** Prints a completed run's result; false when the result reports failures (exit 1). */
+  printResult(result: unknown, v: ResultView): boolean;
+}
+
+function printDeployResult(result: unknown, { printer, cluster }: ResultView): boolean {
+  const r = result as DeployResult;
+  printer.info(
+    `✔ ${cluster} deployed: Kubernetes ${r.kubernetesVersion}, ${r.nodesReady} nodes Ready, ${r.etcdMembers} etcd members${r.skippedNodes.length ? `, skipped: ${r.skippedNodes.join(', ')}` : ''}; admin kubeconfig: ${r.kubeconfigPath}`,
+    'result',
+    { result: r },
+  );
+  return true;
+}
+
+function printResetResult(result: unknown, { printer, cluster, last }: ResultView): boolean {
+  const r = result as ResetResult;
+  if (r.failed.length) {
+    for (const f of r.failed) {
+      const phase = last?.phases.find((p) => p.nodes.some((n) => n.node === f.node))?.phase ?? 'reset';
+      printer.error(`✖ ${f.node} failed in phase ${phase}: ${f.error}`, { node: f.node, phase });
+    }
+    printer.error(`next step: fix the host(s) ${r.failed.map((f) => f.node).join(', ')}, then run kha reset again for ${cluster}`);
+    printer.event('result', { result: r });
+    return false;
+  }
+  printer.info(`✔ ${cluster} reset: ${r.reset.join(', ') || 'no nodes'}`, 'result', { result: r });
+  return true;
+}
+
+export const OPERATIONS = {
+  deploy: { workflowType: 'deployCluster', workflowId: deployWorkflowId, title: 'deployment', checkOnFailure: 'the node named above', printResult: printDeployResult },
+  reset: { workflowType: 'resetCluster', workflowId: resetWorkflowId, title: 'reset', checkOnFailure: 'the hosts', printResult: printResetResult },
+} as const satisfies Record<string, Operation>;
+
+export type OperationKind = keyof typeof OPERATIONS;
+
+/** Every operation kind, in table order (the first is the default of kha status). */
+export const OPERATION_KINDS = Object.keys(OPERATIONS) as OperationKind[];
+
+export function operation(kind: OperationKind): Operation {
+  return OPERATIONS[kind];
+}
+
+/** The workflow id prefix of an operation, e.g. "kha-deploy-". */
+export function workflowIdPrefix(kind: OperationKind): string {
+  return OPERATIONS[kind].workflowId('');
+}
+
+/** The cluster a workflow id of any operation belongs to, or undefined for a foreign id. */
+export function clusterOfWorkflowId(id: string): string | undefined {
+  for (const kind of OPERATION_KINDS) {
+    const prefix = workflowIdPrefix(kind);
+    if (id.startsWith(prefix) && id.length > prefix.length) return id.slice(prefix.length);
+  }
+  return undefined;
+}
