@@ -22,7 +22,7 @@ import {
   UnreachableError,
   isTransient,
 } from '../src/ssh/errors';
-import { SessionPool, SshSession, withSession } from '../src/ssh/executor';
+import { SshSession, withSession } from '../src/ssh/executor';
 import { IdleSessions } from '../src/ssh/reuse';
 import { fingerprint } from '../src/ssh/hostkeys';
 import type { OutputStream, SshTarget } from '../src/ssh/types';
@@ -534,21 +534,6 @@ describe('files', () => {
 });
 
 describe('connection reuse', () => {
-  test('SessionPool hands out one connection per host and reconnects after close', async () => {
-    const pool = new SessionPool();
-    try {
-      const [a, b, c] = await Promise.all([pool.get(target(cp1)), pool.get(target(cp1)), pool.get(target(bastion))]);
-      assert.equal(a, b);
-      assert.notEqual(a, c);
-      a.close();
-      const d = await pool.get(target(cp1));
-      assert.notEqual(d, a);
-      assert.equal((await d.exec('hostname')).stdoutTail, 'k8scp-01');
-    } finally {
-      pool.closeAll();
-    }
-  });
-
   test('IdleSessions: one connection for calls in sequence, shared by up to maxShare at once, none after an error', async () => {
     const pool = new IdleSessions(60_000, 4);
     try {

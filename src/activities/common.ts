@@ -6,7 +6,7 @@ import type { ClusterSpec, NodeSpec } from '../spec/types';
 import { findNode, nodeSsh } from '../spec/types';
 import type { SshSession } from '../ssh/executor';
 import { IdleSessions } from '../ssh/reuse';
-import { SshError } from '../ssh/errors';
+import { isTransient, SshError, TRANSIENT_KINDS } from '../ssh/errors';
 import type { RenderedScript } from '../render/types';
 import { readResult, requireResult, ResultError, type FailureKind, type ResultKind } from '../render/result';
 import type { RunResult } from '../ssh/types';
@@ -135,8 +135,7 @@ export function stepSummary(run: ScriptRun, what: string): { changed: boolean; n
 export function toFailure(e: unknown, node: string, secrets: string[] = []): unknown {
   if (e instanceof ApplicationFailure) return e;
   if (e instanceof SshError) {
-    const transient = e.kind === 'Unreachable' || e.kind === 'Timeout' || e.kind === 'ConnectionLost';
-    return ApplicationFailure.create({ message: redact(e.message, secrets), type: e.kind, nonRetryable: !transient });
+    return ApplicationFailure.create({ message: redact(e.message, secrets), type: e.kind, nonRetryable: !isTransient(e) });
   }
   if (e instanceof Error && e.name === 'AbortError') return e;
   const msg = e instanceof Error ? e.message : String(e);
@@ -182,9 +181,6 @@ function withAttempt(e: unknown): unknown {
   return ApplicationFailure.create({ message: e.message, type: e.type ?? undefined, nonRetryable: e.nonRetryable ?? undefined, details: [{ attempt }] });
 }
 
-/** Error types of a network blip: retried by Temporal, then by the workflow within the policy's time budget. */
-export const NETWORK_ERRORS = ['Unreachable', 'Timeout', 'ConnectionLost'];
-
 /** Tries the healthy control-plane nodes in order; the first that connects runs fn. */
 export async function withHealthyControlPlane<T>(cluster: ClusterSpec, via: string[] | undefined, fn: (s: SshSession, node: NodeSpec) => Promise<T>): Promise<T> {
   const all = via && via.length ? via : cluster.spec.nodes.filter((n) => n.role === 'control-plane').map((n) => n.name);
@@ -197,7 +193,7 @@ export async function withHealthyControlPlane<T>(cluster: ClusterSpec, via: stri
       return await withNode(cluster, name, fn);
     } catch (e) {
       last = e;
-      if (e instanceof ApplicationFailure && !NETWORK_ERRORS.includes(e.type ?? '')) throw e;
+      if (e instanceof ApplicationFailure && !TRANSIENT_KINDS.includes(e.type ?? '')) throw e;
     }
   }
   throw last;

@@ -8,7 +8,7 @@ import type { NodeCall, StepResult } from './types';
 import { requireResult } from '../render/result';
 import { activityContext, redact, runScript, stepSummary, toFailure, withHealthyControlPlane, withNode } from './common';
 import { runNodePhase, scriptOf } from './nodes';
-import { sleep } from './util';
+import { sleep } from '../util/sleep';
 
 function facts(call: NodeCall) {
   if (!call.facts) throw ApplicationFailure.nonRetryable('facts missing: preflight must resolve the version first', 'InvalidSpec');
@@ -42,7 +42,7 @@ export async function waitForVip(call: NodeCall): Promise<StepResult> {
       last = redact(result.stderrTail || result.stdoutTail).trim().split('\n').pop() ?? '';
       activityContext()?.heartbeat({ step: 'waiting for the VIP', attempt: i, last });
       if (Date.now() > deadline) break;
-      await sleep(Math.min(1000 * i, 5000), activityContext()?.cancellationSignal);
+      await sleep(Math.min(1000 * i, 5000), activityContext()?.cancellationSignal, { rejectOnAbort: true });
     }
     throw ApplicationFailure.create({
       type: 'TransientCommandFailed',
@@ -137,7 +137,7 @@ export async function waitEtcdHealthy(call: NodeCall): Promise<StepResult> {
       last = redact(result.stderrTail || result.stdoutTail).trim().split('\n').pop() ?? '';
       activityContext()?.heartbeat({ step: 'waiting for etcd', attempt: i, last });
       if (Date.now() > deadline) break;
-      await sleep(Math.min(1000 * i, 5000), activityContext()?.cancellationSignal);
+      await sleep(Math.min(1000 * i, 5000), activityContext()?.cancellationSignal, { rejectOnAbort: true });
     }
     throw ApplicationFailure.create({ type: 'TransientCommandFailed', message: `etcd not healthy after ${call.node} joined: ${last}` });
   });

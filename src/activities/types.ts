@@ -89,5 +89,4 @@ export const NON_RETRYABLE_ERRORS = [
   'InvalidSpec',
   'ForeignCluster',
 ] as const;
-/** Retried: Unreachable, Timeout, ConnectionLost, TransientCommandFailed, JoinedStepFailed (never compensated). */
-export const TRANSIENT_ERRORS = ['Unreachable', 'Timeout', 'ConnectionLost', 'TransientCommandFailed', 'JoinedStepFailed'] as const;
+// Everything else is retried: the network kinds of src/ssh/errors.ts, TransientCommandFailed, JoinedStepFailed (never compensated).

@@ -2,6 +2,7 @@
 // operator, printing its progress as a live table (TTY), one line per change (plain) or JSON lines, and returns
 // the command's exit code.
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { sleep } from '../util/sleep';
 import { approveWorkersUpdate, statusQuery, type DeploymentStatus } from '../workflows/definitions';
 import { noWorkerMessage, pollers, type Target } from './client';
 import { operation, type OperationKind } from './operations';
@@ -56,18 +57,6 @@ export interface FollowOptions {
   pollMs?: number;
   /** Stop following (e.g. on Ctrl-C): resolves with EXIT.interrupted. */
   signal?: AbortSignal;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 /** The status query, or undefined when no worker answers within the deadline. */

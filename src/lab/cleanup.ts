@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path';
 import { controlRequest } from './control';
 import { labPaths, readState, MAX_SUBNET_INDEX } from './layout';
 import { bridgeExists, deleteNetworks, listLabNetns, listLabVeths, netnsInode } from './net';
-import { pidAlive, pidsInNetns, readProc, run, sleep } from './proc';
+import { pidAlive, pidsInNetns, readProc, run } from './proc';
+import { sleep } from '../util/sleep';
 
 /**
  * Written first into every directory the lab creates or takes over while empty. Clean-up deletes

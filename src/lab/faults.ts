@@ -104,15 +104,6 @@ export function clearHostFaults(shared: string, host: string): void {
   rmSync(sharedPaths.faults(shared, host), { force: true });
 }
 
-/** The lab clock's offset in seconds. */
-export function readClockOffset(shared: string): number {
-  try {
-    return ((JSON.parse(readFileSync(sharedPaths.clock(shared), 'utf8')) as LabClockFile).offsetMs ?? 0) / 1000;
-  } catch {
-    return 0;
-  }
-}
-
 export function writeClockOffset(shared: string, offsetSeconds: number): void {
   const v: LabClockFile = { offsetMs: Math.round(offsetSeconds * 1000) };
   writeJson(sharedPaths.clock(shared), v);

@@ -1,7 +1,7 @@
 // Builds what a lab needs before any host boots: keys, and each host's upper layer (users,
 // authorized_keys, sshd config and host key, hostname, hosts file, sudoers, tool wrappers).
 // Written straight into the upper directory, which is allowed while the overlay is not mounted.
-import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';

@@ -46,11 +46,6 @@ export function allPids(): number[] {
   return readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number);
 }
 
-/** Children of a process (this kernel has no /proc/<pid>/task/<tid>/children, so scan PPid). */
-export function childPids(parent: number): number[] {
-  return allPids().filter((pid) => /^PPid:\s+(\d+)$/m.exec(readProc(pid, 'status') ?? '')?.[1] === String(parent));
-}
-
 /** Resident memory of a process in KiB. */
 export function rssKiB(pid: number): number {
   return Number(/^VmRSS:\s+(\d+)/m.exec(readProc(pid, 'status') ?? '')?.[1] ?? 0);
@@ -69,4 +64,3 @@ export function pidsInNetns(nsInode: number): number[] {
   return out;
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

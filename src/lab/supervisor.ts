@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { sharedPaths } from './faults';
 import { labPaths, readState, writeJson, type HostRunState, type LabState, type LabStatusFile } from './layout';
 import { NETNS_DIR, setLinkUp } from './net';
-import { sleep } from './proc';
+import { sleep } from '../util/sleep';
 import type { ControlRequest, ControlResponse } from './control';
 import { readTier, type TierRecord } from './real/tier';
 import { realPaths } from './real/setup';

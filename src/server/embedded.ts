@@ -2,6 +2,7 @@
 // under the user's state directory, shared by every kha command on this machine. A record file (pid, ports)
 // lets later commands find and reuse it; a lock keeps two commands from starting two servers at once.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { sleep } from '../util/sleep';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
@@ -223,10 +224,6 @@ function tail(file: string, lines = 15): string {
   } catch {
     return '';
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** A lock file created exclusively; a stale one (holder gone, or older than 2 minutes) is taken over. */

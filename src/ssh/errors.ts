@@ -76,16 +76,10 @@ export class CancelledError extends SshError {
   readonly kind = 'Cancelled' as const;
 }
 
-/** Errors worth retrying as they are: the network or the host may come back. */
+/** The kinds of error worth retrying as they are: the network or the host may come back. The one list of them. */
+export const TRANSIENT_KINDS: readonly string[] = ['Unreachable', 'Timeout', 'ConnectionLost'] satisfies SshErrorKind[];
+
 export function isTransient(err: unknown): boolean {
-  return err instanceof UnreachableError || err instanceof TimeoutError || err instanceof ConnectionLostError;
+  return err instanceof SshError && TRANSIENT_KINDS.includes(err.kind);
 }
 
-/** Names of the error classes that retrying cannot fix (for Temporal's nonRetryableErrorTypes). */
-export const NON_TRANSIENT_SSH_ERRORS = [
-  'AuthFailedError',
-  'HostKeyMismatchError',
-  'HostKeyUnknownError',
-  'SudoPasswordRequiredError',
-  'CancelledError',
-] as const;

@@ -1,5 +1,6 @@
 // Runs scripts and file operations on one host over SSH (ssh2). Knows nothing about Kubernetes.
 import * as fs from 'node:fs';
+import { sleep } from '../util/sleep';
 import { constants as osConstants } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { Client, type AuthenticationType, type ClientChannel, type ConnectConfig } from 'ssh2';
@@ -624,18 +625,6 @@ function firstWord(cmd: string): string {
   return w.length > 40 ? w.slice(0, 40) + '...' : w;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
 /** Connects, runs fn with the session, and always closes it. */
 export async function withSession<T>(target: SshTarget, fn: (s: SshSession) => Promise<T>, opts: ConnectOptions = {}): Promise<T> {
   const s = await SshSession.connect(target, opts);
@@ -643,51 +632,5 @@ export async function withSession<T>(target: SshTarget, fn: (s: SshSession) => P
     return await fn(s);
   } finally {
     s.close();
-  }
-}
-
-/** One connection per host for the length of a call; reconnects if a connection was lost. */
-export class SessionPool {
-  private readonly sessions = new Map<string, Promise<SshSession>>();
-  private closed = false;
-
-  constructor(private readonly opts: ConnectOptions = {}) {}
-
-  get(target: SshTarget): Promise<SshSession> {
-    if (this.closed) return Promise.reject(new ConnectionLostError(target.host, 'connect', 'session pool is closed'));
-    const key = [target.user, target.address, target.port, target.bastion?.address ?? '', target.bastion?.port ?? ''].join('|');
-    const existing = this.sessions.get(key);
-    if (existing) {
-      return existing.then(
-        (s) => (s.isAlive() ? s : this.replace(key, target)),
-        () => this.replace(key, target),
-      );
-    }
-    return this.replace(key, target);
-  }
-
-  closeAll(): void {
-    this.closed = true;
-    for (const p of this.sessions.values()) p.then((s) => s.close(), () => undefined);
-    this.sessions.clear();
-  }
-
-  private replace(key: string, target: SshTarget): Promise<SshSession> {
-    const p = SshSession.connect(target, this.opts);
-    this.sessions.set(key, p);
-    p.catch(() => {
-      if (this.sessions.get(key) === p) this.sessions.delete(key);
-    });
-    return p;
-  }
-}
-
-/** Runs fn with a pool that reuses one connection per host, and closes every connection afterwards. */
-export async function withSessions<T>(fn: (pool: SessionPool) => Promise<T>, opts: ConnectOptions = {}): Promise<T> {
-  const pool = new SessionPool(opts);
-  try {
-    return await fn(pool);
-  } finally {
-    pool.closeAll();
   }
 }
