@@ -98,6 +98,14 @@ test('apt and waits report why they failed; apt\'s own output never reaches stdo
   const wrong = runBash(rendered(['apt-get() { echo "E: Version \'9\' for \'kubeadm\' was not found" >&2; return 100; }', 'kha_apt install -y kubeadm=9'].join('\n')));
   assert.equal(wrong.status, 100);
   assert.equal(readResult(wrong.stdout, 'FAILURE'), undefined, 'a wrong version is no reason to try again');
+  // Calico's kubectl calls: an API server that timed out is worth another try, a refused manifest is not.
+  const slow = runBash(rendered(`kha_reporting timeout 'timed out|timeout|not ready' bash -c 'echo applied; echo "dial tcp 10.96.0.1:443: i/o timeout" >&2; exit 1'`));
+  assert.equal(slow.status, 1);
+  assert.deepEqual(requireResult(slow.stdout, 'FAILURE', 'test'), { kind: 'timeout' });
+  assert.match(slow.stderr, /^applied$/m);
+  const refused = runBash(rendered(`kha_reporting timeout 'timed out|timeout|not ready' bash -c 'echo "error: unknown field" >&2; exit 1'`));
+  assert.equal(refused.status, 1);
+  assert.equal(refused.stdout, '');
   const wait = runBash(rendered('kha_wait 0 "something that never happens" false'));
   assert.equal(wait.status, 1);
   assert.deepEqual(requireResult(wait.stdout, 'FAILURE', 'test'), { kind: 'timeout' });

@@ -83,6 +83,9 @@ export function calicoResources(c: ClusterSpec): string {
   ]);
 }
 
+/** A kubectl or download that timed out (the API server busy, images still pulling) is worth another try. */
+const timeoutsReported = "kha_reporting timeout 'timed out|timeout|not ready'";
+
 function waitNodesReady(): string {
   return lines(
     '# Nodes become Ready once the CNI runs on them.',
@@ -108,13 +111,13 @@ export function renderCalico(c: ClusterSpec, n: NodeSpec, _facts: RenderFacts): 
     const body = lines(
       head,
       `# Tigera operator ${cal.version}; server-side apply keeps a re-run harmless (the CRDs are too big for client-side apply).`,
-      ...operatorManifestUrls(c).map((u) => `kubectl apply --server-side --force-conflicts -f ${q(u)} >/dev/null`),
+      ...operatorManifestUrls(c).map((u) => `${timeoutsReported} kubectl apply --server-side --force-conflicts -f ${q(u)}`),
       'crd_ready() { kubectl wait --for=condition=Established crd/installations.operator.tigera.io --timeout=10s >/dev/null 2>&1; }',
       'kha_wait 300 "the operator CRDs" crd_ready',
       '',
       `# Installation (pool ${c.spec.networking.podSubnet}, ${cal.encapsulation}) and APIServer.`,
       writeFile(resources),
-      `kubectl apply -f ${q(CALICO_RESOURCES)} >/dev/null`,
+      `${timeoutsReported} kubectl apply -f ${q(CALICO_RESOURCES)}`,
       '',
       waitNodesReady(),
     );
@@ -128,7 +131,7 @@ export function renderCalico(c: ClusterSpec, n: NodeSpec, _facts: RenderFacts): 
     `pod_cidr=${q(c.spec.networking.podSubnet)}`,
     'work="$(mktemp -d)"',
     'trap \'rm -rf -- "$work"\' EXIT',
-    'curl -fsSL "$manifest_url" -o "$work/calico.yaml"',
+    `${timeoutsReported} curl -fsSL "$manifest_url" -o "$work/calico.yaml"`,
     '# The pool CIDR must be set before calico-node first starts: it creates the pool only once.',
     'sed -i -E \\',
     "  -e 's|#[[:space:]]*- name: CALICO_IPV4POOL_CIDR|- name: CALICO_IPV4POOL_CIDR|' \\",
@@ -140,12 +143,12 @@ export function renderCalico(c: ClusterSpec, n: NodeSpec, _facts: RenderFacts): 
     imagePrefix
       ? lines(`image_prefix=${q(imagePrefix)}`, 'sed -i -E "s|image: (docker\\.io/)?calico/|image: $image_prefix/|" "$work/calico.yaml"')
       : null,
-    'kubectl apply --server-side --force-conflicts -f "$work/calico.yaml" >/dev/null',
+    `${timeoutsReported} kubectl apply --server-side --force-conflicts -f "$work/calico.yaml"`,
     '# Address detection and encapsulation; set env only rolls pods when a value changes.',
-    'kubectl -n kube-system set env daemonset/calico-node \\',
+    `${timeoutsReported} kubectl -n kube-system set env daemonset/calico-node \\`,
     `  ${q(`IP_AUTODETECTION_METHOD=${autodetectionEnv(c)}`)} \\`,
     `  ${q(`CALICO_IPV4POOL_IPIP=${ipipMode(cal.encapsulation)}`)} \\`,
-    `  ${q(`CALICO_IPV4POOL_VXLAN=${vxlanMode(cal.encapsulation)}`)} >/dev/null`,
+    `  ${q(`CALICO_IPV4POOL_VXLAN=${vxlanMode(cal.encapsulation)}`)}`,
     '',
     waitNodesReady(),
   );

@@ -57,20 +57,27 @@ kha_already() {
 }`,
   },
   {
-    name: 'kha_apt',
+    name: 'kha_reporting',
     deps: ['kha_result'],
-    code: String.raw`# kha_apt ARGS...: apt-get ARGS with all its output on stderr, reporting a busy lock or an unreachable mirror as such
-# (worth another try).
-kha_apt() {
-  local err rc=0
-  err="$(mktemp)"
-  { apt-get "$@" 2>&1 1>&3 3>&- | tee -- "$err" >&2; } 3>&2 || rc=$?
-  if [ "$rc" != 0 ] && grep -Eq 'Could not get lock|Temporary failure|Connection timed out|Hash Sum mismatch' -- "$err"; then
-    kha_result FAILURE '{"kind":"apt-unavailable"}'
+    code: String.raw`# kha_reporting KIND PATTERN COMMAND...: runs COMMAND with all its output on stderr (stdout carries only kha's
+# results); when it fails with output matching PATTERN (grep -Ei), reports the failure as KIND.
+kha_reporting() {
+  local kind="$1" pattern="$2" out rc=0
+  shift 2
+  out="$(mktemp)"
+  { "$@" 2>&1 1>&3 3>&- | tee -- "$out" >&2; } 3>&2 || rc=$?
+  if [ "$rc" != 0 ] && grep -Eiq -- "$pattern" "$out"; then
+    kha_result FAILURE "{\"kind\":\"$kind\"}"
   fi
-  rm -f -- "$err"
+  rm -f -- "$out"
   return "$rc"
 }`,
+  },
+  {
+    name: 'kha_apt',
+    deps: ['kha_reporting'],
+    code: String.raw`# kha_apt ARGS...: apt-get ARGS, a busy lock or an unreachable mirror reported as such (worth another try).
+kha_apt() { kha_reporting apt-unavailable 'Could not get lock|Temporary failure|Connection timed out|Hash Sum mismatch' apt-get "$@"; }`,
   },
   {
     name: 'kha_key_fingerprints',
