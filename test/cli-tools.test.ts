@@ -95,7 +95,8 @@ describe('kha completion bash|zsh and the names asked of the server', () => {
   let env: NodeJS.ProcessEnv;
 
   before(async () => {
-    env = cliEnv({ XDG_STATE_HOME: join(dir, 'state'), KHA_SERVER_PORT: String(await freePort()), KHA_UI_PORT: String(await freePort()), ZDOTDIR: dir, HOME: dir });
+    // The names, not TAB-time latency, are under test: a loaded machine may take longer than 3 s to connect.
+    env = cliEnv({ XDG_STATE_HOME: join(dir, 'state'), KHA_SERVER_PORT: String(await freePort()), KHA_UI_PORT: String(await freePort()), ZDOTDIR: dir, HOME: dir, KHA_COMPLETION_TIMEOUT_MS: '60000' });
     for (const [shell, file] of [['bash', bashFile], ['zsh', zshFile]] as const) {
       const r = await kha(['completion', shell], env);
       assert.equal(r.code, 0, r.stderr);

@@ -215,9 +215,11 @@ async function nodeNames(cluster: string): Promise<string[]> {
 export async function run(argv: string[], commands: Record<string, Command>): Promise<number> {
   const [shell, ...rest] = argv;
   if (shell === '__clusters' || shell === '__nodes') {
-    // At TAB time: print what is known within 3 s, never an error (the shell would show it in the command line).
+    // At TAB time: print what is known within the budget (3 s), never an error (the shell would show it in the
+    // command line). KHA_COMPLETION_TIMEOUT_MS widens it for a slow or remote server.
+    const budget = Number(process.env.KHA_COMPLETION_TIMEOUT_MS) > 0 ? Number(process.env.KHA_COMPLETION_TIMEOUT_MS) : 3000;
     const lookup = (shell === '__clusters' ? clusterNames() : rest[0] ? nodeNames(rest[0]) : Promise.resolve([])).catch(() => []);
-    const names = await Promise.race([lookup, new Promise<string[]>((r) => setTimeout(() => r([]), 3000).unref())]);
+    const names = await Promise.race([lookup, new Promise<string[]>((r) => setTimeout(() => r([]), budget).unref())]);
     if (names.length) process.stdout.write(`${names.join('\n')}\n`);
     // A connection still being tried must not keep the shell waiting.
     process.exit(0);
