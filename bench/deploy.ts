@@ -1,8 +1,11 @@
-// Deployment wall time against its critical path, and the worker's resources, on 3+3 and 3+50 lab hosts.
+// Deployment wall time against its critical path, and the worker's resources, on 3+3, 3+50 and 3+100 lab hosts.
 // Every simulated command gets a fixed latency (kubeadm init/join a longer one); the critical path is what
-// those latencies alone force (bench/lib/critical-path.ts). The worker runs as `kha worker` in a child
-// process, sampled from /proc (peak RSS, CPU time). Approval off, worker joins all at once.
-//   node dist/bench/deploy.js [--sizes 3+3,3+50] [--latency-ms 200] [--kubeadm-latency-ms 3000]
+// those latencies alone force (bench/lib/critical-path.ts): the plan's (planCriticalPath: the chain through
+// kubeadm init, the control-plane joins and the slowest worker's pipeline), against which the ratio is taken,
+// and the stage-by-stage one of earlier runs. The worker runs as `kha worker` in a child process, sampled from
+// /proc (peak RSS, CPU time); the lab's memory per host (PSS) is read at the end; the history's events and
+// bytes are counted with its child workflows'. Approval off, worker joins all at once.
+//   node dist/bench/deploy.js [--sizes 3+3,3+50,3+100] [--latency-ms 200] [--kubeadm-latency-ms 3000]
 import { rmSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -12,15 +15,19 @@ import type { ClusterSpec } from '../src/spec/types';
 import { deployWorkflowId, statusQuery, type DeployResult } from '../src/workflows/definitions';
 import { startDeployEnv } from '../test/helpers/deploy';
 import { resultOrFail } from '../test/helpers/workflow';
-import { criticalPath, labLatency, readCalls, type CriticalPath, type LatencyConfig, type PhasePlan } from './lib/critical-path';
-import { activityTimings, workflowSpan, workflowTaskStats, type WorkflowTaskStats } from './lib/history';
+import { criticalPath, labLatency, planCriticalPath, readCalls, type CriticalPath, type LatencyConfig, type PhasePlan, type PlanPath } from './lib/critical-path';
+import { activityTimings, historySize, workflowSpan, workflowTaskStats, type HistorySize, type WorkflowTaskStats } from './lib/history';
+import { labMemory, type LabMemory } from './lib/lab-memory';
+import { temporal } from '@temporalio/proto';
 import { LAB_CLOCK_SKEW_MS, log, machine, machineLine, round1, round2, table, writeResult } from './lib/report';
 import { sshCost } from './lib/ssh-cost';
 import { machineCpu, sampleProcess, startWorkerProcess } from './lib/worker-process';
 import { recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
 
-const SUBNETS: Record<string, number> = { '3+3': 70, '3+50': 71 };
-const TARGETS: Record<string, number> = { '3+3': 1.15, '3+50': 1.3 };
+const SUBNETS: Record<string, number> = { '3+3': 233, '3+50': 234, '3+100': 235 };
+/** wall / the plan's critical path (issue 12). */
+const TARGETS: Record<string, number> = { '3+3': 1.1, '3+50': 1.2, '3+100': 1.3 };
+const WORKER_RSS_TARGET_MIB = 300;
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(name);
@@ -38,8 +45,14 @@ interface SizeResult {
   size: string;
   hosts: number;
   result: DeployResult;
+  /** Stage by stage (every phase waits for all its nodes): the critical path of earlier runs, kept for comparison. */
   path: Omit<CriticalPath, 'activities'>;
+  /** The procedure's critical path: the ratio is wall / plan.criticalMs. */
+  plan: PlanPath;
   target: number;
+  history: HistorySize;
+  /** The lab's memory at the end of the deployment (every sim server has served its calls). */
+  labMemory: LabMemory;
   /** Median wall time of one simulated command with no latency, on an idle host before the deployment. */
   simCommand: { wallMs: number; cpuMs: number };
   /** kha's executor on this lab: a new SSH session + `true` + close, and `true` on an open session (medians). */
@@ -99,7 +112,7 @@ async function simCommandCost(d: Awaited<ReturnType<typeof startDeployEnv>>, hos
 
 async function runSize(size: string, latency: LatencyConfig): Promise<SizeResult> {
   const [cp, w] = size.split('+').map(Number) as [number, number];
-  const d = await startDeployEnv({ subnetIndex: SUBNETS[size] ?? 74, controlPlanes: cp, workers: w });
+  const d = await startDeployEnv({ subnetIndex: SUBNETS[size] ?? 236, controlPlanes: cp, workers: w });
   try {
     const cluster = d.cluster('bench', (c) => {
       c.spec.policy.approveBeforeWorkers = false;
@@ -140,12 +153,31 @@ async function runSize(size: string, latency: LatencyConfig): Promise<SizeResult
     }
     const result = outcome.v;
     if (result.nodesReady !== cp + w || result.etcdMembers !== cp) throw new Error(`${size}: deployment ended with ${result.nodesReady} Ready nodes and ${result.etcdMembers} etcd members`);
-    const events = (await handle.fetchHistory()).events ?? [];
+    const lab = labMemory(d.lab);
+    const hist = await handle.fetchHistory();
+    const events = hist.events ?? [];
+    const encoded = (h: temporal.api.history.v1.IHistory) => temporal.api.history.v1.History.encode(h).finish().length;
+    const nodeNames = d.lab.nodes.map((h) => h.name);
+    const history = await historySize(
+      { events, bytes: encoded(hist) },
+      async (id, runId) => {
+        const h = await d.env.client.workflow.getHandle(id, runId).fetchHistory();
+        return { events: h.events ?? [], bytes: encoded(h) };
+      },
+      { workers: d.lab.nodes.filter((h) => h.role === 'worker').map((h) => h.name), all: nodeNames },
+    );
     const { activities: costs, ...path } = criticalPath({
       activities: activityTimings(events),
       calls: readCalls(d.lab.sharedDir, latency),
       controlPlanes: d.lab.nodes.filter((h) => h.role === 'control-plane').map((h) => h.name),
       plan: phasePlan(cluster),
+      workflow: workflowSpan(events),
+    });
+    const plan = planCriticalPath({
+      costs,
+      controlPlanes: d.lab.nodes.filter((h) => h.role === 'control-plane').map((h) => h.name),
+      workers: d.lab.nodes.filter((h) => h.role === 'worker').map((h) => h.name),
+      workerJoinConcurrency: cluster.spec.policy.workerJoinConcurrency,
       workflow: workflowSpan(events),
     });
     const deployMs = path.wallMs;
@@ -172,7 +204,10 @@ async function runSize(size: string, latency: LatencyConfig): Promise<SizeResult
       hosts: cp + w,
       result,
       path,
+      plan,
       target: TARGETS[size] ?? NaN,
+      history,
+      labMemory: lab,
       simCommand,
       ssh,
       overhead: { gapsMs, queueMs, sshMs, totalMs, shareOfWall: round2(totalMs / deployMs), wallOverHostTime: round2(deployMs / (deployMs - totalMs)), upperMs, wallOverHostTimeUpper: round2(deployMs / (deployMs - upperMs)) },
@@ -197,7 +232,7 @@ async function runSize(size: string, latency: LatencyConfig): Promise<SizeResult
 }
 
 async function main(): Promise<void> {
-  const sizes = arg('--sizes', '3+3,3+50').split(',');
+  const sizes = arg('--sizes', '3+3,3+50,3+100').split(',');
   const L = Number(arg('--latency-ms', '200'));
   const K = Number(arg('--kubeadm-latency-ms', '3000'));
   const latency = labLatency(L, K);
@@ -209,13 +244,16 @@ async function main(): Promise<void> {
   const out: string[] = [`\n${machineLine(m)}`, `Deployment vs critical path (latency ${L} ms per simulated command, kubeadm init/join ${K} ms)`];
   out.push(
     table(
-      ['hosts', 'wall s', 'critical s', 'ratio', 'target', 'machine floor s', 'wall/floor', 'kha overhead s', 'wall/host time', 'commands', 'sim cmd ms (cpu)', 'worker peak MiB', 'worker CPU s', 'machine CPU busy'],
+      ['hosts', 'wall s', 'plan critical s', 'ratio', 'target', 'bound by', 'stage critical s', 'stage ratio', 'machine floor s', 'wall/floor', 'kha overhead s', 'wall/host time', 'commands', 'sim cmd ms (cpu)', 'worker peak MiB', 'worker CPU s', 'machine CPU busy', 'lab PSS/host MiB', 'history events', 'history KiB', 'events/worker'],
       results.map((r) => [
         r.size,
-        round1(r.path.wallMs / 1000),
+        round1(r.plan.wallMs / 1000),
+        round1(r.plan.criticalMs / 1000),
+        r.plan.ratio,
+        `<= ${r.target}`,
+        r.plan.bound,
         round1(r.path.criticalMs / 1000),
         r.path.ratio,
-        `<= ${r.target}`,
         round1(r.machineFloorMs / 1000),
         round2(r.path.wallMs / r.machineFloorMs),
         `${round1(r.overhead.totalMs / 1000)}-${round1(r.overhead.upperMs / 1000)}`,
@@ -225,10 +263,23 @@ async function main(): Promise<void> {
         r.worker.peakRssMiB,
         r.worker.cpuSeconds,
         `${Math.round(r.machineCpuBusy * 100)}%`,
+        round1(r.labMemory.pssPerHostKiB / 1024),
+        r.history.events,
+        round1(r.history.bytes / 1024),
+        r.history.eventsPerWorker,
       ]),
     ),
   );
   for (const r of results) {
+    const sw = r.plan.slowestWorker;
+    out.push(
+      `${r.size}: plan critical path ${r.plan.criticalMs} ms = max(control planes done ${r.plan.controlPlanesDoneMs}, workers done ${r.plan.workersDoneMs}) + verification ${r.plan.finalMs}; ` +
+        `kubeadm init done at ${r.plan.initDoneMs}; slowest worker ${sw ? `${sw.node} (host steps ${sw.prepMs}, join ${sw.joinMs})` : '-'}; wall ${r.plan.wallMs} ms, ratio ${r.plan.ratio} (target <= ${r.target})`,
+    );
+    out.push(
+      `${r.size}: history ${r.history.events} events, ${round1(r.history.bytes / 1024)} KiB over ${r.history.executions} execution(s); ${r.history.eventsPerWorker} events per worker node, ${r.history.eventsPerNode} per node; ` +
+        `lab memory per host ${round1(r.labMemory.pssPerHostKiB / 1024)} MiB PSS (${round1(r.labMemory.privatePerHostKiB / 1024)} MiB private, ${round1(r.labMemory.rssPerHostKiB / 1024)} MiB summed RSS); worker peak RSS ${r.worker.peakRssMiB} MiB (target <= ${WORKER_RSS_TARGET_MIB})\n`,
+    );
     out.push(`${r.size}: where the time goes (chain = slowest node of a parallel phase, every step of the others; ms)`);
     out.push(
       table(
@@ -247,16 +298,25 @@ async function main(): Promise<void> {
   }
   process.stdout.write(out.join('\n') + '\n');
   const file = writeResult('deploy', m, {
-    what: 'deployCluster wall time vs the critical path of simulated command latencies; worker (child process) memory and CPU',
+    what: 'deployCluster wall time vs the plan\'s critical path of simulated command latencies (and the stage-by-stage one); worker (child process) memory and CPU; history size; lab memory per host',
     latency,
     targets: TARGETS,
+    workerPeakRssTargetMiB: WORKER_RSS_TARGET_MIB,
     summary: results.map((r) => ({
       size: r.size,
-      wallMs: r.path.wallMs,
-      criticalMs: r.path.criticalMs,
-      ratio: r.path.ratio,
+      wallMs: r.plan.wallMs,
+      criticalMs: r.plan.criticalMs,
+      ratio: r.plan.ratio,
       target: r.target,
-      met: r.path.ratio <= r.target,
+      met: r.plan.ratio <= r.target,
+      boundBy: r.plan.bound,
+      stageCriticalMs: r.path.criticalMs,
+      stageRatio: r.path.ratio,
+      labPssPerHostMiB: round1(r.labMemory.pssPerHostKiB / 1024),
+      historyEvents: r.history.events,
+      historyBytes: r.history.bytes,
+      historyEventsPerWorker: r.history.eventsPerWorker,
+      workerPeakRssMet: r.worker.peakRssMiB <= WORKER_RSS_TARGET_MIB,
       khaOverheadMs: r.overhead.totalMs,
       wallOverHostTime: r.overhead.wallOverHostTime,
       wallOverHostTimeUpper: r.overhead.wallOverHostTimeUpper,

@@ -16,7 +16,7 @@ import { LAB_CLOCK_SKEW_MS, log, machine, machineLine, table, writeResult } from
 import { startWorkerProcess, type WorkerProcess } from './lib/worker-process';
 import { recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
 
-const SUBNET = 72;
+const SUBNET = 237;
 
 /** Waits until an activity of this type runs on a worker (pending, state STARTED). */
 async function waitStarted(handle: WorkflowHandle, activityType: string, ms = 300_000): Promise<void> {

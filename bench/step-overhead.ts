@@ -3,8 +3,8 @@
 // through kha's executor (the path every deployment step takes); a round runs one step on every host at once,
 // rounds one after another - the shape of an Ansible task over its hosts. Ansible: ansible-playbook with N
 // `command: /bin/true` tasks (and N `raw` tasks, its cheapest) over an inventory of the same hosts, timed per
-// task by the json callback. Sizes: 1, 6 and 53 hosts. Zero lab latency.
-//   node dist/bench/step-overhead.js [--sizes 1,6,53] [--quick]
+// task by the json callback. Sizes: 1, 6, 53 and 103 hosts. Zero lab latency.
+//   node dist/bench/step-overhead.js [--sizes 1,6,53,103] [--quick]
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,7 +19,7 @@ import { activityTimings } from './lib/history';
 import { log, machine, machineLine, round1, stats, table, writeResult, type Stats } from './lib/report';
 import { sshCost } from './lib/ssh-cost';
 
-const SUBNET = 73;
+const SUBNET = 236;
 
 interface KhaRun {
   hosts: number;
@@ -131,7 +131,7 @@ async function ansibleTasks(dir: string, lab: Lab, hosts: string[], tasks: numbe
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const sizesArg = process.argv.indexOf('--sizes');
-  const sizes = sizesArg > 0 ? process.argv[sizesArg + 1]!.split(',').map(Number) : [1, 6, 53];
+  const sizes = sizesArg > 0 ? process.argv[sizesArg + 1]!.split(',').map(Number) : [1, 6, 53, 103];
   const m = machine();
   log(machineLine(m));
   const base = mkdtempSync('/var/tmp/kha-bench-steps-');

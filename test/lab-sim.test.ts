@@ -157,6 +157,25 @@ test('join before host prep fails with the preflight message; after prep it join
   }
 });
 
+test('kubectl -o jsonpath with {range}...{end} and string literals lists every node and its Ready status in one call', () => {
+  const lab = new Lab();
+  try {
+    const { cp1, token, hash } = initCluster(lab);
+    const w1 = lab.host('w1', '198.18.0.21', true);
+    lab.write('w1', '/root/join.yaml', joinConfig('198.18.0.11:6443', token, hash));
+    ok(w1('kubeadm', 'join', '--config', '/root/join.yaml'));
+    const kc = ['--kubeconfig', '/etc/kubernetes/admin.conf'];
+    const expr = 'jsonpath={range .items[*]}{.metadata.name}{" "}{.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}';
+    assert.equal(ok(cp1('kubectl', ...kc, 'get', 'nodes', '-o', expr)).stdout, 'cp1 False\nw1 False\n');
+    ok(cp1('kubectl', ...kc, 'apply', '-f', 'https://raw.githubusercontent.com/projectcalico/calico/v3.31.2/manifests/calico.yaml'));
+    assert.equal(ok(cp1('kubectl', ...kc, 'get', 'nodes', '-o', expr)).stdout, 'cp1 True\nw1 True\n');
+    // An empty range prints nothing and the text after {end} still follows.
+    assert.equal(ok(cp1('kubectl', ...kc, 'get', 'pods', '-n', 'nowhere', '-o', 'jsonpath={range .items[*]}{.metadata.name}{end}done')).stdout, 'done');
+  } finally {
+    lab.cleanup();
+  }
+});
+
 test('token and certificate-key expiry through the lab clock give kubeadm messages', () => {
   const lab = new Lab();
   try {

@@ -3,7 +3,7 @@
 // change no file; verify must pass; reset must remove what kubeadm reset leaves. Needs root.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab } from '../src/lab/lab';
 import { loadClusterText } from '../src/spec/load';
@@ -93,7 +93,12 @@ test('every phase in order deploys the seed topology; verify reports it healthy'
   assert.ok(wrote.includes('k8scp-01:/etc/kubernetes/kha/kubeadm-init.yaml'));
   assert.ok(wrote.includes('k8scp-02:/etc/kubernetes/manifests/kube-vip.yaml'));
   const first = c.spec.nodes[0]!.name;
+  const log = join(lab.sharedDir, 'calls', `${first}.log`);
+  const before = readFileSync(log, 'utf8').split('\n').length;
   const v = await ok(first, first, 'verify', 'cluster');
+  // One kubectl call for every node's Ready status (not one or two per node), whatever the node count.
+  const verifyCalls = readFileSync(log, 'utf8').split('\n').slice(before - 1).filter((l) => / kubectl( |$)/.test(l));
+  assert.equal(verifyCalls.length, 1, verifyCalls.join('\n'));
   const report = JSON.parse(/^KHA-VERIFY (.*)$/m.exec(v.stdout)![1]!) as { nodes: Array<{ ready: boolean }>; etcd: { members: number; healthy: boolean; learners: number }; vipAnswers: boolean; kubeProxyMode: string };
   assert.equal(report.nodes.length, 5);
   assert.ok(report.nodes.every((n) => n.ready));

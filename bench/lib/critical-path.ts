@@ -214,3 +214,79 @@ export function criticalPath(input: {
     activities: costs,
   };
 }
+
+/**
+ * The critical path of the procedure itself, from the latencies of the steps every node cannot skip: the first
+ * control plane's host steps, then kubeadm init with its kube-vip and Calico steps; each further control plane
+ * joins once its own host steps and the previous join are done (etcd grows one member at a time); each worker
+ * joins once its own host steps and kubeadm init are done (a worker needs the API, not the other control
+ * planes); verification after all of them. Unlike criticalPath() no phase waits for every node of the phase
+ * before: a node's pipeline runs as far as its dependencies allow, so a step kha runs per node more often than
+ * the procedure needs (verification per node, say) is not part of it either, only the steps the plan runs.
+ */
+export interface PlanPath {
+  criticalMs: number;
+  wallMs: number;
+  ratio: number;
+  /** When each part of the chain could end at the earliest (ms from the start). */
+  initDoneMs: number;
+  controlPlanesDoneMs: number;
+  workersDoneMs: number;
+  /** The worker whose pipeline ends last, its host steps and join (ms). */
+  slowestWorker: { node: string; prepMs: number; joinMs: number } | null;
+  /** What the end waits for: 'control-plane joins' or 'worker <name>'. */
+  bound: string;
+  finalMs: number;
+}
+
+const HOST_PHASES = new Set(['preflight', 'host-prep', 'container-runtime', 'packages']);
+const INIT_PHASES = new Set(['kube-vip', 'kube-vip-before-init', 'kubeadm-init', 'kube-vip-switch', 'calico']);
+
+export function planCriticalPath(input: {
+  costs: ActivityCost[];
+  controlPlanes: string[];
+  workers: string[];
+  /** Parallel worker joins at most (the spec's workerJoinConcurrency). */
+  workerJoinConcurrency?: number;
+  workflow: { startMs: number; endMs: number };
+}): PlanPath {
+  const first = input.controlPlanes[0] ?? '';
+  const lat = (pred: (c: ActivityCost) => boolean) => input.costs.filter(pred).reduce((s, c) => s + c.latencyMs, 0);
+  const prep = (n: string) => lat((c) => c.activity.node === n && HOST_PHASES.has(c.activity.phase));
+  const init = lat((c) => c.activity.node === first && INIT_PHASES.has(c.activity.phase));
+  const join = (n: string, phases: string[]) => lat((c) => c.activity.node === n && phases.includes(c.activity.phase));
+  const initDoneMs = prep(first) + init;
+  let cpDone = initDoneMs;
+  for (const n of input.controlPlanes.slice(1)) cpDone = Math.max(cpDone, prep(n)) + join(n, ['control-plane-join', 'kube-vip']);
+  const ws = input.workers.map((n) => ({ node: n, prepMs: prep(n), joinMs: join(n, ['worker-join']) }));
+  const limit = input.workerJoinConcurrency ?? ws.length;
+  let workersDoneMs = initDoneMs;
+  let slowest: PlanPath['slowestWorker'] = null;
+  if (limit >= ws.length) {
+    for (const w of ws) {
+      const end = Math.max(initDoneMs, w.prepMs) + w.joinMs;
+      if (end >= workersDoneMs) {
+        workersDoneMs = end;
+        slowest = w;
+      }
+    }
+  } else {
+    // Bounded: joins start in the plan's order as runners free up, none before init.
+    workersDoneMs = Math.max(initDoneMs, ...ws.map((w) => w.prepMs)) + listSchedule(ws.map((w) => w.joinMs), limit);
+    slowest = ws.reduce<PlanPath['slowestWorker']>((a, b) => (!a || b.prepMs + b.joinMs > a.prepMs + a.joinMs ? b : a), null);
+  }
+  const finalMs = lat((c) => c.activity.phase === 'verify');
+  const criticalMs = Math.round(Math.max(cpDone, workersDoneMs) + finalMs);
+  const wallMs = Math.round(input.workflow.endMs - input.workflow.startMs);
+  return {
+    criticalMs,
+    wallMs,
+    ratio: Math.round((wallMs / criticalMs) * 1000) / 1000,
+    initDoneMs: Math.round(initDoneMs),
+    controlPlanesDoneMs: Math.round(cpDone),
+    workersDoneMs: Math.round(workersDoneMs),
+    slowestWorker: slowest && { node: slowest.node, prepMs: Math.round(slowest.prepMs), joinMs: Math.round(slowest.joinMs) },
+    bound: cpDone >= workersDoneMs ? 'control-plane joins' : `worker ${slowest?.node ?? '?'}`,
+    finalMs: Math.round(finalMs),
+  };
+}

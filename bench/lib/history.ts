@@ -111,3 +111,61 @@ export function workflowTaskStats(events: Event[]): WorkflowTaskStats {
   const med = (xs: number[]) => Math.round(sorted(xs)[Math.floor(xs.length / 2)] ?? NaN);
   return { count: run.length, queueMedianMs: med(queue), queueMaxMs: Math.round(Math.max(0, ...queue)), runMedianMs: med(run), runMaxMs: Math.round(Math.max(0, ...run)), timedOut, failed };
 }
+
+export interface HistorySize {
+  /** Workflow executions counted: the deployment and every child workflow it started (recursively). */
+  executions: number;
+  events: number;
+  bytes: number;
+  /** Events of activities kha ran for worker nodes (scheduled, started, ended) and child workflows named after one, per worker. */
+  eventsPerWorker: number;
+  eventsPerNode: number;
+}
+
+/**
+ * How big a deployment's history is: its events and encoded bytes, with its child workflows'. `fetch` returns the
+ * events and the encoded size of one execution.
+ */
+export async function historySize(
+  root: { events: Event[]; bytes: number },
+  fetch: (workflowId: string, runId: string) => Promise<{ events: Event[]; bytes: number }>,
+  nodes: { workers: string[]; all: string[] },
+): Promise<HistorySize> {
+  let executions = 0;
+  let events = 0;
+  let bytes = 0;
+  let workerEvents = 0;
+  const queue: Array<{ h: { events: Event[]; bytes: number }; worker: boolean }> = [{ h: root, worker: false }];
+  for (let item = queue.shift(); item; item = queue.shift()) {
+    const { h, worker } = item;
+    executions++;
+    events += h.events.length;
+    bytes += h.bytes;
+    if (worker) workerEvents += h.events.length;
+    else {
+      const workerActs = new Set(activityTimings(h.events).filter((a) => nodes.workers.includes(a.node)).map((a) => String(a.id)));
+      for (const e of h.events) {
+        const ref =
+          e.activityTaskStartedEventAttributes?.scheduledEventId ??
+          e.activityTaskCompletedEventAttributes?.scheduledEventId ??
+          e.activityTaskFailedEventAttributes?.scheduledEventId ??
+          e.activityTaskTimedOutEventAttributes?.scheduledEventId ??
+          e.activityTaskCanceledEventAttributes?.scheduledEventId;
+        if (workerActs.has(String(ref ?? e.eventId))) workerEvents++;
+      }
+    }
+    for (const e of h.events) {
+      const c = e.childWorkflowExecutionStartedEventAttributes?.workflowExecution;
+      if (!c?.workflowId || !c.runId) continue;
+      const isWorker = nodes.workers.some((w) => c.workflowId!.endsWith(w) || c.workflowId!.includes(`${w}-`) || c.workflowId!.includes(`/${w}`));
+      queue.push({ h: await fetch(c.workflowId, c.runId), worker: isWorker });
+    }
+  }
+  return {
+    executions,
+    events,
+    bytes,
+    eventsPerWorker: nodes.workers.length ? Math.round((workerEvents / nodes.workers.length) * 10) / 10 : 0,
+    eventsPerNode: Math.round((events / Math.max(1, nodes.all.length)) * 10) / 10,
+  };
+}

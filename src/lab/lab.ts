@@ -67,6 +67,8 @@ export class LabNeedsRootError extends Error {
 
 const DEFAULT_DIR = '/var/lib/kha/lab';
 const UP_TIMEOUT_MS = 120_000;
+/** Hosts boot a few at a time (supervisor.ts), so a large lab on a busy machine gets longer: 2 s more per host. */
+const upTimeoutMs = (hosts: number) => Math.max(UP_TIMEOUT_MS, 60_000 + 2_000 * hosts);
 const HOST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 export function defaultLabDir(): string {
@@ -187,7 +189,7 @@ export class Lab {
       await hideMachineHostKeys(p, state.hosts.map((h) => h.name));
       writeFileSync(p.knownHosts, knownHostsText(p, state));
       phase('hostKeys');
-      await Lab.startSupervisor(p);
+      await Lab.startSupervisor(p, state.hosts.length);
       phase('bootUntilSshAnswers');
     } catch (e) {
       await downDir(dir, { keepLog: true }).catch(() => undefined);
@@ -218,12 +220,13 @@ export class Lab {
     throw new Error('could not claim a free lab subnet');
   }
 
-  private static async startSupervisor(p: LabPaths): Promise<void> {
+  private static async startSupervisor(p: LabPaths, hosts: number): Promise<void> {
     const log = openSync(p.supervisorLog, 'a');
     const child = spawn(process.execPath, [join(__dirname, 'supervisor.js'), p.dir], { detached: true, stdio: ['ignore', log, log] });
     closeSync(log);
     child.unref();
-    const deadline = Date.now() + UP_TIMEOUT_MS;
+    const timeoutMs = upTimeoutMs(hosts);
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const st = readStatus(p.dir);
       if (st?.ready && st.supervisorPid === child.pid) return;
@@ -231,7 +234,7 @@ export class Lab {
       if (child.exitCode !== null || (child.pid !== undefined && !pidAlive(child.pid))) {
         throw new Error(`lab supervisor exited during start\n${logTail(p.supervisorLog)}`);
       }
-      if (Date.now() > deadline) throw new Error(`lab did not start within ${UP_TIMEOUT_MS} ms\n${logTail(p.supervisorLog)}`);
+      if (Date.now() > deadline) throw new Error(`lab did not start within ${timeoutMs} ms\n${logTail(p.supervisorLog)}`);
       await sleep(25);
     }
   }

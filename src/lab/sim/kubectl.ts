@@ -82,16 +82,40 @@ function list(c: SimCluster, kind: string, ns: string | undefined): Record<strin
   });
 }
 
-/** A small JSONPath: .a.b, [*], [N], [?(@.k=="v")], {range}{end} is not supported. */
+/** A small JSONPath: .a.b, [*], [N], [?(@.k=="v")], string literals {"\n"}, {range PATH}...{end} (nestable). */
 export function jsonpath(obj: unknown, expr: string): string {
-  const parts: string[] = [];
+  const parts: Array<{ text: string } | { path: string }> = [];
   const re = /\{([^}]*)\}|([^{]+)/g;
   let m: RegExpExecArray | null;
-  while ((m = re.exec(expr))) {
-    if (m[2] !== undefined) parts.push(m[2].replace(/\\n/g, '\n'));
-    else parts.push(evalPath(obj, m[1]!).map((v) => (typeof v === 'object' ? JSON.stringify(v) : String(v))).join(' '));
-  }
-  return parts.join('');
+  while ((m = re.exec(expr))) parts.push(m[2] !== undefined ? { text: m[2].replace(/\\n/g, '\n') } : { path: m[1]!.trim() });
+  let i = 0;
+  // Renders parts from i until a closing {end} (or the end), against `cur`; leaves i after that {end}.
+  const render = (cur: unknown): string => {
+    let o = '';
+    while (i < parts.length) {
+      const p = parts[i++]!;
+      if ('text' in p) o += p.text;
+      else if (p.path === 'end') return o;
+      else if (p.path.startsWith('range ')) {
+        const items = evalPath(cur, p.path.slice(6).trim());
+        const bodyStart = i;
+        if (items.length === 0) skipBody();
+        for (const item of items) {
+          i = bodyStart;
+          o += render(item);
+        }
+      } else if (/^["']/.test(p.path)) o += p.path.slice(1, -1).replace(/\\n/g, '\n').replace(/\\t/g, '\t');
+      else o += evalPath(cur, p.path).map((v) => (typeof v === 'object' ? JSON.stringify(v) : String(v))).join(' ');
+    }
+    return o;
+  };
+  const skipBody = () => {
+    for (let depth = 1; i < parts.length && depth > 0; i++) {
+      const p = parts[i]!;
+      if ('path' in p) depth += p.path.startsWith('range ') ? 1 : p.path === 'end' ? -1 : 0;
+    }
+  };
+  return render(obj);
 }
 
 function evalPath(obj: unknown, path: string): unknown[] {
