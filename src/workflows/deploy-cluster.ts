@@ -41,6 +41,8 @@ import {
   type StepState,
 } from './definitions';
 import { crossNodeProblems } from './checks';
+import { DEPLOY } from '../phases/deploy';
+import { nodesOf } from '../phases/select';
 import { resolveKubernetesVersion } from '../render/version';
 import { renderProgress } from './progress';
 import { refuseBeside } from './exclusive';
@@ -70,19 +72,6 @@ class Aborted extends Error {
   }
 }
 
-const PHASE_TITLES: Array<[string, string, PhaseStatus['mode']]> = [
-  ['preflight', 'Preflight checks', 'parallel'],
-  ['host-prep', 'Host preparation', 'parallel'],
-  ['container-runtime', 'Container runtime', 'parallel'],
-  ['packages', 'kubeadm, kubelet, kubectl', 'parallel'],
-  ['kube-vip', 'kube-vip on the first control-plane node', 'single'],
-  ['kubeadm-init', 'kubeadm init', 'single'],
-  ['calico', 'Calico', 'cluster'],
-  ['control-plane-join', 'Control-plane joins', 'sequential'],
-  ['approval', 'Approval before workers', 'gate'],
-  ['worker-join', 'Worker joins', 'parallel'],
-  ['verify', 'Verification', 'cluster'],
-];
 
 export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   checkDeployInput(input);
@@ -99,31 +88,15 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
     cluster: cluster.name,
     state: 'running',
     startedAt: now(),
-    phases: PHASE_TITLES.map(([phase, title, mode]) => ({
-      phase,
-      title,
-      mode,
+    phases: DEPLOY.phases.map((p) => ({
+      phase: p.id,
+      title: p.title,
+      mode: p.mode,
       state: 'pending' as StepState,
-      nodes: nodesOfPhase(phase).map((n) => ({ node: n.name, state: 'pending' as StepState, attempts: 0, compensations: 0 })),
+      // A cluster-wide phase has one row, "cluster"; a gate has none.
+      nodes: (p.mode === 'cluster' ? ['cluster'] : nodesOf(p.nodes, cluster).map((n) => n.name)).map((node) => ({ node, state: 'pending' as StepState, attempts: 0, compensations: 0 })),
     })),
   };
-  function nodesOfPhase(phase: string): NodeSpec[] {
-    switch (phase) {
-      case 'kube-vip':
-      case 'kubeadm-init':
-      case 'calico':
-        return [first];
-      case 'control-plane-join':
-        return cps.slice(1);
-      case 'worker-join':
-        return workers;
-      case 'approval':
-      case 'verify':
-        return [];
-      default:
-        return spec.nodes;
-    }
-  }
   const phaseOf = (p: string) => status.phases.find((x) => x.phase === p)!;
   const stepOf = (p: string, node: string): NodeStepStatus => {
     const ph = phaseOf(p);
@@ -610,7 +583,9 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
 
       // 7. Calico
       startPhase('calico');
-      await step('calico', first, async () => (await call('installCalico', 'calico', first.name, [{ cluster: forNode(first.name), node: first.name, facts: f, via: [first.name] }])).note);
+      await step('calico', { ...first, name: 'cluster' }, async () =>
+        (await call('installCalico', 'calico', first.name, [{ cluster: forNode(first.name), node: first.name, facts: f, via: [first.name] }], undefined, { phase: 'calico', node: 'cluster' })).note,
+      );
       endPhase('calico');
 
       // 8. control-plane joins, one at a time, each gated on etcd health

@@ -14,6 +14,8 @@ import {
   type StepState,
 } from './definitions';
 import { renderProgress } from './progress';
+import { RESET } from '../phases/reset';
+import { nodesOf } from '../phases/select';
 import { refuseBeside } from './exclusive';
 import { assertValidCluster } from './input-check';
 
@@ -34,7 +36,6 @@ export async function resetCluster(input: ResetInput): Promise<ResetResult> {
   const { cluster } = input;
   const spec = cluster.spec;
   const cps = spec.nodes.filter((n) => n.role === 'control-plane');
-  const workers = spec.nodes.filter((n) => n.role === 'worker');
   const first = cps[0]!;
   const r = spec.policy.retry;
   const acts = proxyActivities<typeof activities>({
@@ -49,10 +50,7 @@ export async function resetCluster(input: ResetInput): Promise<ResetResult> {
     },
   });
   const now = () => new Date().toISOString();
-  const phases = [
-    { phase: 'reset-workers', title: 'Reset workers', mode: 'parallel' as const, nodes: workers },
-    { phase: 'reset-control-plane', title: 'Reset control-plane nodes', mode: 'sequential' as const, nodes: [...cps.slice(1).reverse(), first] },
-  ];
+  const phases = RESET.phases.map((p) => ({ phase: p.id, title: p.title, mode: p.mode, nodes: nodesOf(p.nodes, cluster) }));
   const status: DeploymentStatus = {
     cluster: cluster.name,
     state: 'running',
