@@ -142,7 +142,8 @@ export const DEPLOY_BARRIERS: readonly Barrier[] = [
   { phase: 'host-prep', after: 'preflight', why: 'the cross-node check and the version must pass before any host changes' },
   { phase: 'control-plane-join', after: 'calico', why: 'a join needs the initialized control plane' },
   { phase: 'approval', after: 'control-plane-join', why: 'the operator approves a complete control plane' },
-  { phase: 'worker-join', after: 'calico', why: 'a join needs the initialized control plane' },
+  { phase: 'worker-join', after: 'approval', why: 'workers join a complete, approved control plane' },
+  { phase: 'verify', after: 'control-plane-join', why: 'verification checks every node' },
   { phase: 'verify', after: 'worker-join', why: 'verification checks every node' },
 ];
 
