@@ -4,18 +4,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { startTemporal } from './helpers/temporal';
-import { MockHosts, mockCluster, mockWorker } from './helpers/mock-hosts';
+import { mockCluster, startMockEnv, type MockHosts } from './helpers/mock-hosts';
 import { waitForState } from './helpers/workflow';
 import { approveWorkersUpdate, decisionUpdate, deployWorkflowId, resetWorkflowId, statusQuery, type DeployResult, type DeploymentStatus } from '../src/workflows/definitions';
 import type { ClusterSpec } from '../src/spec/types';
 
+let mock: Awaited<ReturnType<typeof startMockEnv>> | undefined;
 let env: TestWorkflowEnvironment;
 let hosts: MockHosts;
-let worker: Worker;
-let running: Promise<void>;
 const QUEUE = 'engine-fast';
 
 function deploy(cluster: ClusterSpec, options: Record<string, unknown> = {}): Promise<WorkflowHandle> {
@@ -41,15 +38,11 @@ async function until(h: WorkflowHandle, what: string, pred: (s: DeploymentStatus
 
 describe('the engine, with mock activities', () => {
   before(async () => {
-    env = await startTemporal();
-    hosts = new MockHosts();
-    worker = await mockWorker(env, QUEUE, hosts);
-    running = worker.run();
+    mock = await startMockEnv(QUEUE);
+    ({ env, hosts } = mock);
   });
   after(async () => {
-    worker?.shutdown();
-    await running;
-    await env?.teardown();
+    await mock?.close();
   });
 
   test('the deployment runs the phase list in order: joins one at a time, the gate, then the workers', async () => {

@@ -10,6 +10,7 @@ import type * as activities from '../../src/activities';
 import type { NodeFacts } from '../../src/activities/types';
 import type { ClusterSpec } from '../../src/spec/types';
 import { loadOrFail, ROOT } from '../render-helpers';
+import { startTemporal } from './temporal';
 
 type Acts = typeof activities;
 type Call = { activity: keyof Acts; node: string };
@@ -154,8 +155,25 @@ export class MockHosts {
   }
 }
 
+/** A dev server and a worker with mock activities on `taskQueue`, until close(). */
+export async function startMockEnv(taskQueue: string): Promise<{ env: TestWorkflowEnvironment; hosts: MockHosts; close(): Promise<void> }> {
+  const env = await startTemporal();
+  const hosts = new MockHosts();
+  const worker = await mockWorker(env, taskQueue, hosts);
+  const running = worker.run();
+  return {
+    env,
+    hosts,
+    async close() {
+      worker.shutdown();
+      await running;
+      await env.teardown();
+    },
+  };
+}
+
 /** A worker with the prebuilt workflow bundle and the mock activities, on its own task queue. */
-export async function mockWorker(env: TestWorkflowEnvironment, taskQueue: string, hosts: MockHosts): Promise<Worker> {
+async function mockWorker(env: TestWorkflowEnvironment, taskQueue: string, hosts: MockHosts): Promise<Worker> {
   return Worker.create({
     connection: env.nativeConnection,
     namespace: env.namespace ?? 'default',
