@@ -46,7 +46,7 @@ describe('the engine, with mock activities', () => {
   });
 
   test('the deployment runs the phase list in order: joins one at a time, the gate, then the workers', async () => {
-    hosts.calls.length = 0;
+    hosts.reset();
     const c = mockCluster('order', 3, 3);
     const release = hosts.hold('hostPrep', 'cp-1');
     const h = await deploy(c);
@@ -77,7 +77,7 @@ describe('the engine, with mock activities', () => {
   });
 
   test('per-node pipelines: a worker stuck in host prep holds back neither the control plane nor the other workers', async () => {
-    hosts.calls.length = 0;
+    hosts.reset();
     const c = mockCluster('pipes', 3, 3);
     const release = hosts.hold('hostPrep', 'w-2');
     const h = await deploy(c);
@@ -97,7 +97,7 @@ describe('the engine, with mock activities', () => {
   });
 
   test('decisions: validators name what is allowed; compensation runs before the operator is asked; skip ends a worker', async () => {
-    hosts.calls.length = 0;
+    hosts.reset();
     const c = mockCluster('decide', 3, 2, (y) => y.replace('  policy:\n', '  policy:\n    approveBeforeWorkers: false\n'));
     hosts.failNext('joinWorker', 'w-2');
     hosts.failNext('hostPrep', 'cp-2', 1);
@@ -123,7 +123,7 @@ describe('the engine, with mock activities', () => {
   });
 
   test('abort --rollback resets what the run touched: workers first, control-plane nodes newest first, the first one last', async () => {
-    hosts.calls.length = 0;
+    hosts.reset();
     const c = mockCluster('abort', 3, 3, (y) => y.replace('compensation: {', 'compensation: { enabled: false,'));
     hosts.failNext('joinWorker', 'w-3');
     const h = await deploy(c, { autoApprove: true });
@@ -142,7 +142,7 @@ describe('the engine, with mock activities', () => {
   });
 
   test('reset: workers first, then control-plane nodes one at a time, the first one last and never removed', async () => {
-    hosts.calls.length = 0;
+    hosts.reset();
     const c = mockCluster('teardown', 3, 2);
     const h = await env.client.workflow.start('resetCluster', { taskQueue: QUEUE, workflowId: resetWorkflowId(c.name), args: [{ cluster: c }] });
     const res = (await h.result()) as { reset: string[]; failed: unknown[] };

@@ -59,6 +59,13 @@ export class MockHosts {
   readonly failing = new Map<string, number>();
   private readonly holds = new Map<string, { promise: Promise<void>; release: () => void }>();
 
+  /** Forgets calls, failures and holds: each test starts with healthy hosts. */
+  reset(): void {
+    this.calls.length = 0;
+    this.failing.clear();
+    for (const h of this.holds.values()) h.release();
+    this.holds.clear();
+  }
   failNext(activity: keyof Acts, node: string, times = Infinity): void {
     this.failing.set(`${activity} ${node}`, times);
   }
