@@ -25,9 +25,9 @@ test('kha plan prints the stages in order with their nodes and mode, and says de
   assert.match(stage('Host preparation'), /parallel\s+k8scp-01 k8scp-02 k8scp-03 k8swn-01 k8swn-02 k8swn-03$/);
   assert.match(stage('kubeadm init'), /single node\s+k8scp-01$/);
   assert.match(stage('Control-plane joins'), /one at a time\s+k8scp-02 k8scp-03$/);
-  assert.match(stage('Operator approval'), /waits for approval/);
+  assert.match(stage('Approval before workers'), /waits for approval/);
   assert.match(stage('Worker joins'), /parallel\s+k8swn-01 k8swn-02 k8swn-03$/);
-  const order = ['Preflight', 'Host preparation', 'Container runtime', 'kube-vip on the first', 'kubeadm init', 'VIP answers', 'Calico', 'Control-plane joins', 'Operator approval', 'Worker joins', 'Verification'];
+  const order = ['Preflight', 'Host preparation', 'Container runtime', 'kube-vip on the first', 'kubeadm init', 'Calico', 'Control-plane joins', 'Approval before workers', 'Worker joins', 'Verification'];
   const at = order.map((t) => lines.findIndex((l) => l.includes(t)));
   assert.deepEqual([...at].sort((a, b) => a - b), at, 'stages in deployment order');
   assert.ok(at.every((i) => i >= 0));
@@ -112,4 +112,19 @@ test('kha plan refuses bad arguments and invalid files with exit code 2', () => 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('kha plan shows the VIP waits inside the switch script and the teardown in the order reset runs it', () => {
+  const r = kha('plan', seed);
+  assert.equal(r.status, 0, r.stderr);
+  // The kube-vip switch waits for the VIP itself: no separate verify/vip-livez steps are planned.
+  assert.doesNotMatch(r.stdout, /vip-livez/);
+  const init = r.stdout.slice(r.stdout.indexOf('kubeadm init'), r.stdout.indexOf('Calico'));
+  assert.match(init, /kubeadm-init\/init\n\s+kube-vip\/switch-admin-conf\n/);
+  // kha reset: each node leaves the cluster first (from a healthy control-plane node), then is reset.
+  const teardown = r.stdout.slice(r.stdout.indexOf('Teardown (kha reset)'));
+  assert.match(teardown, /Reset workers\s+parallel\s+k8swn-01 k8swn-02 k8swn-03\n\s+reset\/remove-node \(on a healthy control-plane node\)\n\s+reset\/reset\n/);
+  assert.match(teardown, /Reset control-plane nodes\s+one at a time\s+k8scp-03 k8scp-02 k8scp-01\n/);
+  // A failed join's compensation runs the same scripts the other way round.
+  assert.match(r.stdout, /Compensation of a failed join \(control-plane-join, worker-join\).*\n\s+reset\/reset\n\s+reset\/remove-node/);
 });

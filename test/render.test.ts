@@ -3,12 +3,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { deploymentStages, phasesForNode, planFacts, renderAll, renderPhase, RESET_STEPS } from '../src/render';
 import type { ClusterSpec } from '../src/spec/types';
-import type { PhaseRender, RenderFacts } from '../src/render/types';
+import { DEPLOY } from '../src/phases/deploy';
+import { RESET } from '../src/phases/reset';
+import { nodesOf } from '../src/phases/select';
+import type { AnyPhaseName, PhaseRender, RenderFacts } from '../src/render/types';
 import { allSpecFiles, loadOrFail, ROOT, SPEC_FIXTURES } from './render-helpers';
 
 const specs = allSpecFiles();
@@ -95,14 +98,13 @@ test('seed order: prep stages in parallel, init on the first node, joins one at 
       'host-prep:parallel',
       'container-runtime:parallel',
       'packages:parallel',
-      'kube-vip-before-init:single',
+      'kube-vip:single',
       'kubeadm-init:single',
-      'kube-vip-switch:single',
-      'calico:single',
-      'control-plane-join:one-at-a-time',
-      'approve-workers:gate',
+      'calico:cluster',
+      'control-plane-join:sequential',
+      'approval:gate',
       'worker-join:parallel',
-      'verify:single',
+      'verify:cluster',
     ],
   );
   assert.deepEqual(stages.find((s) => s.id === 'control-plane-join')?.nodes, ['k8scp-02', 'k8scp-03']);
@@ -111,12 +113,15 @@ test('seed order: prep stages in parallel, init on the first node, joins one at 
   assert.throws(() => renderPhase(c, 'k8swn-01', 'kubeadm-init', planFacts(c).facts), /phase kubeadm-init does not run on node k8swn-01/);
 });
 
-test('order.ts stays pure: only erased type imports', () => {
-  const src = readFileSync(join(ROOT, 'src', 'render', 'order.ts'), 'utf8');
-  const imports = src.split('\n').filter((l) => /^\s*import\b/.test(l));
-  assert.ok(imports.length > 0);
-  for (const l of imports) assert.match(l, /^import type /, l);
-  assert.doesNotMatch(src, /require\(/);
+test('order.ts and the phase list stay pure: erased type imports, and values from the phase list only', () => {
+  const files = [join(ROOT, 'src', 'render', 'order.ts'), ...readdirSync(join(ROOT, 'src', 'phases')).map((f) => join(ROOT, 'src', 'phases', f))];
+  for (const f of files) {
+    const src = readFileSync(f, 'utf8');
+    const imports = src.split('\n').filter((l) => /^\s*import\b/.test(l));
+    assert.ok(imports.length > 0, f);
+    for (const l of imports) assert.match(l, /^import type |^import .* from '(\.\.\/phases\/|\.\/)[a-z-]+';$/, `${f}: ${l}`);
+    assert.doesNotMatch(src, /require\(/);
+  }
 });
 
 test('kubeadm config: v1beta4 with name/value extraArgs from 1.31, v1beta3 with a map below', () => {
@@ -317,4 +322,23 @@ test('reset cleans what kubeadm reset leaves; remove-node drops the etcd member 
   const w = scriptOf(renderPhase(c, 'k8swn-01', 'reset', planFacts(c).facts), 'remove-node');
   assert.doesNotMatch(w, /etcdctl/);
   assert.doesNotMatch(scriptOf(renderPhase(c, 'k8swn-01', 'reset', planFacts(c).facts), 'reset'), /ip addr del/);
+});
+
+test('every step of every phase names a rendered script with its runsOn and an activity the worker registers', async () => {
+  const acts: Record<string, unknown> = await import('../src/activities');
+  const c = loadOrFail(seedExample);
+  const facts = planFacts(c).facts;
+  for (const op of [DEPLOY, RESET]) {
+    for (const p of op.phases) {
+      for (const st of [...p.steps, ...(p.compensation?.steps ?? [])]) {
+        assert.equal(typeof acts[st.activity], 'function', `${op.id}/${p.id}: activity ${st.activity}`);
+        for (const node of nodesOf(p.nodes, c)) {
+          const s = renderPhase(c, node.name, st.render as AnyPhaseName, facts).scripts.find((x) => x.name === st.script);
+          assert.ok(s, `${op.id}/${p.id}: ${st.render}/${st.script} on ${node.name}`);
+          assert.equal(s.runsOn, st.runsOn, `${op.id}/${p.id}: ${st.render}/${st.script} runsOn`);
+        }
+      }
+    }
+    for (const b of op.barriers) assert.ok(op.phases.some((p) => p.id === b.phase) && op.phases.some((p) => p.id === b.after), `${op.id}: barrier ${b.phase} after ${b.after}`);
+  }
 });

@@ -288,7 +288,12 @@ describe('deployCluster again and under failures', () => {
         await new Promise((res) => setTimeout(res, 200));
       }
       await d.lab.setUnreachable('k8swn-01', 90_000);
-      const gate = await waitForState(handle, 'waiting-approval', 600_000);
+      let gate = await waitForState(handle, 'waiting-approval', 600_000);
+      // Each node runs its own pipeline: the gate may wait before k8swn-01 is through its host prep.
+      while (row(gate, 'host-prep', 'k8swn-01').state !== 'done' && gate.state === 'waiting-approval') {
+        await new Promise((res) => setTimeout(res, 500));
+        gate = await handle.query(statusQuery);
+      }
       assert.match((gate.notices ?? []).join('\n'), /approval by too early ignored at .*: it came before the gate \(deployment running/);
       assert.equal(gate.pendingDecision, undefined);
       const acts = scheduledActivities((await handle.fetchHistory()).events ?? []);

@@ -5,15 +5,19 @@ import { dirname, join } from 'node:path';
 import { formatIssue, formatWarning, loadClusterFile } from '../spec/load';
 import type { ClusterSpec } from '../spec/types';
 import { firstControlPlane, kubeMinor } from '../spec/types';
-import { deploymentStages, describeMode, phaseDirName, phasesForNode, planFacts, PHASE_ORDER, renderPhase, RESET_STEPS } from '../render';
+import { deploymentStages, describeMode, phaseDirName, phasesForNode, planFacts, PHASE_ORDER, renderPhase } from '../render';
+import { DEPLOY } from '../phases/deploy';
+import { RESET } from '../phases/reset';
+import { nodesOf } from '../phases/select';
 import type { Stage } from '../render';
 import type { AnyPhaseName, PhaseRender, RenderFacts } from '../render/types';
 import { didYouMean } from './suggest';
 
 const USAGE = `usage: kha plan FILE [--node NAME] [--phase NAME] [--out DIR]
 
-Prints the deployment's phases in order with the nodes each runs on and whether they run in
-parallel or one at a time. With --out, writes every script and file to
+Prints the deployment's phases in order with the nodes each runs on, whether they run in
+parallel or one at a time, the scripts each runs, how a re-run sees that a step is done, and
+what compensation and rollback do; then the teardown (kha reset). With --out, writes every script and file to
 DIR/<node>/<NN-phase>/ (scripts as <name>.sh, files under files/ at their host path).
 Phases: ${PHASE_ORDER.join(', ')}
 `;
@@ -89,11 +93,29 @@ function planText(c: ClusterSpec, o: Options, facts: RenderFacts, resolvedAtDepl
     out.push(`${String(i + 1).padStart(2)}. ${s.title.padEnd(width)}  ${describeMode(s).padEnd(modeWidth)}  ${nodes.join(' ')}`.trimEnd());
     const steps = o.phase ? s.steps.filter((st) => st.phase === o.phase) : s.steps;
     for (const st of steps) out.push(`      ${stepLabel(st.phase, st.script, st.runsOn)}`);
+    const def = DEPLOY.phases.find((p) => p.id === s.id);
+    if (def) {
+      out.push(`      · already done: ${def.check}`);
+      if (def.compensation) out.push(`      · after its retries: ${def.compensation.what}`);
+      out.push(`      · on abort --rollback: ${def.rollback}`);
+    }
   });
   if (!o.phase || o.phase === 'reset') {
+    const joins = DEPLOY.phases.filter((p) => p.compensation);
+    const undo = joins[0]?.compensation;
+    if (undo && !o.node) {
+      out.push('');
+      out.push(`Compensation of a failed join (${joins.map((p) => p.id).join(', ')}), after its retries, per node, then a reboot:`);
+      for (const st of undo.steps) out.push(`      ${stepLabel(st.render as AnyPhaseName, st.script, st.runsOn)}`);
+    }
     out.push('');
-    out.push('Teardown (kha reset, and compensation of a failed join), per node:');
-    for (const st of RESET_STEPS) out.push(`      ${stepLabel(st.phase, st.script, st.runsOn)}`);
+    out.push('Teardown (kha reset):');
+    for (const p of RESET.phases) {
+      const nodes = nodesOf(p.nodes, c).map((n) => n.name).filter((n) => !o.node || n === o.node);
+      if (!nodes.length) continue;
+      out.push(`    ${p.title}  ${describeMode({ mode: p.mode, nodes })}  ${nodes.join(' ')}`);
+      for (const st of p.steps) out.push(`      ${stepLabel(st.render as AnyPhaseName, st.script, st.runsOn)}${st.note ? ` (${st.note})` : ''}`);
+    }
   }
   return `${out.join('\n')}\n`;
 }

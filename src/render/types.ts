@@ -1,19 +1,21 @@
 // What renderers produce. Renderers are pure: (cluster, node, facts) -> scripts and files.
 // `kha plan` and the activities call the same functions, so the plan is what runs.
 
-export const PHASES = [
-  'preflight',
-  'host-prep',
-  'container-runtime',
-  'packages',
-  'kube-vip',
-  'kubeadm-init',
-  'calico',
-  'control-plane-join',
-  'worker-join',
-  'verify',
-] as const;
-export type PhaseName = (typeof PHASES)[number];
+/**
+ * The rendered phases (one renderer each, see RENDERERS in index.ts); their order and where they run come from
+ * the phase list in src/phases/.
+ */
+export type PhaseName =
+  | 'preflight'
+  | 'host-prep'
+  | 'container-runtime'
+  | 'packages'
+  | 'kube-vip'
+  | 'kubeadm-init'
+  | 'calico'
+  | 'control-plane-join'
+  | 'worker-join'
+  | 'verify';
 /** Teardown is not part of a deployment's order but is rendered the same way. */
 export type AnyPhaseName = PhaseName | 'reset';
 

@@ -1,21 +1,15 @@
-// resetCluster: teardown. Workers first (in parallel), then control-plane nodes one at a time, the first one
-// last, so etcd keeps quorum until the end. Each node leaves the cluster before its reset.
-import { proxyActivities, setHandler, upsertSearchAttributes, setCurrentDetails, log } from '@temporalio/workflow';
-import type * as activities from '../activities';
+// resetCluster: the teardown as its phases (src/phases/reset.ts) on the shared engine: workers first (in
+// parallel), then control-plane nodes one at a time, the first one last, so etcd keeps quorum until the end.
+// Each node leaves the cluster before its reset. A node that fails is recorded and the others go on.
+import { log } from '@temporalio/workflow';
 import type { ClusterSpec, NodeSpec } from '../spec/types';
-import { NON_RETRYABLE_ERRORS } from '../activities/types';
-import {
-  SA_CLUSTER,
-  SA_PHASE,
-  SA_STATE,
-  deployWorkflowId,
-  statusQuery,
-  type DeploymentStatus,
-  type StepState,
-} from './definitions';
-import { renderProgress } from './progress';
+import { deployWorkflowId } from './definitions';
 import { refuseBeside } from './exclusive';
 import { assertValidCluster } from './input-check';
+import { RESET, resetControlPlanes, resetWorkers } from '../phases/reset';
+import { nodesOf } from '../phases/select';
+import type { PhaseDef } from '../phases/types';
+import { Engine, bounded } from './engine/engine';
 
 export interface ResetInput {
   cluster: ClusterSpec;
@@ -33,111 +27,59 @@ export async function resetCluster(input: ResetInput): Promise<ResetResult> {
   assertValidCluster('resetCluster', input?.cluster);
   const { cluster } = input;
   const spec = cluster.spec;
-  const cps = spec.nodes.filter((n) => n.role === 'control-plane');
-  const workers = spec.nodes.filter((n) => n.role === 'worker');
-  const first = cps[0]!;
-  const r = spec.policy.retry;
-  const acts = proxyActivities<typeof activities>({
-    startToCloseTimeout: (spec.ssh.commandTimeoutSeconds + 120) * 1000,
-    heartbeatTimeout: 60_000,
-    retry: {
-      maximumAttempts: r.maximumAttempts,
-      initialInterval: r.initialIntervalSeconds * 1000,
-      backoffCoefficient: r.backoffCoefficient,
-      maximumInterval: r.maximumIntervalSeconds * 1000,
-      nonRetryableErrorTypes: [...NON_RETRYABLE_ERRORS],
-    },
-  });
-  const now = () => new Date().toISOString();
-  const phases = [
-    { phase: 'reset-workers', title: 'Reset workers', mode: 'parallel' as const, nodes: workers },
-    { phase: 'reset-control-plane', title: 'Reset control-plane nodes', mode: 'sequential' as const, nodes: [...cps.slice(1).reverse(), first] },
-  ];
-  const status: DeploymentStatus = {
-    cluster: cluster.name,
-    state: 'running',
-    startedAt: now(),
-    phases: phases.map((p) => ({
-      phase: p.phase,
-      title: p.title,
-      mode: p.mode,
-      state: 'pending' as StepState,
-      nodes: p.nodes.map((n) => ({ node: n.name, state: 'pending' as StepState, attempts: 0, compensations: 0 })),
-    })),
-  };
-  setHandler(statusQuery, () => status);
-  const publish = () => {
-    upsertSearchAttributes([
-      { key: SA_CLUSTER, value: cluster.name },
-      { key: SA_PHASE, value: status.currentPhase ?? 'none' },
-      { key: SA_STATE, value: status.state },
-    ]);
-    setCurrentDetails(renderProgress(status));
-  };
-  const forNode = (node: string): ClusterSpec => ({
-    ...cluster,
-    spec: { ...spec, nodes: spec.nodes.filter((n) => n.role === 'control-plane' || n.name === node) },
-  });
+  const first = spec.nodes.find((n) => n.role === 'control-plane')!;
+  const e = new Engine(RESET, cluster, { heartbeatTimeoutSeconds: 60, startToCloseMs: (spec.ssh.commandTimeoutSeconds + 120) * 1000 });
+  const { steps, board } = e;
   await refuseBeside(
-    'exclusive-with-deploy',
     deployWorkflowId(cluster.name),
     `the deployment of ${cluster.name} is running (${deployWorkflowId(cluster.name)}); a reset does not start beside it: let it finish, or stop it with kha abort ${cluster.name} [--rollback], then reset again`,
     (msg) => {
-      status.state = 'aborted';
-      status.endedAt = now();
-      (status.notices ??= []).push(msg);
-      publish();
+      (e.status.notices ??= []).push(msg);
+      board.setState('aborted');
     },
   );
   const result: ResetResult = { cluster: cluster.name, reset: [], failed: [] };
-  const remaining = new Set(cps.map((n) => n.name));
+  const remaining = new Set(nodesOf('control-planes-first-last', cluster).map((n) => n.name));
 
-  async function resetOne(phaseIdx: number, n: NodeSpec): Promise<void> {
-    const s = status.phases[phaseIdx]!.nodes.find((x) => x.node === n.name)!;
+  async function resetOne(p: PhaseDef, n: NodeSpec): Promise<void> {
+    const s = board.row(p.id, n.name);
     s.state = 'running';
-    s.startedAt = now();
-    s.attempts++;
-    publish();
+    s.startedAt = new Date().toISOString();
+    board.publish();
+    const c = { cluster: steps.forNode(n.name), node: n.name };
     try {
-      if (n.name !== first.name) {
-        const via = [...remaining].filter((x) => x !== n.name);
-        await acts.removeNodeFromCluster.executeWithOptions({ startToCloseTimeout: '10m', summary: `leave cluster · ${n.name}` }, [
-          { cluster: forNode(n.name), node: n.name, via },
-        ]);
-      }
-      await acts.resetNode.executeWithOptions({ startToCloseTimeout: '20m', summary: `reset · ${n.name}` }, [{ cluster: forNode(n.name), node: n.name }]);
-      if (input.reboot) {
-        await acts.rebootNode.executeWithOptions(
-          { startToCloseTimeout: (spec.policy.compensation.rebootTimeoutSeconds + 60) * 1000, summary: `reboot · ${n.name}` },
-          [{ cluster: forNode(n.name), node: n.name }],
-        );
-      }
+      // The last control-plane node has nobody left to remove it.
+      if (n.name !== first.name) await steps.call('removeNodeFromCluster', p.id, n.name, [{ ...c, via: [...remaining].filter((x) => x !== n.name) }], { startToCloseTimeout: '10m' });
+      await steps.call('resetNode', p.id, n.name, [c], { startToCloseTimeout: '20m' });
+      if (input.reboot) await steps.call('rebootNode', p.id, n.name, [c], { startToCloseTimeout: (spec.policy.compensation.rebootTimeoutSeconds + 60) * 1000 });
       s.state = 'done';
       result.reset.push(n.name);
-    } catch (e) {
-      const msg = e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e);
+    } catch (err) {
+      const msg = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
       s.state = 'failed';
       s.lastError = msg;
       result.failed.push({ node: n.name, error: msg });
       log.warn('reset failed', { node: n.name, error: msg });
     } finally {
       remaining.delete(n.name);
-      s.endedAt = now();
-      publish();
+      s.endedAt = new Date().toISOString();
+      board.publish();
     }
   }
 
-  for (const [i, p] of phases.entries()) {
-    status.currentPhase = p.phase;
-    status.phases[i]!.state = 'running';
-    publish();
-    if (p.mode === 'parallel') await Promise.all(p.nodes.map((n) => resetOne(i, n)));
-    else for (const n of p.nodes) await resetOne(i, n);
-    status.phases[i]!.state = 'done';
-  }
-  status.state = result.failed.length ? 'aborted' : 'done';
-  status.currentPhase = undefined;
-  status.endedAt = now();
-  publish();
-  return result;
+  return e.run(
+    async () => {
+      for (const p of [resetWorkers, resetControlPlanes]) {
+        await e.barrier(p.id);
+        const nodes = nodesOf(p.nodes, cluster);
+        await bounded(nodes, p.mode === 'parallel' ? nodes.length : 1, (n) => resetOne(p, n));
+        if (!nodes.length) board.endPhase(p.id);
+      }
+      return result;
+    },
+    // A teardown is not undone: an abort stops it where it is.
+    async () => 0,
+    () => `reset of ${cluster.name} aborted by the operator; ${result.reset.length} node(s) were reset: ${result.reset.join(', ') || 'none'}`,
+    (r) => (r.failed.length ? 'aborted' : 'done'),
+  );
 }

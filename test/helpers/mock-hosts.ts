@@ -1,0 +1,191 @@
+// The fast tier: the real workflows on a real Temporal dev server with activities that touch no host. Each
+// mock activity records its call and answers like the real one; a test makes steps fail or hold.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { ApplicationFailure } from '@temporalio/common';
+import type * as activities from '../../src/activities';
+import type { NodeFacts } from '../../src/activities/types';
+import type { ClusterSpec } from '../../src/spec/types';
+import { loadOrFail, ROOT } from '../render-helpers';
+import { startTemporal } from './temporal';
+
+type Acts = typeof activities;
+type Call = { activity: keyof Acts; node: string };
+
+/** A cluster file with `cps` control-plane nodes and `workers` workers (addresses in the lab range, never contacted). */
+export function mockCluster(name: string, cps: number, workers: number, tweak: (yaml: string) => string = (y) => y): ClusterSpec {
+  const addr = (i: number) => `198.19.${Math.floor(i / 250)}.${(i % 250) + 2}`;
+  const nodes = [
+    ...Array.from({ length: cps }, (_, i) => `    - { name: cp-${i + 1}, address: ${addr(i + 1)}, role: control-plane }`),
+    ...Array.from({ length: workers }, (_, i) => `    - { name: w-${i + 1}, address: ${addr(cps + i + 1)}, role: worker }`),
+  ];
+  const yaml = tweak(
+    [
+      'apiVersion: kha.dev/v1alpha1',
+      'kind: Cluster',
+      'metadata:',
+      `  name: ${name}`,
+      'spec:',
+      '  kubernetes:',
+      '    version: "1.35"',
+      '  nodes:',
+      ...nodes,
+      '  controlPlaneEndpoint:',
+      '    vip: 198.19.255.1',
+      '    interface: eth0',
+      '  policy:',
+      '    retry: { maximumAttempts: 2, initialIntervalSeconds: 0.1, maximumIntervalSeconds: 1 }',
+      '    compensation: { rebootTimeoutSeconds: 10 }',
+      '',
+    ].join('\n'),
+  );
+  const dir = mkdtempSync(join(tmpdir(), 'kha-mock-'));
+  try {
+    const f = join(dir, `${name}.yaml`);
+    writeFileSync(f, yaml);
+    return loadOrFail(f);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Mock activities: what ran, in order; failures and holds per activity and node. */
+export class MockHosts {
+  readonly calls: Call[] = [];
+  /** "activity node" -> how many more calls fail (Infinity: until cleared). */
+  readonly failing = new Map<string, number>();
+  private readonly holds = new Map<string, { promise: Promise<void>; release: () => void }>();
+
+  /** Forgets calls, failures and holds: each test starts with healthy hosts. */
+  reset(): void {
+    this.calls.length = 0;
+    this.failing.clear();
+    for (const h of this.holds.values()) h.release();
+    this.holds.clear();
+  }
+  failNext(activity: keyof Acts, node: string, times = Infinity): void {
+    this.failing.set(`${activity} ${node}`, times);
+  }
+  clear(activity: keyof Acts, node: string): void {
+    this.failing.delete(`${activity} ${node}`);
+  }
+  /** The activity waits on `node` until release() (a host that is slow). */
+  hold(activity: keyof Acts, node: string): () => void {
+    let release!: () => void;
+    const promise = new Promise<void>((r) => (release = r));
+    this.holds.set(`${activity} ${node}`, { promise, release });
+    return () => {
+      this.holds.delete(`${activity} ${node}`);
+      release();
+    };
+  }
+  ran(activity: keyof Acts, node?: string): number {
+    return this.calls.filter((c) => c.activity === activity && (node === undefined || c.node === node)).length;
+  }
+
+  private async enter(activity: keyof Acts, node: string): Promise<void> {
+    this.calls.push({ activity, node });
+    const hold = this.holds.get(`${activity} ${node}`);
+    if (hold) await hold.promise;
+    const left = this.failing.get(`${activity} ${node}`);
+    if (left !== undefined && left > 0) {
+      this.failing.set(`${activity} ${node}`, left - 1);
+      throw ApplicationFailure.nonRetryable(`${activity} failed on ${node} (mock)`, 'CommandFailed');
+    }
+  }
+
+  activities(): Acts {
+    const step = (activity: keyof Acts) => async (c: { node: string }) => {
+      await this.enter(activity, c.node);
+      return { node: c.node, changed: true, note: `${activity} (mock)` };
+    };
+    const m: Record<keyof Acts, unknown> = {
+      preflightNode: async (c: { node: string; cluster: ClusterSpec }): Promise<NodeFacts> => {
+        await this.enter('preflightNode', c.node);
+        return {
+          node: c.node,
+          hostname: c.node,
+          macs: [`mac-${c.node}`],
+          productUuid: `uuid-${c.node}`,
+          machineId: `id-${c.node}`,
+          os: 'Debian 12',
+          arch: 'amd64',
+          cpus: 2,
+          memoryMb: 4096,
+          clockOffsetMs: 0,
+          interfaces: ['eth0'],
+          criSockets: [],
+          portsInUse: [],
+          privileged: true,
+          kubeletConfPresent: false,
+          adminConfPresent: false,
+          installed: {},
+          availableVersions: ['1.35.2-1.1'],
+          vipAnswers: false,
+          problems: [],
+        };
+      },
+      hostPrep: step('hostPrep'),
+      containerRuntime: step('containerRuntime'),
+      installPackages: async (c: { node: string }) => {
+        await this.enter('installPackages', c.node);
+        const v = '1.35.2-1.1';
+        return { node: c.node, changed: true, note: 'packages (mock)', versions: { kubeadm: v, kubelet: v, kubectl: v } };
+      },
+      kubeVipFirstNode: step('kubeVipFirstNode'),
+      kubeadmInit: step('kubeadmInit'),
+      waitForVip: step('waitForVip'),
+      switchKubeVipToAdminConf: step('switchKubeVipToAdminConf'),
+      installCalico: step('installCalico'),
+      joinControlPlane: step('joinControlPlane'),
+      joinWorker: step('joinWorker'),
+      waitEtcdHealthy: step('waitEtcdHealthy'),
+      resetNode: step('resetNode'),
+      removeNodeFromCluster: step('removeNodeFromCluster'),
+      rebootNode: step('rebootNode'),
+      verifyCluster: async (c: { node: string; cluster: ClusterSpec }) => {
+        await this.enter('verifyCluster', c.node);
+        const cps = c.cluster.spec.nodes.filter((n) => n.role === 'control-plane').length;
+        const joined = new Set(this.calls.filter((x) => x.activity === 'joinWorker' || x.activity === 'joinControlPlane' || x.activity === 'kubeadmInit').map((x) => x.node));
+        return { nodesReady: joined.size, nodesTotal: c.cluster.spec.nodes.length, notReady: [], etcdMembers: cps, etcdHealthy: true, vipAnswers: true, kubeProxyMode: 'ipvs', problems: [] };
+      },
+      fetchKubeconfig: async (c: { node: string; path?: string }) => {
+        await this.enter('fetchKubeconfig', c.node);
+        return { path: c.path ?? '/tmp/mock.conf', server: 'https://198.19.255.1:6443' };
+      },
+      checkKubeconfigTarget: async (c: { cluster: string; path?: string }) => ({ path: c.path ?? `/tmp/${c.cluster}.conf` }),
+    };
+    return m as Acts;
+  }
+}
+
+/** A dev server and a worker with mock activities on `taskQueue`, until close(). */
+export async function startMockEnv(taskQueue: string): Promise<{ env: TestWorkflowEnvironment; hosts: MockHosts; close(): Promise<void> }> {
+  const env = await startTemporal();
+  const hosts = new MockHosts();
+  const worker = await mockWorker(env, taskQueue, hosts);
+  const running = worker.run();
+  return {
+    env,
+    hosts,
+    async close() {
+      worker.shutdown();
+      await running;
+      await env.teardown();
+    },
+  };
+}
+
+/** A worker with the prebuilt workflow bundle and the mock activities, on its own task queue. */
+async function mockWorker(env: TestWorkflowEnvironment, taskQueue: string, hosts: MockHosts): Promise<Worker> {
+  return Worker.create({
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+    taskQueue,
+    activities: hosts.activities(),
+    workflowBundle: { codePath: join(ROOT, 'dist', 'workflow-bundle.js') },
+  });
+}
