@@ -13,6 +13,7 @@ import { Lab } from '../src/lab/lab';
 import { findRealBinaries, kubeBinDir } from '../src/lab/real/tier';
 import { cliEnv, freePort, kha } from './cli-run';
 import { subnet } from './helpers/subnet';
+import { EtcdCtl, describeSamples, sampleEtcd, teardownProblems, type EtcdSample } from './helpers/etcd';
 
 const SUBNET = subnet(45);
 const LONG = 1_500_000;
@@ -175,10 +176,31 @@ describe('kha deploy onto real Kubernetes components (lab real tier, 3+3)', () =
     assert.equal(again.code, 0, `the API server of ${holder} did not come back: ${again.stderr}`);
   });
 
-  it('kha reset --yes: no kubelet.conf, static pods or etcd data left on any node', async () => {
-    const r = await kha(['reset', file, '--yes'], env, LONG);
+  it('kha reset --yes: no kubelet.conf, static pods or etcd data left on any node; the remaining etcd members healthy at every step', async () => {
+    // Watched from this machine while the reset runs: every member still listed answers a quorum read, and the
+    // members leave one at a time, the first control plane last.
+    const etcd = await EtcdCtl.fromLab(lab, tier.etcdDir, join(dir, 'watch-pki'), 'k8scp-01');
+    const samples: EtcdSample[] = [await sampleEtcd(etcd)];
+    assert.deepEqual(samples[0], { ...samples[0], kind: 'ok', members: CONTROL_PLANES }, 'etcd before the reset');
+    let done = false;
+    const watcher = (async () => {
+      while (!done) {
+        samples.push(await sampleEtcd(etcd));
+        await new Promise((res) => setTimeout(res, 250));
+      }
+    })();
+    const r = await kha(['reset', file, '--yes'], env, LONG).finally(() => {
+      done = true;
+    });
+    await watcher;
+    samples.push(await sampleEtcd(etcd));
     timings.reset = r.ms;
     assert.equal(r.code, 0, r.stdout + r.stderr);
+    const problems = teardownProblems(samples, [CONTROL_PLANES, ['k8scp-01', 'k8scp-02'], ['k8scp-01']]);
+    assert.deepEqual(problems, [], `${samples.length} samples`);
+    assert.equal(samples.at(-1)?.kind, 'unreachable', 'etcd still answers after the reset');
+    timings.resetSamples = samples.length;
+    process.stderr.write(`reset: etcd as sampled: ${describeSamples(samples)}\n`);
     for (const h of [...WORKERS, ...CONTROL_PLANES]) {
       const left = await lab.exec(h, 'ls /etc/kubernetes/kubelet.conf /etc/kubernetes/manifests/*.yaml /var/lib/etcd/member 2>/dev/null; true');
       assert.equal(left.stdout.trim(), '', `${h} keeps ${left.stdout}`);
