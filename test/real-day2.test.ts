@@ -95,7 +95,9 @@ describe('day-2 building blocks on a real 3-node control plane (lab real tier)',
     const secret = `kha-day2-${createHash('sha256').update(String(process.hrtime.bigint())).digest('hex').slice(0, 24)}`;
     const put = await etcd.run(['put', '/kha-test/backup-marker', secret]);
     assert.equal(put.code, 0, put.stderr);
+    const t0 = Date.now();
     const { result, heartbeats } = await run(etcdBackup, { cluster, retain: 5 });
+    process.stderr.write(`etcdBackup: ${Date.now() - t0} ms, ${result.sizeBytes} bytes, revision ${result.revision}, ${result.totalKeys} keys, ${heartbeats.length} heartbeats\n`);
     assert.equal(result.node, 'k8scp-01');
     assert.equal(result.path.startsWith(join(state, 'kha', 'day2', 'backups') + '/'), true, result.path);
     assert.equal(statSync(result.path).mode & 0o777, 0o600);
@@ -108,6 +110,7 @@ describe('day-2 building blocks on a real 3-node control plane (lab real tier)',
     const status = JSON.parse(execFileSync(etcdutl, ['snapshot', 'status', result.path, '-w', 'json'], { encoding: 'utf8' })) as { hash: number; revision: number; totalKey: number };
     assert.deepEqual({ hash: status.hash, revision: status.revision, totalKey: status.totalKey }, { hash: result.etcdHash, revision: result.revision, totalKey: result.totalKeys });
     assert.ok(result.revision > 0 && result.totalKeys > 0, JSON.stringify(result));
+    assert.ok(heartbeats.length > 0, 'the backup sent no heartbeat');
     const reported = JSON.stringify({ result, heartbeats });
     assert.ok(!reported.includes(secret), 'a value from the snapshot reached the result or a heartbeat');
     assert.ok(reported.length < 4096, `result and heartbeats are ${reported.length} characters`);
