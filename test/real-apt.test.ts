@@ -4,8 +4,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -122,6 +122,29 @@ describe('packages phase with the real apt on the lab real tier (1+1)', () => {
       assert.equal(wants, '/lib/systemd/system/kubelet.service', h.name);
       const active = await lab.exec(h, 'systemctl is-enabled kubelet; systemctl is-active kubelet');
       assert.equal(active.stdout.trim(), 'enabled\nactive', h.name);
+    }
+  });
+
+  it("each host's /var/lib/dpkg is its own: files this machine adds there stay out of the hosts, and the other way round", async () => {
+    // A scratch file with a unique name stands for the machine's dpkg changing during a test (an apt run wrote
+    // its journal to /var/lib/dpkg/updates, and a host's apt then said "dpkg was interrupted").
+    const tag = `kha-lab-test-${randomUUID()}`;
+    const machineSide = `/var/lib/dpkg/${tag}-machine`;
+    writeFileSync(machineSide, 'written on this machine\n');
+    try {
+      for (const h of lab.nodes) {
+        const r = await lab.exec(h, `test -e '${machineSide}' && echo visible || echo absent; echo host >'/var/lib/dpkg/${tag}-${h.name}'; stat -c %d /var/lib /var/lib/dpkg; apt-get check -qq; echo check=$?`);
+        assert.equal(r.code, 0, r.stderr);
+        const [seen, devLib, devDpkg, ...rest] = r.stdout.trim().split('\n');
+        assert.equal(seen, 'absent', `${h.name} sees a file this machine wrote in its /var/lib/dpkg`);
+        assert.notEqual(devDpkg, devLib, `${h.name}: /var/lib/dpkg is not a mount of its own`);
+        assert.deepEqual(rest, ['check=0'], `${h.name}: apt-get check`);
+        assert.equal(existsSync(`/var/lib/dpkg/${tag}-${h.name}`), false, `a file ${h.name} wrote reached this machine's /var/lib/dpkg`);
+      }
+      // The hosts' installs are theirs: this machine's status has no kubelet at the lab's version.
+      assert.ok(!readFileSync('/var/lib/dpkg/status', 'utf8').includes(`Version: ${version}-1.1`), "the lab's packages reached this machine's dpkg status");
+    } finally {
+      rmSync(machineSide, { force: true });
     }
   });
 });
