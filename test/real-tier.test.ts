@@ -1,18 +1,31 @@
 // The seed topology (3 control-plane nodes + 3 workers) deployed by `kha deploy` onto the lab's real tier:
 // real kubeadm, kubelet, etcd, API servers, controller managers, schedulers, kube-proxy, CoreDNS, containerd and
 // runc, images pulled through the registry mirrors the cluster file names (src/lab/real). Checked afterwards
-// with the real kubectl over the VIP and the kubeconfig kha saved, and the real etcdctl; then the VIP's move
-// when the leader's API server stops, and `kha reset`.
+// with the real kubectl over the VIP and the kubeconfig kha saved, and the real etcdctl; the packages kha's
+// packages phase installed with the real apt from the lab's signed repository (src/lab/real/apt-repo.ts), and
+// each host's own dpkg database; then the day-2 building
+// blocks against the same cluster (etcd member list, etcd backup, certificate expiry; the activities run in a mock
+// activity context, which records every heartbeat they send), the VIP's move when the leader's API server
+// stops, and `kha reset`. One deploy serves them all: the real tier's deploy is its longest step.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash, randomUUID, X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { Lab } from '../src/lab/lab';
+import { realPaths } from '../src/lab/real/setup';
 import { findRealBinaries, kubeBinDir } from '../src/lab/real/tier';
+import { loadClusterOrThrow } from '../src/spec/load';
+import type { ClusterSpec } from '../src/spec/types';
+import { certificateExpiry, etcdBackup, etcdMembers } from '../src/activities/day2';
+import { memberByPeerURL } from '../src/render/day2-etcd-members';
+import { SNAPSHOT_DIR } from '../src/render/day2-etcd-backup';
 import { cliEnv, freePort, kha } from './cli-run';
 import { subnet } from './helpers/subnet';
+import { EtcdCtl, describeSamples, sampleEtcd, teardownProblems, type EtcdSample } from './helpers/etcd';
 
 const SUBNET = subnet(45);
 const LONG = 1_500_000;
@@ -20,14 +33,42 @@ const CONTROL_PLANES = ['k8scp-01', 'k8scp-02', 'k8scp-03'];
 const WORKERS = ['k8swn-01', 'k8swn-02', 'k8swn-03'];
 const timings: Record<string, number> = {};
 
+/** The armored key as binary OpenPGP, as `gpg --dearmor` writes it (what kha's packages script stores). */
+function dearmor(armored: string): Buffer {
+  const r = spawnSync('gpg', ['--batch', '--dearmor'], { input: armored });
+  assert.equal(r.status, 0, r.stderr?.toString());
+  return r.stdout;
+}
+
+const minorOf = (v: string) => v.split('.').slice(0, 2).join('.');
+
+/** Runs an activity in a mock context; returns its result and every heartbeat it sent. */
+async function run<A, R>(fn: (a: A) => Promise<R>, arg: A): Promise<{ result: R; heartbeats: unknown[] }> {
+  const env = new MockActivityEnvironment();
+  const heartbeats: unknown[] = [];
+  env.on('heartbeat', (d: unknown) => heartbeats.push(d));
+  const result = (await env.run(fn, arg)) as R;
+  return { result, heartbeats };
+}
+
 describe('kha deploy onto real Kubernetes components (lab real tier, 3+3)', () => {
   const dir = join(tmpdir(), `kha-real-${SUBNET}`);
   const file = join(dir, 'real.yaml');
   const kubeconfig = join(dir, 'admin.conf');
+  const state = join(dir, 'state');
+  /** Where etcdBackup keeps this cluster's snapshots (the state directory, under the cluster's name). */
+  const backups = join(state, 'kha', 'real', 'backups');
   const tier = findRealBinaries();
+  const etcdutl = join(tier.etcdDir, 'etcdutl');
   let kubectlBin = '';
+  let version = '';
   let lab: Lab;
   let env: NodeJS.ProcessEnv;
+  let cluster: ClusterSpec;
+  let day2Etcd: EtcdCtl | undefined;
+  const savedState = process.env.XDG_STATE_HOME;
+  /** etcdctl for the day-2 tests, with k8scp-01's health-check certificate (there once the deploy is done). */
+  const etcd2 = async () => (day2Etcd ??= await EtcdCtl.fromLab(lab, tier.etcdDir, join(dir, 'day2-pki'), 'k8scp-01'));
 
   /** The real kubectl on this machine, through the VIP (this machine does not resolve the endpoint name). */
   const kubectl = (args: string[]) => {
@@ -67,13 +108,18 @@ describe('kha deploy onto real Kubernetes components (lab real tier, 3+3)', () =
     const t0 = Date.now();
     lab = await Lab.up({ dir: join(dir, 'lab'), controlPlanes: 3, workers: 3, subnetIndex: SUBNET, rebootDelayMs: 500, kube: 'real' });
     timings.labUp = Date.now() - t0;
-    const version = lab.realKubeVersions().at(-1)!;
+    version = lab.realKubeVersions().at(-1)!;
     kubectlBin = join(kubeBinDir(tier, version), 'kubectl');
     writeFileSync(file, lab.specYaml({ name: 'real', kubernetesVersion: version.split('.').slice(0, 2).join('.') }));
-    env = cliEnv({ XDG_STATE_HOME: join(dir, 'state'), KHA_SERVER_PORT: String(await freePort()), KHA_UI_PORT: String(await freePort()) });
+    env = cliEnv({ XDG_STATE_HOME: state, KHA_SERVER_PORT: String(await freePort()), KHA_UI_PORT: String(await freePort()) });
+    cluster = loadClusterOrThrow(file);
+    // The day-2 activities run in this process: the same state directory as the worker kha starts.
+    process.env.XDG_STATE_HOME = state;
   });
 
   after(async () => {
+    if (savedState === undefined) delete process.env.XDG_STATE_HOME;
+    else process.env.XDG_STATE_HOME = savedState;
     await kha(['server', '--stop'], env).catch(() => undefined);
     await lab?.down();
     rmSync(dir, { recursive: true, force: true });
@@ -140,6 +186,184 @@ describe('kha deploy onto real Kubernetes components (lab real tier, 3+3)', () =
     assert.equal(h.code, 0, h.stdout + h.stderr);
   });
 
+  it('dpkg has kubelet, kubeadm and kubectl at the built version -1.1, held, from the lab repository', async () => {
+    const repo = `https://${lab.gateway}:5443/k8s/core:/stable:/v${minorOf(version)}/deb`;
+    for (const h of lab.nodes) {
+      const q = await lab.exec(h, 'dpkg-query -W kubelet kubeadm kubectl cri-tools');
+      assert.equal(q.code, 0, q.stderr);
+      assert.deepEqual(
+        q.stdout.trim().split('\n').sort(),
+        [`cri-tools\t${/\/v([\d.]+)\/crictl$/.exec(tier.crictl)![1]}-1.1`, `kubeadm\t${version}-1.1`, `kubectl\t${version}-1.1`, `kubelet\t${version}-1.1`],
+        h.name,
+      );
+      const held = await lab.exec(h, 'apt-mark showhold');
+      assert.deepEqual(held.stdout.trim().split('\n').sort(), ['kubeadm', 'kubectl', 'kubelet'], `${h.name} holds`);
+      const policy = await lab.exec(h, 'apt-cache policy kubeadm');
+      assert.equal(policy.code, 0, policy.stderr);
+      assert.match(policy.stdout, new RegExp(`Installed: ${version.replace(/\./g, '\\.')}-1\\.1\\n`), policy.stdout);
+      assert.ok(policy.stdout.includes(`500 ${repo}  Packages`), `${h.name}: ${policy.stdout}`);
+      // No other source: this machine's Debian mirrors are hidden, so apt knows the lab repository and dpkg only.
+      const all = await lab.exec(h, 'apt-cache policy');
+      const sources = all.stdout.split('\n').filter((l) => /^\s+\d+ \S/.test(l)).map((l) => l.trim().split(/\s+/)[1]);
+      assert.deepEqual([...new Set(sources)].sort(), [`${repo}`, '/var/lib/dpkg/status'].sort(), all.stdout);
+    }
+  });
+
+  it("the repository keyring kha wrote is the lab's key", async () => {
+    const want = dearmor(readFileSync(realPaths(lab.dir).releaseKey, 'utf8'));
+    for (const h of lab.nodes) {
+      const got = await lab.exec(h, 'base64 -w0 /etc/apt/keyrings/kubernetes-apt-keyring.gpg');
+      assert.equal(got.code, 0, got.stderr);
+      assert.ok(Buffer.from(got.stdout.trim(), 'base64').equals(want), `${h.name}: keyring differs from the lab's Release.key`);
+    }
+  });
+
+  it('/usr/bin/kubelet is the built kubelet as a file of the kubelet package, its unit installed and enabled by it', async () => {
+    const sum = createHash('sha256').update(readFileSync(join(kubeBinDir(tier, version), 'kubelet'))).digest('hex');
+    for (const h of lab.nodes) {
+      const st = await lab.exec(h, 'stat -c %F /usr/bin/kubelet; dpkg -S /usr/bin/kubelet; sha256sum /usr/bin/kubelet; dpkg -S /lib/systemd/system/kubelet.service; readlink /etc/systemd/system/multi-user.target.wants/kubelet.service');
+      assert.equal(st.code, 0, st.stderr);
+      const [type, owner, hash, unitOwner, wants] = st.stdout.trim().split('\n');
+      assert.equal(type, 'regular file', h.name);
+      assert.equal(owner, 'kubelet: /usr/bin/kubelet', h.name);
+      assert.equal(hash?.split(/\s+/)[0], sum, `${h.name}: /usr/bin/kubelet is not the built kubelet`);
+      assert.equal(unitOwner, 'kubelet: /lib/systemd/system/kubelet.service', h.name);
+      // deb-systemd-helper in the package's postinst made this link (the sim's systemctl keeps records only).
+      assert.equal(wants, '/lib/systemd/system/kubelet.service', h.name);
+      const active = await lab.exec(h, 'systemctl is-enabled kubelet; systemctl is-active kubelet');
+      assert.equal(active.stdout.trim(), 'enabled\nactive', h.name);
+    }
+  });
+
+  it("each host's /var/lib/dpkg is its own: files this machine adds there stay out of the hosts, and the other way round", async () => {
+    // A scratch file with a unique name stands for the machine's dpkg changing during a test (an apt run wrote
+    // its journal to /var/lib/dpkg/updates, and a host's apt then said "dpkg was interrupted").
+    const tag = `kha-lab-test-${randomUUID()}`;
+    const machineSide = `/var/lib/dpkg/${tag}-machine`;
+    writeFileSync(machineSide, 'written on this machine\n');
+    try {
+      for (const h of lab.nodes) {
+        const r = await lab.exec(h, `test -e '${machineSide}' && echo visible || echo absent; echo host >'/var/lib/dpkg/${tag}-${h.name}'; stat -c %d /var/lib /var/lib/dpkg; apt-get check -qq; echo check=$?`);
+        assert.equal(r.code, 0, r.stderr);
+        const [seen, devLib, devDpkg, ...rest] = r.stdout.trim().split('\n');
+        assert.equal(seen, 'absent', `${h.name} sees a file this machine wrote in its /var/lib/dpkg`);
+        assert.notEqual(devDpkg, devLib, `${h.name}: /var/lib/dpkg is not a mount of its own`);
+        assert.deepEqual(rest, ['check=0'], `${h.name}: apt-get check`);
+        assert.equal(existsSync(`/var/lib/dpkg/${tag}-${h.name}`), false, `a file ${h.name} wrote reached this machine's /var/lib/dpkg`);
+      }
+      // The hosts' installs are theirs: this machine's status has no kubelet at the lab's version.
+      assert.ok(!readFileSync('/var/lib/dpkg/status', 'utf8').includes(`Version: ${version}-1.1`), "the lab's packages reached this machine's dpkg status");
+    } finally {
+      rmSync(machineSide, { force: true });
+    }
+  });
+  it('etcdMembers: every member by hex ID and exact peer URL, as the real etcdctl lists them', async () => {
+    const { result } = await run(etcdMembers, { cluster });
+    assert.equal(result.via, 'k8scp-01');
+    const seen = await (await etcd2()).members();
+    assert.ok(Array.isArray(seen), String(seen));
+    const byName = (m: { name: string }, n: { name: string }) => m.name.localeCompare(n.name);
+    assert.deepEqual(
+      result.members.map((m) => ({ id: m.id, name: m.name, peerURLs: m.peerURLs, clientURLs: m.clientURLs, isLearner: m.isLearner })).sort(byName),
+      seen.map((m) => ({ id: m.id, name: m.name, peerURLs: m.peerURLs, clientURLs: m.clientURLs, isLearner: m.isLearner })).sort(byName),
+    );
+    assert.deepEqual(result.members.map((m) => m.name).sort(), CONTROL_PLANES);
+    assert.ok(result.members.every((m) => m.started && /^[0-9a-f]+$/.test(m.id)), JSON.stringify(result.members));
+    for (const h of CONTROL_PLANES) {
+      assert.equal(memberByPeerURL(result.members, `https://${lab.host(h).address}:2380`)?.name, h);
+    }
+    // k8scp-01 is .11: the address ending .1 is a prefix of it, and must match nothing.
+    const prefix = lab.host('k8scp-01').address.replace(/1$/, '');
+    assert.equal(memberByPeerURL(result.members, `https://${prefix}:2380`), undefined);
+  });
+
+  it('etcdBackup: a snapshot verified by etcdutl, 0600 in the state directory; results and heartbeats carry only its path, size, hash and revision', async () => {
+    // A value only etcd holds: it must be in the snapshot and nowhere in what the activity reports.
+    const secret = `kha-day2-${createHash('sha256').update(String(process.hrtime.bigint())).digest('hex').slice(0, 24)}`;
+    const put = await (await etcd2()).run(['put', '/kha-test/backup-marker', secret]);
+    assert.equal(put.code, 0, put.stderr);
+    const t0 = Date.now();
+    const { result, heartbeats } = await run(etcdBackup, { cluster, retain: 5 });
+    process.stderr.write(`etcdBackup: ${Date.now() - t0} ms, ${result.sizeBytes} bytes, revision ${result.revision}, ${result.totalKeys} keys, ${heartbeats.length} heartbeats\n`);
+    assert.equal(result.node, 'k8scp-01');
+    assert.equal(result.path.startsWith(backups + '/'), true, result.path);
+    assert.equal(statSync(result.path).mode & 0o777, 0o600);
+    assert.equal(statSync(backups).mode & 0o777, 0o700);
+    const data = readFileSync(result.path);
+    assert.equal(data.length, result.sizeBytes);
+    assert.equal(createHash('sha256').update(data).digest('hex'), result.sha256);
+    assert.ok(data.includes(secret), 'the snapshot holds the value just written');
+    // This machine's etcdutl reads the copy as etcd wrote it.
+    const status = JSON.parse(execFileSync(etcdutl, ['snapshot', 'status', result.path, '-w', 'json'], { encoding: 'utf8' })) as { hash: number; revision: number; totalKey: number };
+    assert.deepEqual({ hash: status.hash, revision: status.revision, totalKey: status.totalKey }, { hash: result.etcdHash, revision: result.revision, totalKey: result.totalKeys });
+    assert.ok(result.revision > 0 && result.totalKeys > 0, JSON.stringify(result));
+    assert.ok(heartbeats.length > 0, 'the backup sent no heartbeat');
+    const reported = JSON.stringify({ result, heartbeats });
+    assert.ok(!reported.includes(secret), 'a value from the snapshot reached the result or a heartbeat');
+    assert.ok(reported.length < 4096, `result and heartbeats are ${reported.length} characters`);
+    const left = await lab.exec('k8scp-01', `ls -A ${SNAPSHOT_DIR} 2>&1 || true`);
+    assert.match(left.stdout, /No such file/, `the node keeps its copy: ${left.stdout}`);
+  });
+
+  it('etcdBackup keeps the newest `retain` snapshots and names the ones it deleted', async () => {
+    const before = readdirSync(backups).sort();
+    assert.ok(before.length >= 1, 'the previous test left a snapshot');
+    const a = await run(etcdBackup, { cluster, retain: 2 });
+    const b = await run(etcdBackup, { cluster, retain: 2 });
+    const now = readdirSync(backups).sort();
+    assert.deepEqual(now.map((f) => join(backups, f)), [a.result.path, b.result.path]);
+    assert.deepEqual([...a.result.removed, ...b.result.removed].sort(), before.map((f) => join(backups, f)));
+    for (const p of a.result.removed) assert.equal(existsSync(p), false, p);
+  });
+
+  it('certificateExpiry: kubeadm’s table of every control plane matches the certificates on its disk', async () => {
+    const { result } = await run(certificateExpiry, { cluster });
+    assert.deepEqual(result.nodes.map((n) => n.node), CONTROL_PLANES);
+    for (const { node, certificates } of result.nodes) {
+      let compared = 0;
+      for (const row of certificates) {
+        const path = row.name.endsWith('.conf') ? `/etc/kubernetes/${row.name}` : `/etc/kubernetes/pki/${row.name.replace(/^etcd-/, 'etcd/')}.crt`;
+        const text = await lab.readFile(node, path).catch(() => undefined);
+        if (row.missing) {
+          assert.equal(text, undefined, `${node}: kubeadm says ${row.name} is missing, ${path} exists`);
+          continue;
+        }
+        assert.ok(text, `${node}: ${path} for ${row.name}`);
+        const pem = row.name.endsWith('.conf') ? Buffer.from(/client-certificate-data:\s*(\S+)/.exec(text)![1]!, 'base64') : Buffer.from(text);
+        const real = new Date(new X509Certificate(pem).validTo).toISOString();
+        assert.equal(row.expires, real, `${node}: ${row.name} (${path})`);
+        compared++;
+      }
+      assert.deepEqual(certificates.filter((c) => c.kind === 'authority').map((c) => c.name).sort(), ['ca', 'etcd-ca', 'front-proxy-ca']);
+      assert.ok(compared >= 12, `${node}: only ${compared} certificates compared`);
+      assert.ok(certificates.every((c) => c.missing || c.residualSeconds > 300 * 86_400), `${node}: ${JSON.stringify(certificates)}`);
+    }
+  });
+
+  it('etcdBackup passes over a control plane whose etcd member is not healthy', async () => {
+    const etcd = await etcd2();
+    const moved = await lab.exec('k8scp-03', 'mv /etc/kubernetes/manifests/etcd.yaml /root/etcd.yaml');
+    assert.equal(moved.code, 0, moved.stderr);
+    const url = `https://${lab.host('k8scp-03').address}:2379`;
+    // The kubelet stops the static pod once its manifest is gone.
+    for (let i = 0; i < 180 && (await etcd.healthy(url)); i++) await new Promise((res) => setTimeout(res, 1000));
+    assert.equal(await etcd.healthy(url), false, 'etcd on k8scp-03 still answers after its manifest left');
+    const { result } = await run(etcdBackup, { cluster, via: ['k8scp-03', 'k8scp-02'], retain: 5 });
+    assert.equal(result.node, 'k8scp-02');
+    assert.equal(statSync(result.path).mode & 0o777, 0o600);
+    // The cluster as it was for what follows (the reset's watch starts from every member healthy).
+    const back = await lab.exec('k8scp-03', 'mv /root/etcd.yaml /etc/kubernetes/manifests/etcd.yaml');
+    assert.equal(back.code, 0, back.stderr);
+    const t0 = Date.now();
+    let sample = await sampleEtcd(etcd);
+    while (sample.kind !== 'ok' && Date.now() - t0 < 180_000) {
+      await new Promise((res) => setTimeout(res, 1000));
+      sample = await sampleEtcd(etcd);
+    }
+    timings.etcdBack = Date.now() - t0;
+    assert.deepEqual(sample, { ...sample, kind: 'ok', members: CONTROL_PLANES }, 'etcd on k8scp-03 did not come back healthy');
+  });
+
   it('the VIP moves when the API server of its holder stops, and the API stays reachable through it', async () => {
     const [holder, ...others] = await vipHolder();
     assert.ok(holder && others.length === 0, `one VIP holder, got ${[holder, ...others].join(',')}`);
@@ -175,10 +399,31 @@ describe('kha deploy onto real Kubernetes components (lab real tier, 3+3)', () =
     assert.equal(again.code, 0, `the API server of ${holder} did not come back: ${again.stderr}`);
   });
 
-  it('kha reset --yes: no kubelet.conf, static pods or etcd data left on any node', async () => {
-    const r = await kha(['reset', file, '--yes'], env, LONG);
+  it('kha reset --yes: no kubelet.conf, static pods or etcd data left on any node; the remaining etcd members healthy at every step', async () => {
+    // Watched from this machine while the reset runs: every member still listed answers a quorum read, and the
+    // members leave one at a time, the first control plane last.
+    const etcd = await EtcdCtl.fromLab(lab, tier.etcdDir, join(dir, 'watch-pki'), 'k8scp-01');
+    const samples: EtcdSample[] = [await sampleEtcd(etcd)];
+    assert.deepEqual(samples[0], { ...samples[0], kind: 'ok', members: CONTROL_PLANES }, 'etcd before the reset');
+    let done = false;
+    const watcher = (async () => {
+      while (!done) {
+        samples.push(await sampleEtcd(etcd));
+        await new Promise((res) => setTimeout(res, 250));
+      }
+    })();
+    const r = await kha(['reset', file, '--yes'], env, LONG).finally(() => {
+      done = true;
+    });
+    await watcher;
+    samples.push(await sampleEtcd(etcd));
     timings.reset = r.ms;
     assert.equal(r.code, 0, r.stdout + r.stderr);
+    const problems = teardownProblems(samples, [CONTROL_PLANES, ['k8scp-01', 'k8scp-02'], ['k8scp-01']]);
+    assert.deepEqual(problems, [], `${samples.length} samples`);
+    assert.equal(samples.at(-1)?.kind, 'unreachable', 'etcd still answers after the reset');
+    timings.resetSamples = samples.length;
+    process.stderr.write(`reset: etcd as sampled: ${describeSamples(samples)}\n`);
     for (const h of [...WORKERS, ...CONTROL_PLANES]) {
       const left = await lab.exec(h, 'ls /etc/kubernetes/kubelet.conf /etc/kubernetes/manifests/*.yaml /var/lib/etcd/member 2>/dev/null; true');
       assert.equal(left.stdout.trim(), '', `${h} keeps ${left.stdout}`);

@@ -12,6 +12,12 @@ read -r KPID _ </proc/self/stat
 echo "$KPID" >"$KHA_HOSTDIR/init.pid"
 mount -t overlay overlay -o "lowerdir=/,upperdir=$KHA_HOSTDIR/upper,workdir=$KHA_HOSTDIR/work" "$M"
 hostname "$KHA_HOST"
+# Real tier: the host's dpkg database is its own overlay over the lab's copy of this machine's, so an apt run
+# on this machine cannot change it under the host (src/lab/real/setup.ts, snapshotMachineDpkg).
+if [ -n "\${KHA_DPKG_LOWER:-}" ]; then
+  mkdir -p "$KHA_HOSTDIR/dpkg/upper" "$KHA_HOSTDIR/dpkg/work"
+  mount -t overlay overlay -o "lowerdir=$KHA_DPKG_LOWER,upperdir=$KHA_HOSTDIR/dpkg/upper,workdir=$KHA_HOSTDIR/dpkg/work" "$M/var/lib/dpkg"
+fi
 
 mount -t proc -o nosuid,nodev,noexec proc "$M/proc"
 # /proc/sys read-only: sysctls of the real kernel must not change from inside a host.
@@ -95,14 +101,14 @@ cd /
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # The simulated tools' resident server (a child of sshd once we exec it; dies with the host).
 if [ -n "\${KHA_SIM_NODE:-}" ] && [ -f "\${KHA_SIM_SERVER:-}" ]; then
-  (unset KHA_HOST KHA_HOSTDIR KHA_LABDIR KHA_SHARED KHA_PROJECT KHA_CGROUP; exec "$KHA_SIM_NODE" "$KHA_SIM_SERVER") </dev/null >/run/kha-sim-server.log 2>&1 &
+  (unset KHA_HOST KHA_HOSTDIR KHA_LABDIR KHA_SHARED KHA_PROJECT KHA_CGROUP KHA_DPKG_LOWER; exec "$KHA_SIM_NODE" "$KHA_SIM_SERVER") </dev/null >/run/kha-sim-server.log 2>&1 &
 fi
 # Real tier: what systemd starts at boot (enabled units: containerd, kubelet) comes up without waiting for a tool call.
 if [ -n "\${KHA_CGROUP:-}" ]; then
   (i=0; while [ ! -S /run/kha-sim-server.sock ] && [ "$i" -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
    exec env -i PATH="$PATH" HOME=/root /usr/local/sbin/systemctl daemon-reload) </dev/null >/run/kha-boot.log 2>&1 &
 fi
-unset KHA_HOST KHA_HOSTDIR KHA_LABDIR KHA_SHARED KHA_PROJECT KHA_SIM_NODE KHA_SIM_SERVER KHA_CGROUP
+unset KHA_HOST KHA_HOSTDIR KHA_LABDIR KHA_SHARED KHA_PROJECT KHA_SIM_NODE KHA_SIM_SERVER KHA_CGROUP KHA_DPKG_LOWER
 exec /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config
 `;
 

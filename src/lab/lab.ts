@@ -19,7 +19,7 @@ import { sleep } from '../util/sleep';
 import { writeToolWrappers } from './tools';
 import { ed25519KeyPair } from './sshkey';
 import { findRealBinaries, readTier, type KubeTier } from './real/tier';
-import { prepareRealTier, releaseKeyFingerprint } from './real/setup';
+import { prepareRealTier, releaseKeyFingerprint, snapshotMachineDpkg } from './real/setup';
 import { CALICO_MANIFEST_PATH, LAB_SERVICES_PORT, REPO_PATH } from './real/server';
 import { ensureSimClient } from './sim/client-build';
 
@@ -180,6 +180,7 @@ export class Lab {
       if (state.kube === 'real') {
         const { tier } = prepareRealTier(dir, index, state.gateway);
         writeFileSync(join(p.shared, 'tier.json'), JSON.stringify(tier));
+        snapshotMachineDpkg(p.dpkgLower);
         phase('realTier');
       }
       const [users] = await Promise.all([prepareKeys(p), createHostNetworks(state)]);

@@ -82,6 +82,8 @@ export function labPaths(dir: string) {
     knownHosts: join(dir, 'known_hosts'),
     shared: join(dir, 'shared'),
     hosts: join(dir, 'hosts'),
+    /** Real tier: the copy of this machine's /var/lib/dpkg under every host's own dpkg overlay. */
+    dpkgLower: join(dir, 'hosts', '.dpkg'),
     host: (name: string) => {
       const h = join(dir, 'hosts', name);
       return {

@@ -171,7 +171,7 @@ class Supervisor {
           KHA_SHARED: this.p.shared,
           // The sim tools run from this checkout: hosts must see it even where their /tmp or /run hides it.
           KHA_PROJECT: resolve(__dirname, '..', '..', '..'),
-          ...(this.tier ? { KHA_CGROUP: `${this.tier.cgroupPrefix}-${h.name}` } : {}),
+          ...(this.tier ? { KHA_CGROUP: `${this.tier.cgroupPrefix}-${h.name}`, KHA_DPKG_LOWER: this.p.dpkgLower } : {}),
           // The host's resident sim server (sim/server.ts); KHA_LAB_SIM_SERVER=0 leaves every tool call a
           // process of its own, as a baseline for the benchmarks.
           ...(process.env.KHA_LAB_SIM_SERVER === '0' ? {} : { KHA_SIM_NODE: process.execPath, KHA_SIM_SERVER: resolve(__dirname, 'sim', 'server.js') }),

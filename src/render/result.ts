@@ -32,6 +32,10 @@ const KINDS = {
   FACTS: Checked,
   'JOIN-CREDENTIALS': Checked,
   VERIFY: Checked,
+  SNAPSHOT: Checked,
+  'SNAPSHOT-UNHEALTHY': z.object({ node: z.string() }),
+  'ETCD-MEMBERS': Checked,
+  CERTS: Checked,
 } as const;
 
 export type ResultKind = keyof typeof KINDS;
@@ -40,7 +44,7 @@ export type StepReport = ResultOf<'STEP'>;
 export type FailureKind = (typeof FAILURE_KINDS)[number];
 
 /** The marker that starts a result line of this kind, e.g. "KHA-STEP". */
-export function resultMarker(kind: ResultKind): string {
+export function resultMarker<K extends ResultKind>(kind: K): `KHA-${K}` {
   return `KHA-${kind}`;
 }
 

@@ -98,6 +98,9 @@ export class MockHosts {
   }
 
   activities(): Acts {
+    const unmocked = (activity: string) => async () => {
+      throw ApplicationFailure.nonRetryable(`${activity} has no mock`, 'CommandFailed');
+    };
     const step = (activity: keyof Acts) => async (c: { node: string }) => {
       await this.enter(activity, c.node);
       return { node: c.node, changed: true, note: `${activity} (mock)` };
@@ -157,6 +160,10 @@ export class MockHosts {
         return { path: c.path ?? '/tmp/mock.conf', server: 'https://198.19.255.1:6443' };
       },
       checkKubeconfigTarget: async (c: { cluster: string; path?: string }) => ({ path: c.path ?? `/tmp/${c.cluster}.conf` }),
+      // Day-2 activities: no deploy or reset step calls them; a workflow that did would fail here, visibly.
+      etcdMembers: unmocked('etcdMembers'),
+      etcdBackup: unmocked('etcdBackup'),
+      certificateExpiry: unmocked('certificateExpiry'),
     };
     return m as Acts;
   }

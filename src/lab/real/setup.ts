@@ -116,10 +116,10 @@ const listDir = (d: string) => {
 };
 
 /**
- * The real apt and dpkg of a host read this machine's configuration from the lower layer. Hidden there: its
- * sources and downloaded lists (a host has no internet; `apt-get update` reads only what kha writes), its
- * dpkg records of the lab repository's packages (this machine may have a cloud SDK's kubectl), and the units
- * it enabled (the sim's systemctl counts a wants link as enabled; a fresh host enables what it installs).
+ * The real apt of a host reads this machine's configuration from the lower layer. Hidden there: its sources and
+ * downloaded lists (a host has no internet; `apt-get update` reads only what kha writes) and the units it
+ * enabled (the sim's systemctl counts a wants link as enabled; a fresh host enables what it installs). Its dpkg
+ * database is not the machine's at all: see snapshotMachineDpkg.
  */
 function hideMachinePackaging(upper: string): void {
   const hide: string[] = [];
@@ -127,19 +127,39 @@ function hideMachinePackaging(upper: string): void {
   for (const f of listDir('/etc/apt/sources.list.d')) hide.push(`/etc/apt/sources.list.d/${f}`);
   for (const f of listDir('/var/lib/apt/lists')) if (f.includes('_')) hide.push(`/var/lib/apt/lists/${f}`);
   for (const f of listDir('/etc/systemd/system/multi-user.target.wants')) hide.push(`/etc/systemd/system/multi-user.target.wants/${f}`);
-  const ours = new Set(LAB_REPO_PACKAGES);
-  for (const f of listDir('/var/lib/dpkg/info')) if (ours.has(f.replace(/(:[a-z0-9]+)?\.[^.]+$/, ''))) hide.push(`/var/lib/dpkg/info/${f}`);
-  const status = '/var/lib/dpkg/status';
-  const stanzas = existsSync(status) ? readFileSync(status, 'utf8').split(/\n{2,}/).filter((st) => st.trim()) : [];
-  const kept = stanzas.filter((st) => !ours.has(/^Package: (\S+)$/m.exec(st)?.[1] ?? ''));
-  if (kept.length !== stanzas.length) {
-    upperDirs(upper, '/var/lib/dpkg');
-    writeFileSync(join(upper, status), kept.map((st) => `${st.trimEnd()}\n\n`).join(''), { mode: statSync(status).mode & 0o777 });
-  }
   for (const p of hide) upperDirs(upper, dirname(p));
   if (!hide.length) return;
   const r = spawnSync('sh', ['-c', 'for p; do mknod "$p" c 0 0; done', 'sh', ...hide.map((p) => join(upper, p))], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`lab: cannot hide this machine's apt configuration from the hosts: ${r.stderr || r.error?.message}`);
+}
+
+/**
+ * Copies this machine's /var/lib/dpkg to dest, once per lab: every host mounts its own overlay over the copy
+ * (host-init.ts), so an apt run on this machine during a test cannot change what a host's dpkg reads (it did:
+ * "dpkg was interrupted" from the machine's journal in /var/lib/dpkg/updates). Left out of the copy: the
+ * records of the lab repository's packages (this machine may have a cloud SDK's kubectl, epoch 1, which apt
+ * would see as newer than the lab's). A copy taken while the machine's dpkg is mid-run is retried.
+ */
+export function snapshotMachineDpkg(dest: string, src = '/var/lib/dpkg'): void {
+  for (let attempt = 1; ; attempt++) {
+    rmSync(dest, { recursive: true, force: true });
+    mkdirSync(dirname(dest), { recursive: true });
+    const r = spawnSync('cp', ['-a', '--', src, dest], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`lab: cannot copy ${src} for the hosts: ${r.stderr || r.error?.message}`);
+    const journal = listDir(join(dest, 'updates')).filter((f) => /^\d+$/.test(f));
+    if (!journal.length) break;
+    if (attempt === 10) {
+      rmSync(dest, { recursive: true, force: true });
+      throw new Error(`lab: this machine's dpkg stays mid-run (${src}/updates holds ${journal.join(', ')}); let it finish and run lab up again`);
+    }
+    spawnSync('sleep', ['0.5']);
+  }
+  const ours = new Set(LAB_REPO_PACKAGES);
+  for (const f of listDir(join(dest, 'info'))) if (ours.has(f.replace(/(:[a-z0-9]+)?\.[^.]+$/, ''))) rmSync(join(dest, 'info', f));
+  const status = join(dest, 'status');
+  const stanzas = existsSync(status) ? readFileSync(status, 'utf8').split(/\n{2,}/).filter((st) => st.trim()) : [];
+  const kept = stanzas.filter((st) => !ours.has(/^Package: (\S+)$/m.exec(st)?.[1] ?? ''));
+  if (kept.length !== stanzas.length) writeFileSync(status, kept.map((st) => `${st.trimEnd()}\n\n`).join(''));
 }
 
 /** Creates dir and its parents in the upper layer with this machine's owners and modes (overlay shows the upper's). */
