@@ -28,9 +28,13 @@ export function duration(from?: string, to?: string, now = Date.now()): string {
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
 
+// A long error is cut in its middle: the head names the step, the tail holds the tool's last words (apt's
+// NO_PUBKEY, kubeadm's reason), which a cut at the end would drop.
 function oneLine(s: string, max = 160): string {
   const t = s.replace(/\s+/g, ' ').trim();
-  return t.length > max ? `${t.slice(0, max - 1)}…` : t;
+  if (t.length <= max) return t;
+  const head = Math.floor(max * 0.3);
+  return `${t.slice(0, head)} … ${t.slice(t.length - (max - head - 3))}`;
 }
 
 export function headline(s: DeploymentStatus, now = Date.now()): string {
