@@ -1,7 +1,8 @@
 // The cluster operations the CLI knows, one row each. Start and attach, follow, status, completion and the
 // decision commands read only this table: adding an operation is one workflow file and one row here.
 import type { DeploymentStatus, DeployResult } from '../workflows/definitions';
-import { deployWorkflowId, resetWorkflowId } from '../workflows/definitions';
+import { backupWorkflowId, deployWorkflowId, resetWorkflowId } from '../workflows/definitions';
+import type { BackupResult } from '../workflows/backup-cluster';
 import type { ResetResult } from '../workflows/reset-cluster';
 import type { Printer } from './follow';
 
@@ -51,9 +52,17 @@ function printResetResult(result: unknown, { printer, cluster, last }: ResultVie
   return true;
 }
 
+function printBackupResult(result: unknown, { printer, cluster }: ResultView): boolean {
+  const r = result as BackupResult;
+  const removed = r.removed.length ? `; removed ${r.removed.length} older: ${r.removed.join(', ')}` : '';
+  printer.info(`✔ ${cluster} backed up from ${r.node}: ${r.path} (${r.sizeBytes} bytes, sha256 ${r.sha256}, etcd revision ${r.revision}, ${r.totalKeys} keys)${removed}`, 'result', { result: r });
+  return true;
+}
+
 export const OPERATIONS = {
   deploy: { workflowType: 'deployCluster', workflowId: deployWorkflowId, title: 'deployment', checkOnFailure: 'the node named above', printResult: printDeployResult },
   reset: { workflowType: 'resetCluster', workflowId: resetWorkflowId, title: 'reset', checkOnFailure: 'the hosts', printResult: printResetResult },
+  backup: { workflowType: 'backupCluster', workflowId: backupWorkflowId, title: 'backup', checkOnFailure: 'the control-plane nodes and their etcd members', printResult: printBackupResult },
 } as const satisfies Record<string, Operation>;
 
 export type OperationKind = keyof typeof OPERATIONS;

@@ -10,6 +10,9 @@ export function deployWorkflowId(cluster: string): string {
 export function resetWorkflowId(cluster: string): string {
   return `kha-reset-${cluster}`;
 }
+export function backupWorkflowId(cluster: string): string {
+  return `kha-backup-${cluster}`;
+}
 
 export const SA_CLUSTER = defineSearchAttributeKey('KhaCluster', SearchAttributeType.KEYWORD);
 export const SA_PHASE = defineSearchAttributeKey('KhaPhase', SearchAttributeType.KEYWORD);

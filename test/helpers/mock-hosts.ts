@@ -160,9 +160,13 @@ export class MockHosts {
         return { path: c.path ?? '/tmp/mock.conf', server: 'https://198.19.255.1:6443' };
       },
       checkKubeconfigTarget: async (c: { cluster: string; path?: string }) => ({ path: c.path ?? `/tmp/${c.cluster}.conf` }),
-      // Day-2 activities: no deploy or reset step calls them; a workflow that did would fail here, visibly.
+      // Day-2 activities: no deploy or reset step calls them. The backup answers like the real one (row "cluster").
       etcdMembers: unmocked('etcdMembers'),
-      etcdBackup: unmocked('etcdBackup'),
+      etcdBackup: async (c: { cluster: ClusterSpec; retain?: number }) => {
+        await this.enter('etcdBackup', 'cluster');
+        const node = c.cluster.spec.nodes.find((n) => n.role === 'control-plane')!.name;
+        return { node, path: `/tmp/mock-backups/${c.cluster.name}/etcd-mock-${node}.db`, sizeBytes: 4096, sha256: '0'.repeat(64), revision: 42, etcdHash: 7, totalKeys: 100, etcdVersion: '3.6.0', removed: [] };
+      },
       certificateExpiry: unmocked('certificateExpiry'),
     };
     return m as Acts;
