@@ -8,9 +8,14 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { mockCluster, startMockEnv, type MockHosts } from './helpers/mock-hosts';
 import { scheduledActivities, waitForState } from './helpers/workflow';
-import { backupWorkflowId, decisionUpdate, deployWorkflowId, resetWorkflowId, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
+import { backupWorkflowId, certsWorkflowId, decisionUpdate, deployWorkflowId, resetWorkflowId, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
 import type { BackupResult } from '../src/workflows/backup-cluster';
+import type { CertsResult } from '../src/workflows/certs-cluster';
+import { certsTable } from '../src/cli/operations';
 import type { ClusterSpec } from '../src/spec/types';
+import type * as MockActsModule from '../src/activities';
+
+type MockActs = typeof MockActsModule;
 
 let mock: Awaited<ReturnType<typeof startMockEnv>> | undefined;
 let env: TestWorkflowEnvironment;
@@ -27,6 +32,18 @@ async function failure(h: WorkflowHandle): Promise<ApplicationFailure> {
   );
   assert.ok(e instanceof WorkflowFailedError && e.cause instanceof ApplicationFailure, String(e));
   return e.cause;
+}
+/** Once the other run holds in `activity` on `node`, a backup fails ClusterBusy with `message`, scheduling nothing. */
+async function refusedWhile(activity: keyof MockActs, node: string, c: ClusterSpec, message: RegExp): Promise<void> {
+  for (let i = 0; hosts.ran(activity, node) === 0; i++) {
+    assert.ok(i < 600, `the other run never reached ${activity} on ${node}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const b = await backup(c);
+  const f = await failure(b);
+  assert.equal(f.type, 'ClusterBusy');
+  assert.match(f.message, message);
+  assert.deepEqual(scheduledActivities((await b.fetchHistory()).events ?? []), []);
 }
 const phases = (s: DeploymentStatus) => s.phases.map((p) => `${p.phase}:${p.state}`);
 
@@ -86,35 +103,40 @@ describe('day-2 operations on the engine, with mock activities', () => {
     const c = mockCluster('busy', 1, 1);
     const release = hosts.hold('hostPrep', 'cp-1');
     const dep = await env.client.workflow.start('deployCluster', { taskQueue: QUEUE, workflowId: deployWorkflowId(c.name), args: [{ cluster: c, options: { kubeconfigPath: `/tmp/${c.name}.conf` } }] });
-    for (let i = 0; hosts.ran('hostPrep', 'cp-1') === 0; i++) {
-      assert.ok(i < 600, 'the deployment never reached host prep');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const b1 = await backup(c);
-    const f1 = await failure(b1);
-    assert.equal(f1.type, 'ClusterBusy');
-    assert.match(f1.message, /^the deployment of busy is running \(kha-deploy-busy\); a backup does not start beside it/);
-    assert.deepEqual(scheduledActivities((await b1.fetchHistory()).events ?? []), []);
+    await refusedWhile('hostPrep', 'cp-1', c, /^the deployment of busy is running \(kha-deploy-busy\); a backup does not start beside it/);
     await dep.terminate('test: next case');
     release();
 
     hosts.reset();
     const releaseReset = hosts.hold('resetNode', 'w-1');
     const reset = await env.client.workflow.start('resetCluster', { taskQueue: QUEUE, workflowId: resetWorkflowId(c.name), args: [{ cluster: c }] });
-    for (let i = 0; hosts.ran('resetNode', 'w-1') === 0; i++) {
-      assert.ok(i < 600, 'the reset never reached w-1');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const b2 = await backup(c);
-    const f2 = await failure(b2);
-    assert.equal(f2.type, 'ClusterBusy');
-    assert.match(f2.message, /^a reset of busy is running \(kha-reset-busy\); a backup does not start beside it/);
-    assert.deepEqual(scheduledActivities((await b2.fetchHistory()).events ?? []), []);
+    await refusedWhile('resetNode', 'w-1', c, /^a reset of busy is running \(kha-reset-busy\); a backup does not start beside it/);
     assert.equal(hosts.ran('etcdBackup'), 0);
     releaseReset();
     await reset.result();
 
     // With neither running, the same cluster backs up.
     assert.equal(((await (await backup(c)).result()) as BackupResult).node, 'cp-1');
+  });
+
+  test('certsCluster: every control plane in the result and the table; under 30 days is a warning in the result and the status', async () => {
+    hosts.reset();
+    const c = mockCluster('certs', 3, 1);
+    const h = await env.client.workflow.start('certsCluster', { taskQueue: QUEUE, workflowId: certsWorkflowId(c.name), args: [{ cluster: c }] });
+    const r = (await h.result()) as CertsResult;
+    assert.deepEqual(r.nodes.map((n) => n.node), ['cp-1', 'cp-2', 'cp-3']);
+    assert.deepEqual(r.warnings, ['cp-1', 'cp-2', 'cp-3'].map((n) => `${n} front-proxy-client: 10 days left (expires 2030-01-11T00:00:00.000Z)`));
+    const s = await h.query(statusQuery);
+    assert.deepEqual(phases(s), ['certs-check:done']);
+    assert.deepEqual(s.notices, r.warnings.map((w) => `certificate expires soon: ${w}`));
+    assert.deepEqual(certsTable(r), [
+      'NODE  CERTIFICATE         EXPIRES                   DAYS LEFT',
+      ...['cp-1', 'cp-2', 'cp-3'].flatMap((n) => [
+        `${n}  apiserver           2031-01-01T00:00:00.000Z  365`,
+        `${n}  front-proxy-client  2030-01-11T00:00:00.000Z  10         WARNING: under 30 days`,
+        `${n}  ca (CA)             2039-12-30T00:00:00.000Z  3650`,
+      ]),
+    ]);
+    assert.deepEqual(scheduledActivities((await h.fetchHistory()).events ?? []).map((a) => a.type), ['certificateExpiry']);
   });
 });

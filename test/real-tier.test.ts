@@ -407,6 +407,38 @@ describe('kha deploy onto real Kubernetes components (lab real tier, 3+3)', () =
     }
   });
 
+  it('kha certs real: a table of every control plane whose expiry times and days left are those of the certificates on disk', async () => {
+    const r = await kha(['certs', 'real'], env, LONG);
+    timings.cliCerts = r.ms;
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const lines = r.stdout.split('\n');
+    const header = lines.findIndex((l) => /^NODE +CERTIFICATE +EXPIRES +DAYS LEFT$/.test(l));
+    assert.ok(header >= 0, r.stdout);
+    const rows = lines.slice(header + 1).filter((l) => /^k8scp-0\d /.test(l)).map((l) => l.trim().split(/ {2,}/));
+    assert.deepEqual([...new Set(rows.map((x) => x[0]))], CONTROL_PLANES);
+    let compared = 0;
+    for (const [node, cert, expires, days, mark] of rows) {
+      const name = cert!.replace(/ \(CA\)$/, '');
+      const path = name.endsWith('.conf') ? `/etc/kubernetes/${name}` : `/etc/kubernetes/pki/${name.replace(/^etcd-/, 'etcd/')}.crt`;
+      const text = await lab.readFile(node!, path).catch(() => undefined);
+      if (expires === '-') {
+        assert.equal(text, undefined, `${node}: the table says ${name} is missing, ${path} exists`);
+        continue;
+      }
+      assert.ok(text, `${node}: ${path} for ${name}`);
+      const pem = name.endsWith('.conf') ? Buffer.from(/client-certificate-data:\s*(\S+)/.exec(text)![1]!, 'base64') : Buffer.from(text);
+      const validTo = new Date(new X509Certificate(pem).validTo);
+      assert.equal(expires, validTo.toISOString(), `${node}: ${name}`);
+      const left = (validTo.getTime() - Date.now()) / 86_400_000;
+      assert.ok(Math.abs(Number(days) - left) < 1.01, `${node}: ${name}: ${days} days left printed, ${left.toFixed(2)} real`);
+      assert.equal(mark, undefined, `${node}: ${name} is marked: ${mark}`);
+      compared++;
+    }
+    assert.ok(compared >= 36, `only ${compared} certificates compared`);
+    assert.doesNotMatch(r.stderr, /warning: certificate/);
+    assert.match(r.stdout, new RegExp(`^✔ real certificates: ${rows.length} on 3 control-plane node\\(s\\), 0 within 30 days of expiry$`, 'm'));
+  });
+
   it('the VIP moves when the API server of its holder stops, and the API stays reachable through it', async () => {
     const [holder, ...others] = await vipHolder();
     assert.ok(holder && others.length === 0, `one VIP holder, got ${[holder, ...others].join(',')}`);

@@ -1,11 +1,9 @@
 // `kha backup CLUSTER [--retain N]`: a verified etcd snapshot copied to the worker's state directory (0600).
 import { DEFAULT_BACKUP_RETAIN } from '../activities/day2';
 import type { BackupInput } from '../workflows/backup-cluster';
-import { guarded, parseArgs } from './args';
-import { CliError, connectTarget } from './client';
-import { day2Cluster } from './day2-target';
-import { EXIT, outputMode, Printer } from './follow';
-import { announceServer, followOrDetach, startOrAttach } from './workflow-run';
+import { CliError } from './client';
+import { day2Command } from './day2-target';
+import { EXIT } from './follow';
 
 const USAGE = `usage: kha backup CLUSTER [--retain N] [--json] [--detach]
 
@@ -18,30 +16,14 @@ Prints the snapshot's path, size, sha256 and etcd revision; its content never en
 Exit status: 0 snapshot taken, 1 failed or refused, 2 bad usage or invalid file.
 `;
 
-export async function run(argv: string[]): Promise<number> {
-  return guarded('backup', async () => {
-    if (argv.includes('-h') || argv.includes('--help')) {
-      process.stdout.write(USAGE);
-      return EXIT.ok;
-    }
-    const a = parseArgs(argv, ['--json', '--detach'], ['--retain'], USAGE);
-    const printer = new Printer(outputMode(a.flags.has('--json')));
-    if (a.positionals.length !== 1) throw new CliError(`expected one cluster name or file, got ${a.positionals.length}\n${USAGE}`, EXIT.usage);
+export const run = day2Command(
+  'backup',
+  USAGE,
+  ['--retain'],
+  (a) => {
     const rv = a.values.get('--retain');
-    const retain = rv === undefined ? undefined : Number(rv);
-    if (retain !== undefined && (!/^\d+$/.test(rv!) || retain < 1 || retain > 1000)) throw new CliError(`--retain ${rv}: not an integer from 1 to 1000\n${USAGE}`, EXIT.usage);
-    const t = await connectTarget({ startEmbedded: true });
-    try {
-      announceServer(t, printer);
-      const cluster = await day2Cluster(t, a.positionals[0]!, printer);
-      if (!cluster) return EXIT.usage;
-      const input: BackupInput = { cluster, retain };
-      // Every backup is a new snapshot.
-      const started = await startOrAttach(t, printer, { kind: 'backup', cluster, args: [input], again: true });
-      if ('code' in started) return started.code;
-      return await followOrDetach(t, printer, started.handle, { kind: 'backup', cluster: cluster.name, detach: a.flags.has('--detach') });
-    } finally {
-      await t.close();
-    }
-  });
-}
+    if (rv !== undefined && (!/^\d+$/.test(rv) || Number(rv) < 1 || Number(rv) > 1000)) throw new CliError(`--retain ${rv}: not an integer from 1 to 1000\n${USAGE}`, EXIT.usage);
+    return rv === undefined ? undefined : Number(rv);
+  },
+  (cluster, retain): BackupInput => ({ cluster, retain }),
+);

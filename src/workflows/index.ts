@@ -2,3 +2,4 @@
 export { deployCluster } from './deploy-cluster';
 export { resetCluster } from './reset-cluster';
 export { backupCluster } from './backup-cluster';
+export { certsCluster } from './certs-cluster';

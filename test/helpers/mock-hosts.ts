@@ -167,7 +167,20 @@ export class MockHosts {
         const node = c.cluster.spec.nodes.find((n) => n.role === 'control-plane')!.name;
         return { node, path: `/tmp/mock-backups/${c.cluster.name}/etcd-mock-${node}.db`, sizeBytes: 4096, sha256: '0'.repeat(64), revision: 42, etcdHash: 7, totalKeys: 100, etcdVersion: '3.6.0', removed: [] };
       },
-      certificateExpiry: unmocked('certificateExpiry'),
+      // Every control plane: apiserver 365 days, front-proxy-client 10 days (a warning), ca 3650 days.
+      certificateExpiry: async (c: { cluster: ClusterSpec }) => {
+        await this.enter('certificateExpiry', 'cluster');
+        const cert = (name: string, days: number, kind: 'certificate' | 'authority' = 'certificate') => ({
+          name,
+          kind,
+          expires: new Date(Date.UTC(2030, 0, 1) + days * 86_400_000).toISOString(),
+          residualSeconds: days * 86_400 + 3600,
+          externallyManaged: false,
+          missing: false,
+        });
+        const nodes = c.cluster.spec.nodes.filter((n) => n.role === 'control-plane').map((n) => ({ node: n.name, certificates: [cert('apiserver', 365), cert('front-proxy-client', 10), cert('ca', 3650, 'authority')] }));
+        return { nodes };
+      },
     };
     return m as Acts;
   }
