@@ -15,6 +15,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { Client, Connection } from '@temporalio/client';
 import { Lab } from '../src/lab/lab';
 import { realPaths } from '../src/lab/real/setup';
 import { findRealBinaries, kubeBinDir } from '../src/lab/real/tier';
@@ -362,6 +363,80 @@ describe('kha deploy onto real Kubernetes components (lab real tier, 3+3)', () =
     }
     timings.etcdBack = Date.now() - t0;
     assert.deepEqual(sample, { ...sample, kind: 'ok', members: CONTROL_PLANES }, 'etcd on k8scp-03 did not come back healthy');
+  });
+
+  it('kha backup real: a snapshot 0600 that etcdutl reads, path, size and revision printed; no snapshot bytes in the workflow history', async () => {
+    const secret = `kha-cli-backup-${createHash('sha256').update(String(process.hrtime.bigint())).digest('hex').slice(0, 24)}`;
+    const put = await (await etcd2()).run(['put', '/kha-test/cli-backup-marker', secret]);
+    assert.equal(put.code, 0, put.stderr);
+    const r = await kha(['backup', 'real', '--retain', '2'], env, LONG);
+    timings.cliBackup = r.ms;
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const m = /^✔ real backed up from (k8scp-0\d): (\S+) \((\d+) bytes, sha256 ([0-9a-f]{64}), etcd revision (\d+), (\d+) keys\)/m.exec(r.stdout);
+    assert.ok(m, r.stdout);
+    const [, node, path, size, sha, revision, keys] = m;
+    assert.equal(node, 'k8scp-01');
+    assert.equal(path!.startsWith(backups + '/'), true, path);
+    assert.equal(statSync(path!).mode & 0o777, 0o600);
+    const data = readFileSync(path!);
+    assert.equal(data.length, Number(size));
+    assert.equal(createHash('sha256').update(data).digest('hex'), sha);
+    assert.ok(data.includes(secret), 'the snapshot holds the value just written');
+    const status = JSON.parse(execFileSync(etcdutl, ['snapshot', 'status', path!, '-w', 'json'], { encoding: 'utf8' })) as { revision: number; totalKey: number };
+    assert.deepEqual({ revision: status.revision, totalKey: status.totalKey }, { revision: Number(revision), totalKey: Number(keys) });
+    assert.equal(readdirSync(backups).filter((f) => f.endsWith('.db')).length, 2, 'retain 2 keeps two snapshots');
+    // The whole history as the server stores it: no byte of the snapshot, and far smaller than it.
+    const conn = await Connection.connect({ address: `127.0.0.1:${env.KHA_SERVER_PORT}` });
+    try {
+      const history = await new Client({ connection: conn }).workflow.getHandle('kha-backup-real').fetchHistory();
+      // Every byte string in it (payloads, failures, heartbeats) and its text.
+      const parts: Buffer[] = [];
+      const walk = (v: unknown): void => {
+        if (v instanceof Uint8Array) parts.push(Buffer.from(v));
+        else if (v && typeof v === 'object') for (const x of Object.values(v)) walk(x);
+        else if (typeof v === 'string') parts.push(Buffer.from(v));
+      };
+      walk(history);
+      const raw = Buffer.concat(parts);
+      assert.ok((history.events ?? []).some((e) => e.workflowExecutionCompletedEventAttributes), 'the backup workflow completed');
+      assert.equal(raw.includes(secret), false, 'a value from the snapshot is in the backup workflow history');
+      assert.equal(raw.includes(data.subarray(0, 4096)), false, 'the snapshot’s first page is in the history');
+      assert.ok(raw.length < data.length, `history ${raw.length} bytes, snapshot ${data.length}`);
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it('kha certs real: a table of every control plane whose expiry times and days left are those of the certificates on disk', async () => {
+    const r = await kha(['certs', 'real'], env, LONG);
+    timings.cliCerts = r.ms;
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const lines = r.stdout.split('\n');
+    const header = lines.findIndex((l) => /^NODE +CERTIFICATE +EXPIRES +DAYS LEFT$/.test(l));
+    assert.ok(header >= 0, r.stdout);
+    const rows = lines.slice(header + 1).filter((l) => /^k8scp-0\d /.test(l)).map((l) => l.trim().split(/ {2,}/));
+    assert.deepEqual([...new Set(rows.map((x) => x[0]))], CONTROL_PLANES);
+    let compared = 0;
+    for (const [node, cert, expires, days, mark] of rows) {
+      const name = cert!.replace(/ \(CA\)$/, '');
+      const path = name.endsWith('.conf') ? `/etc/kubernetes/${name}` : `/etc/kubernetes/pki/${name.replace(/^etcd-/, 'etcd/')}.crt`;
+      const text = await lab.readFile(node!, path).catch(() => undefined);
+      if (expires === '-') {
+        assert.equal(text, undefined, `${node}: the table says ${name} is missing, ${path} exists`);
+        continue;
+      }
+      assert.ok(text, `${node}: ${path} for ${name}`);
+      const pem = name.endsWith('.conf') ? Buffer.from(/client-certificate-data:\s*(\S+)/.exec(text)![1]!, 'base64') : Buffer.from(text);
+      const validTo = new Date(new X509Certificate(pem).validTo);
+      assert.equal(expires, validTo.toISOString(), `${node}: ${name}`);
+      const left = (validTo.getTime() - Date.now()) / 86_400_000;
+      assert.ok(Math.abs(Number(days) - left) < 1.01, `${node}: ${name}: ${days} days left printed, ${left.toFixed(2)} real`);
+      assert.equal(mark, undefined, `${node}: ${name} is marked: ${mark}`);
+      compared++;
+    }
+    assert.ok(compared >= 36, `only ${compared} certificates compared`);
+    assert.doesNotMatch(r.stderr, /warning: certificate/);
+    assert.match(r.stdout, new RegExp(`^✔ real certificates: ${rows.length} on 3 control-plane node\\(s\\), 0 within 30 days of expiry$`, 'm'));
   });
 
   it('the VIP moves when the API server of its holder stops, and the API stays reachable through it', async () => {

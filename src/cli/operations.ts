@@ -1,7 +1,10 @@
 // The cluster operations the CLI knows, one row each. Start and attach, follow, status, completion and the
 // decision commands read only this table: adding an operation is one workflow file and one row here.
 import type { DeploymentStatus, DeployResult } from '../workflows/definitions';
-import { deployWorkflowId, resetWorkflowId } from '../workflows/definitions';
+import { backupWorkflowId, certsWorkflowId, deployWorkflowId, resetWorkflowId } from '../workflows/definitions';
+import { daysLeft, type CertsResult } from '../workflows/certs-cluster';
+import { CERT_WARN_DAYS } from '../phases/certs';
+import type { BackupResult } from '../workflows/backup-cluster';
 import type { ResetResult } from '../workflows/reset-cluster';
 import type { Printer } from './follow';
 
@@ -51,9 +54,41 @@ function printResetResult(result: unknown, { printer, cluster, last }: ResultVie
   return true;
 }
 
+function printBackupResult(result: unknown, { printer, cluster }: ResultView): boolean {
+  const r = result as BackupResult;
+  const removed = r.removed.length ? `; removed ${r.removed.length} older: ${r.removed.join(', ')}` : '';
+  printer.info(`✔ ${cluster} backed up from ${r.node}: ${r.path} (${r.sizeBytes} bytes, sha256 ${r.sha256}, etcd revision ${r.revision}, ${r.totalKeys} keys)${removed}`, 'result', { result: r });
+  return true;
+}
+
+/** The certificate table: node, certificate, expires, days left; a warning mark within CERT_WARN_DAYS. */
+export function certsTable(r: CertsResult): string[] {
+  const rows = [['NODE', 'CERTIFICATE', 'EXPIRES', 'DAYS LEFT', '']];
+  for (const n of r.nodes) {
+    for (const c of n.certificates) {
+      const left = c.missing ? '-' : String(daysLeft(c));
+      const mark = c.missing ? 'missing' : daysLeft(c) < CERT_WARN_DAYS ? `WARNING: under ${CERT_WARN_DAYS} days` : '';
+      rows.push([n.node, c.kind === 'authority' ? `${c.name} (CA)` : c.name, c.expires ?? '-', left, mark]);
+    }
+  }
+  const width = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => row.map((v, i) => v.padEnd(width[i]!)).join('  ').trimEnd());
+}
+
+function printCertsResult(result: unknown, { printer, cluster }: ResultView): boolean {
+  const r = result as CertsResult;
+  for (const line of certsTable(r)) printer.raw(`${line}\n`);
+  for (const w of r.warnings) printer.error(`warning: certificate expires soon: ${w}; renew it with kubeadm certs renew on that node`);
+  const count = r.nodes.reduce((a, n) => a + n.certificates.length, 0);
+  printer.info(`✔ ${cluster} certificates: ${count} on ${r.nodes.length} control-plane node(s), ${r.warnings.length} within ${CERT_WARN_DAYS} days of expiry`, 'result', { result: r });
+  return true;
+}
+
 export const OPERATIONS = {
   deploy: { workflowType: 'deployCluster', workflowId: deployWorkflowId, title: 'deployment', checkOnFailure: 'the node named above', printResult: printDeployResult },
   reset: { workflowType: 'resetCluster', workflowId: resetWorkflowId, title: 'reset', checkOnFailure: 'the hosts', printResult: printResetResult },
+  backup: { workflowType: 'backupCluster', workflowId: backupWorkflowId, title: 'backup', checkOnFailure: 'the control-plane nodes and their etcd members', printResult: printBackupResult },
+  certs: { workflowType: 'certsCluster', workflowId: certsWorkflowId, title: 'certificate check', checkOnFailure: 'the control-plane nodes', printResult: printCertsResult },
 } as const satisfies Record<string, Operation>;
 
 export type OperationKind = keyof typeof OPERATIONS;

@@ -10,6 +10,12 @@ export function deployWorkflowId(cluster: string): string {
 export function resetWorkflowId(cluster: string): string {
   return `kha-reset-${cluster}`;
 }
+export function backupWorkflowId(cluster: string): string {
+  return `kha-backup-${cluster}`;
+}
+export function certsWorkflowId(cluster: string): string {
+  return `kha-certs-${cluster}`;
+}
 
 export const SA_CLUSTER = defineSearchAttributeKey('KhaCluster', SearchAttributeType.KEYWORD);
 export const SA_PHASE = defineSearchAttributeKey('KhaPhase', SearchAttributeType.KEYWORD);

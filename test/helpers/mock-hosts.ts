@@ -160,10 +160,27 @@ export class MockHosts {
         return { path: c.path ?? '/tmp/mock.conf', server: 'https://198.19.255.1:6443' };
       },
       checkKubeconfigTarget: async (c: { cluster: string; path?: string }) => ({ path: c.path ?? `/tmp/${c.cluster}.conf` }),
-      // Day-2 activities: no deploy or reset step calls them; a workflow that did would fail here, visibly.
+      // Day-2 activities: no deploy or reset step calls them. The backup answers like the real one (row "cluster").
       etcdMembers: unmocked('etcdMembers'),
-      etcdBackup: unmocked('etcdBackup'),
-      certificateExpiry: unmocked('certificateExpiry'),
+      etcdBackup: async (c: { cluster: ClusterSpec; retain?: number }) => {
+        await this.enter('etcdBackup', 'cluster');
+        const node = c.cluster.spec.nodes.find((n) => n.role === 'control-plane')!.name;
+        return { node, path: `/tmp/mock-backups/${c.cluster.name}/etcd-mock-${node}.db`, sizeBytes: 4096, sha256: '0'.repeat(64), revision: 42, etcdHash: 7, totalKeys: 100, etcdVersion: '3.6.0', removed: [] };
+      },
+      // Every control plane: apiserver 365 days, front-proxy-client 10 days (a warning), ca 3650 days.
+      certificateExpiry: async (c: { cluster: ClusterSpec }) => {
+        await this.enter('certificateExpiry', 'cluster');
+        const cert = (name: string, days: number, kind: 'certificate' | 'authority' = 'certificate') => ({
+          name,
+          kind,
+          expires: new Date(Date.UTC(2030, 0, 1) + days * 86_400_000).toISOString(),
+          residualSeconds: days * 86_400 + 3600,
+          externallyManaged: false,
+          missing: false,
+        });
+        const nodes = c.cluster.spec.nodes.filter((n) => n.role === 'control-plane').map((n) => ({ node: n.name, certificates: [cert('apiserver', 365), cert('front-proxy-client', 10), cert('ca', 3650, 'authority')] }));
+        return { nodes };
+      },
     };
     return m as Acts;
   }

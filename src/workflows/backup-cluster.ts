@@ -1,0 +1,64 @@
+// backupCluster: `kha backup` on the shared engine. Refuses beside a deployment or a reset of the cluster, then
+// runs etcdBackup once; a failure after the retries waits for the operator (kha retry / kha abort). The result
+// carries the snapshot's path, size, hash and revision: its bytes never leave the activity.
+import { ApplicationFailure } from '@temporalio/workflow';
+import type { ClusterSpec } from '../spec/types';
+import { deployWorkflowId, resetWorkflowId } from './definitions';
+import { refuseBeside } from './exclusive';
+import { assertValidCluster, INVALID_SPEC } from './input-check';
+import { BACKUP, etcdBackupPhase } from '../phases/backup';
+import { Engine } from './engine/engine';
+
+export interface BackupInput {
+  cluster: ClusterSpec;
+  /** Snapshots of this cluster to keep in the state directory, this one included (default 5). */
+  retain?: number;
+}
+
+export interface BackupResult {
+  cluster: string;
+  node: string;
+  path: string;
+  sizeBytes: number;
+  sha256: string;
+  revision: number;
+  totalKeys: number;
+  etcdVersion: string;
+  removed: string[];
+}
+
+/** Refuses (ClusterBusy) while a deployment or a reset of the cluster runs; `what` names the refusing operation. */
+export async function refuseBesideDeployAndReset(e: Engine, cluster: string, what: string): Promise<void> {
+  const record = (msg: string) => {
+    (e.status.notices ??= []).push(msg);
+    e.board.setState('aborted');
+  };
+  await refuseBeside(deployWorkflowId(cluster), `the deployment of ${cluster} is running (${deployWorkflowId(cluster)}); ${what} does not start beside it: let it finish, then run it again`, record);
+  await refuseBeside(resetWorkflowId(cluster), `a reset of ${cluster} is running (${resetWorkflowId(cluster)}); ${what} does not start beside it: wait until it ends (kha status ${cluster} --reset)`, record);
+}
+
+export async function backupCluster(input: BackupInput): Promise<BackupResult> {
+  assertValidCluster('backupCluster', input?.cluster);
+  const { cluster } = input;
+  const r = input.retain;
+  if (r !== undefined && (!Number.isInteger(r) || r < 1 || r > 1000)) throw ApplicationFailure.nonRetryable(`backupCluster: retain must be an integer from 1 to 1000, got ${JSON.stringify(r)}`, INVALID_SPEC);
+  const spec = cluster.spec;
+  const first = spec.nodes.find((n) => n.role === 'control-plane')!;
+  const e = new Engine(BACKUP, cluster, { heartbeatTimeoutSeconds: 60, startToCloseMs: (spec.ssh.commandTimeoutSeconds + 300) * 1000 });
+  await refuseBesideDeployAndReset(e, cluster.name, 'a backup');
+  let result: BackupResult | undefined;
+  return e.run(
+    async () => {
+      const track = { phase: etcdBackupPhase.id, node: 'cluster' };
+      await e.steps.step(etcdBackupPhase.id, { ...first, name: 'cluster' }, async () => {
+        const r = await e.steps.call('etcdBackup', etcdBackupPhase.id, 'cluster', [{ cluster, retain: input.retain }], undefined, track);
+        result = { cluster: cluster.name, node: r.node, path: r.path, sizeBytes: r.sizeBytes, sha256: r.sha256, revision: r.revision, totalKeys: r.totalKeys, etcdVersion: r.etcdVersion, removed: r.removed };
+        return `from ${r.node}: ${r.sizeBytes} bytes, revision ${r.revision}`;
+      });
+      return result!;
+    },
+    // A snapshot changes nothing on the cluster: an abort just stops.
+    async () => 0,
+    () => `backup of ${cluster.name} aborted by the operator; no snapshot was taken`,
+  );
+}
