@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { certsOutput, parseCertExpiration, renderCertsCheck } from '../src/render/day2-certs';
+import { certsOutput, parseCertExpiration, renderCertsCheck, renderCertsRenew } from '../src/render/day2-certs';
 import { memberByPeerURL, parseEtcdMembers, renderEtcdMemberList } from '../src/render/day2-etcd-members';
 import { SNAPSHOT_PATH, parseSnapshotReport, renderEtcdSnapshot, renderEtcdSnapshotCleanup } from '../src/render/day2-etcd-backup';
 import { loadOrFail, ROOT } from './render-helpers';
@@ -17,7 +17,7 @@ const cp = seed.spec.nodes.find((n) => n.role === 'control-plane')!;
 test('day-2 scripts pass shellcheck and bash -n, and start with set -euo pipefail', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kha-day2-'));
   try {
-    const scripts = [renderEtcdSnapshot(seed, cp), renderEtcdSnapshotCleanup(seed, cp), renderEtcdMemberList(seed, cp), renderCertsCheck(seed, cp)];
+    const scripts = [renderEtcdSnapshot(seed, cp), renderEtcdSnapshotCleanup(seed, cp), renderEtcdMemberList(seed, cp), renderCertsCheck(seed, cp), renderCertsRenew(seed, cp)];
     const paths = scripts.map((s) => {
       assert.match(s.content, /^#!\/usr\/bin\/env bash\n(#.*\n)+set -euo pipefail\n/, s.name);
       assert.equal(s.sensitiveOutput, false, s.name);

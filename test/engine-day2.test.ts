@@ -8,9 +8,10 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { mockCluster, startMockEnv, type MockHosts } from './helpers/mock-hosts';
 import { scheduledActivities, waitForState } from './helpers/workflow';
-import { backupWorkflowId, certsWorkflowId, decisionUpdate, deployWorkflowId, resetWorkflowId, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
+import { backupWorkflowId, certsWorkflowId, decisionUpdate, renewWorkflowId, deployWorkflowId, resetWorkflowId, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
 import type { BackupResult } from '../src/workflows/backup-cluster';
 import type { CertsResult } from '../src/workflows/certs-cluster';
+import type { RenewResult } from '../src/workflows/renew-cluster';
 import { certsTable } from '../src/cli/operations';
 import type { ClusterSpec } from '../src/spec/types';
 import type * as MockActsModule from '../src/activities';
@@ -138,5 +139,29 @@ describe('day-2 operations on the engine, with mock activities', () => {
       ]),
     ]);
     assert.deepEqual(scheduledActivities((await h.fetchHistory()).events ?? []).map((a) => a.type), ['certificateExpiry']);
+  });
+  test('renewCluster: one control plane at a time, the first one last; a failed node waits and the next starts only after its retry; then the kubeconfig from the first', async () => {
+    hosts.reset();
+    const c = mockCluster('renew', 3, 2);
+    hosts.failNext('renewCertificates', 'cp-2', 1);
+    const h = await env.client.workflow.start('renewCluster', { taskQueue: QUEUE, workflowId: renewWorkflowId(c.name), args: [{ cluster: c, kubeconfigPath: '/tmp/renew.conf' }] });
+    const w = await waitForState(h, 'waiting-decision');
+    assert.equal(w.pendingDecision?.node, 'cp-2');
+    assert.equal(w.pendingDecision?.phase, 'certs-renew');
+    // The first control plane waits behind the failed node: never two nodes' static pods down at once.
+    assert.equal(hosts.ran('renewCertificates', 'cp-1'), 0);
+    await h.executeUpdate(decisionUpdate, { args: [{ action: 'retry', node: 'cp-2', by: 'test' }] });
+    const r = (await h.result()) as RenewResult;
+    assert.deepEqual(r.nodes.map((n) => n.node), ['cp-3', 'cp-2', 'cp-1']);
+    assert.equal(r.kubeconfigPath, '/tmp/renew.conf');
+    const acts = scheduledActivities((await h.fetchHistory()).events ?? []);
+    assert.deepEqual(acts.map((a) => `${a.type}`), ['renewCertificates', 'renewCertificates', 'renewCertificates', 'renewCertificates', 'fetchKubeconfig']);
+    assert.deepEqual(acts.map((a) => /"node":"([^"]+)"/.exec(a.input)?.[1]), ['cp-3', 'cp-2', 'cp-2', 'cp-1', 'cp-1']);
+    // Workers are never touched by a renewal, and no activity input carries them.
+    for (const a of acts) assert.doesNotMatch(a.input, /"name":"w-\d"/);
+    const s = await h.query(statusQuery);
+    assert.deepEqual(phases(s), ['certs-renew:done', 'kubeconfig-refresh:done']);
+    assert.deepEqual(s.phases[0]!.nodes.map((n) => n.node), ['cp-3', 'cp-2', 'cp-1']);
+    assert.equal(s.kubeconfigPath, '/tmp/renew.conf');
   });
 });

@@ -10,6 +10,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { connect as tlsConnect } from 'node:tls';
 import { createHash, randomUUID, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -437,6 +438,75 @@ describe('kha deploy onto real Kubernetes components (lab real tier, 3+3)', () =
     assert.ok(compared >= 36, `only ${compared} certificates compared`);
     assert.doesNotMatch(r.stderr, /warning: certificate/);
     assert.match(r.stdout, new RegExp(`^✔ real certificates: ${rows.length} on 3 control-plane node\\(s\\), 0 within 30 days of expiry$`, 'm'));
+  });
+
+  it('kha certs renew real: one control plane at a time, first last; each static pod restarted and the API server and etcd serving the new certificates; the saved kubeconfig renewed; etcd kept quorum and the VIP answers', async () => {
+    const serial = async (node: string, path: string) => new X509Certificate(await lab.readFile(node, path)).serialNumber;
+    const clientSerial = (text: string) => new X509Certificate(Buffer.from(/client-certificate-data:\s*(\S+)/.exec(text)![1]!, 'base64')).serialNumber;
+    /** The serial of the certificate the node serves on `port` (etcd asks for a client certificate). */
+    const served = (node: string, port: number) =>
+      new Promise<string>((res, rej) => {
+        const pki = join(dir, 'etcd-pki');
+        const client = port === 2379 ? { cert: readFileSync(join(pki, 'healthcheck-client.crt')), key: readFileSync(join(pki, 'healthcheck-client.key')) } : {};
+        const sock = tlsConnect({ host: lab.host(node).address, port, rejectUnauthorized: false, ...client }, () => {
+          res(sock.getPeerCertificate().serialNumber);
+          sock.end();
+        });
+        sock.on('error', rej);
+      });
+    await etcdctl(['endpoint', 'health']); // leaves k8scp-01's health-check client certificate in etcd-pki
+    const before: Record<string, { api: string; etcd: string; admin: string }> = {};
+    for (const n of CONTROL_PLANES) before[n] = { api: await serial(n, '/etc/kubernetes/pki/apiserver.crt'), etcd: await serial(n, '/etc/kubernetes/pki/etcd/server.crt'), admin: clientSerial(await lab.readFile(n, '/etc/kubernetes/admin.conf')) };
+    const savedBefore = clientSerial(readFileSync(kubeconfig, 'utf8'));
+    const etcd = await etcd2();
+    const samples: EtcdSample[] = [];
+    let vipFailures = 0;
+    let vipChecks = 0;
+    let done = false;
+    const watcher = (async () => {
+      while (!done) {
+        samples.push(await sampleEtcd(etcd));
+        vipChecks++;
+        if (kubectl(['get', '--raw', '/livez']).code !== 0) vipFailures++;
+        await new Promise((res) => setTimeout(res, 500));
+      }
+    })();
+    const startNs = BigInt(Date.now()) * 1_000_000n;
+    const r = await kha(['certs', 'renew', 'real', '--kubeconfig', kubeconfig], env, LONG).finally(() => {
+      done = true;
+    });
+    await watcher;
+    timings.cliRenew = r.ms;
+    timings.renewVipFailedChecks = vipFailures;
+    timings.renewVipChecks = vipChecks;
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const order = [...r.stdout.matchAll(/^ {2}(k8scp-0\d): renewed; restarted (.+)$/gm)];
+    assert.deepEqual(order.map((m) => m[1]), ['k8scp-03', 'k8scp-02', 'k8scp-01'], r.stdout);
+    for (const m of order) assert.equal(m[2], 'etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kube-vip');
+    for (const n of CONTROL_PLANES) {
+      const now = { api: await serial(n, '/etc/kubernetes/pki/apiserver.crt'), etcd: await serial(n, '/etc/kubernetes/pki/etcd/server.crt'), admin: clientSerial(await lab.readFile(n, '/etc/kubernetes/admin.conf')) };
+      for (const k of ['api', 'etcd', 'admin'] as const) assert.notEqual(now[k], before[n]![k], `${n}: ${k} certificate not renewed`);
+      assert.equal(await served(n, 6443), now.api, `${n}: the API server serves an old certificate`);
+      assert.equal(await served(n, 2379), now.etcd, `${n}: etcd serves an old certificate`);
+      // Every component runs in a container created after the renewal started: the kubelet started it again.
+      for (const c of ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-vip']) {
+        const ps = await lab.exec(n, `crictl ps --name '^${c}$' --state running -o json`);
+        const created = [...ps.stdout.matchAll(/"createdAt": *"(\d+)"/g)].map((m) => BigInt(m[1]!));
+        assert.equal(created.length, 1, `${n}: ${c}: ${ps.stdout}${ps.stderr}`);
+        assert.ok(created[0]! > startNs, `${n}: ${c} was not restarted`);
+      }
+    }
+    const saved = readFileSync(kubeconfig, 'utf8');
+    assert.equal(statSync(kubeconfig).mode & 0o777, 0o600);
+    assert.notEqual(clientSerial(saved), savedBefore, 'the saved kubeconfig still holds the old client certificate');
+    assert.equal(clientSerial(saved), clientSerial(await lab.readFile('k8scp-01', '/etc/kubernetes/admin.conf')));
+    const nodes = kubectl(['get', 'nodes', '-o', 'name']);
+    assert.equal(nodes.code, 0, nodes.stderr);
+    assert.equal(nodes.stdout.trim().split('\n').length, 6);
+    // One member restarts at a time: never two unhealthy, never none answering, the member set unchanged.
+    const problems = samples.filter((x) => x.kind === 'unreachable' || (x.kind === 'unhealthy' && x.unhealthy.length > 1) || x.members.join(',') !== CONTROL_PLANES.join(','));
+    assert.deepEqual(problems, [], describeSamples(samples));
+    timings.renewEtcdUnhealthySamples = samples.filter((x) => x.kind === 'unhealthy').length;
   });
 
   it('the VIP moves when the API server of its holder stops, and the API stays reachable through it', async () => {

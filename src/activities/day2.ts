@@ -8,7 +8,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { ClusterSpec } from '../spec/types';
 import { stateDir } from '../server/embedded';
 import { patterns } from '../spec/schema';
-import { type CertExpiry, certsOutput, parseCertExpiration, renderCertsCheck } from '../render/day2-certs';
+import { type CertExpiry, certsOutput, parseCertExpiration, renderCertsCheck, renderCertsRenew } from '../render/day2-certs';
+import { readResult } from '../render/result';
 import { type EtcdMember, ETCD_MEMBERS_MARKER, parseEtcdMembers, renderEtcdMemberList } from '../render/day2-etcd-members';
 import {
   SNAPSHOT_MARKER,
@@ -167,4 +168,28 @@ export async function certificateExpiry(call: Day2Call): Promise<CertExpiryResul
     );
   }
   return { nodes };
+}
+
+export interface RenewCall {
+  cluster: ClusterSpec;
+  node: string;
+}
+
+export interface RenewResult {
+  node: string;
+  /** The static pods restarted after the renewal, in order. */
+  restarted: string[];
+  attempt?: number;
+}
+
+/** kubeadm certs renew all on one control-plane node, then its static pods restarted and healthy again. */
+export async function renewCertificates(call: RenewCall): Promise<RenewResult> {
+  if (!call.cluster.spec.nodes.some((n) => n.name === call.node && n.role === 'control-plane')) throw invalid(`${call.node} is not a control-plane node of ${call.cluster.name}`);
+  return withNode(call.cluster, call.node, async (s, node) => {
+    // A restart that timed out is tried again: the kubelet may have been slow, and renewing again is harmless.
+    const { stdout } = await runScript(s, node.name, 'day2', renderCertsRenew(call.cluster, node), { retryOn: ['timeout'] });
+    const r = readResult(stdout, 'RENEWED');
+    if (!r) throw ApplicationFailure.create({ type: 'TransientCommandFailed', message: `certificate renewal on ${node.name} printed no report` });
+    return { node: node.name, restarted: r.restarted };
+  });
 }

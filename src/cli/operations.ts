@@ -1,7 +1,8 @@
 // The cluster operations the CLI knows, one row each. Start and attach, follow, status, completion and the
 // decision commands read only this table: adding an operation is one workflow file and one row here.
 import type { DeploymentStatus, DeployResult } from '../workflows/definitions';
-import { backupWorkflowId, certsWorkflowId, deployWorkflowId, resetWorkflowId } from '../workflows/definitions';
+import { backupWorkflowId, certsWorkflowId, deployWorkflowId, renewWorkflowId, resetWorkflowId } from '../workflows/definitions';
+import type { RenewResult } from '../workflows/renew-cluster';
 import { daysLeft, type CertsResult } from '../workflows/certs-cluster';
 import { CERT_WARN_DAYS } from '../phases/certs';
 import type { BackupResult } from '../workflows/backup-cluster';
@@ -84,11 +85,23 @@ function printCertsResult(result: unknown, { printer, cluster }: ResultView): bo
   return true;
 }
 
+function printRenewResult(result: unknown, { printer, cluster }: ResultView): boolean {
+  const r = result as RenewResult;
+  for (const n of r.nodes) printer.info(`  ${n.node}: renewed; restarted ${n.restarted.join(', ')}`);
+  printer.info(
+    `✔ ${cluster} certificates renewed on ${r.nodes.map((n) => n.node).join(', ')}; admin kubeconfig saved again: ${r.kubeconfigPath} (a copy merged into another kubeconfig still holds the old credentials: kha kubeconfig ${cluster} --merge --force)`,
+    'result',
+    { result: r },
+  );
+  return true;
+}
+
 export const OPERATIONS = {
   deploy: { workflowType: 'deployCluster', workflowId: deployWorkflowId, title: 'deployment', checkOnFailure: 'the node named above', printResult: printDeployResult },
   reset: { workflowType: 'resetCluster', workflowId: resetWorkflowId, title: 'reset', checkOnFailure: 'the hosts', printResult: printResetResult },
   backup: { workflowType: 'backupCluster', workflowId: backupWorkflowId, title: 'backup', checkOnFailure: 'the control-plane nodes and their etcd members', printResult: printBackupResult },
   certs: { workflowType: 'certsCluster', workflowId: certsWorkflowId, title: 'certificate check', checkOnFailure: 'the control-plane nodes', printResult: printCertsResult },
+  renew: { workflowType: 'renewCluster', workflowId: renewWorkflowId, title: 'certificate renewal', checkOnFailure: 'the control-plane node named above and its static pods', printResult: printRenewResult },
 } as const satisfies Record<string, Operation>;
 
 export type OperationKind = keyof typeof OPERATIONS;

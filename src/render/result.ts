@@ -36,6 +36,7 @@ const KINDS = {
   'SNAPSHOT-UNHEALTHY': z.object({ node: z.string() }),
   'ETCD-MEMBERS': Checked,
   CERTS: Checked,
+  RENEWED: z.object({ restarted: z.array(z.string()) }),
 } as const;
 
 export type ResultKind = keyof typeof KINDS;

@@ -16,6 +16,9 @@ export function backupWorkflowId(cluster: string): string {
 export function certsWorkflowId(cluster: string): string {
   return `kha-certs-${cluster}`;
 }
+export function renewWorkflowId(cluster: string): string {
+  return `kha-renew-${cluster}`;
+}
 
 export const SA_CLUSTER = defineSearchAttributeKey('KhaCluster', SearchAttributeType.KEYWORD);
 export const SA_PHASE = defineSearchAttributeKey('KhaPhase', SearchAttributeType.KEYWORD);

@@ -181,6 +181,10 @@ export class MockHosts {
         const nodes = c.cluster.spec.nodes.filter((n) => n.role === 'control-plane').map((n) => ({ node: n.name, certificates: [cert('apiserver', 365), cert('front-proxy-client', 10), cert('ca', 3650, 'authority')] }));
         return { nodes };
       },
+      renewCertificates: async (c: { node: string }) => {
+        await this.enter('renewCertificates', c.node);
+        return { node: c.node, restarted: ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kube-vip'] };
+      },
     };
     return m as Acts;
   }
