@@ -14,4 +14,4 @@ export {
 export { resetNode, removeNodeFromCluster, rebootNode } from './compensation';
 export { verifyCluster, fetchKubeconfig } from './verify';
 export { checkKubeconfigTarget } from './kubeconfig-target';
-export { etcdBackup, etcdMembers, certificateExpiry } from './day2';
+export { etcdBackup, etcdMembers, certificateExpiry, discoverCluster } from './day2';

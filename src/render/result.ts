@@ -36,6 +36,7 @@ const KINDS = {
   'SNAPSHOT-UNHEALTHY': z.object({ node: z.string() }),
   'ETCD-MEMBERS': Checked,
   CERTS: Checked,
+  'CLUSTER-STATE': Checked,
 } as const;
 
 export type ResultKind = keyof typeof KINDS;

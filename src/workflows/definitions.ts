@@ -16,6 +16,9 @@ export function backupWorkflowId(cluster: string): string {
 export function certsWorkflowId(cluster: string): string {
   return `kha-certs-${cluster}`;
 }
+export function applyWorkflowId(cluster: string): string {
+  return `kha-apply-${cluster}`;
+}
 
 export const SA_CLUSTER = defineSearchAttributeKey('KhaCluster', SearchAttributeType.KEYWORD);
 export const SA_PHASE = defineSearchAttributeKey('KhaPhase', SearchAttributeType.KEYWORD);
