@@ -9,7 +9,7 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { mockCluster, startMockEnv, type MockHosts } from './helpers/mock-hosts';
 import { scheduledActivities, waitForState } from './helpers/workflow';
-import { applyWorkflowId, approveWorkersUpdate, decisionUpdate, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
+import { applyWorkflowId, approveWorkersUpdate, decisionUpdate, deployWorkflowId, resetWorkflowId, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
 import type { ApplyResult } from '../src/workflows/apply-cluster';
 import type { ClusterSpec } from '../src/spec/types';
 
@@ -159,5 +159,32 @@ describe('kha apply on the engine, with mock activities', () => {
     assert.ok(s.notices?.includes('apply: nothing to do: every node of the file runs in same'), JSON.stringify(s.notices));
     assert.deepEqual(s.phases.map((p) => `${p.phase}:${p.state}`), ['discover:done', 'preflight:skipped', 'approval:skipped', 'host-prep:skipped', 'container-runtime:skipped', 'packages:skipped', 'control-plane-join:skipped', 'worker-join:skipped', 'verify:skipped']);
     assert.deepEqual(scheduledActivities((await same.fetchHistory()).events ?? []).map((a) => a.type), ['discoverCluster']);
+  });
+
+  test('an apply refuses beside a running deployment; a deployment and a reset refuse beside a running apply; none schedules anything', async () => {
+    hosts.reset();
+    const c = mockCluster('side', 3, 1);
+    const busy = async (h: WorkflowHandle, message: RegExp) => {
+      const f = await failure(h);
+      assert.equal(f.type, 'ClusterBusy');
+      assert.match(f.message, message);
+      assert.deepEqual(scheduledActivities((await h.fetchHistory()).events ?? []), []);
+    };
+    const release = hosts.hold('hostPrep', 'cp-1');
+    const dep = await env.client.workflow.start('deployCluster', { taskQueue: QUEUE, workflowId: deployWorkflowId(c.name), args: [{ cluster: c }] });
+    await until(dep, 'the deployment in host prep', () => hosts.ran('hostPrep', 'cp-1') === 1);
+    await busy(await apply(c), /^the deployment of side is running \(kha-deploy-side\); an apply does not start beside it/);
+    await dep.terminate('test: next case');
+    release();
+
+    hosts.reset();
+    for (const n of ['cp-1', 'cp-2', 'cp-3', 'w-1']) hosts.members.add(n);
+    const releaseApply = hosts.hold('discoverCluster', 'cluster');
+    const a = await apply(c);
+    await until(a, 'the apply in discovery', () => hosts.ran('discoverCluster') === 1);
+    await busy(await env.client.workflow.start('deployCluster', { taskQueue: QUEUE, workflowId: deployWorkflowId(c.name), args: [{ cluster: c }] }), /^an apply of side is running \(kha-apply-side\); a deployment does not start beside it/);
+    await busy(await env.client.workflow.start('resetCluster', { taskQueue: QUEUE, workflowId: resetWorkflowId(c.name), args: [{ cluster: c }] }), /^an apply of side is running \(kha-apply-side\); a reset does not start beside it/);
+    releaseApply();
+    assert.equal(((await a.result()) as ApplyResult).nothingToDo, true);
   });
 });
