@@ -9,7 +9,7 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { mockCluster, startMockEnv, type MockHosts } from './helpers/mock-hosts';
 import { scheduledActivities, waitForState } from './helpers/workflow';
-import { applyWorkflowId, approveWorkersUpdate, decisionUpdate, deployWorkflowId, resetWorkflowId, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
+import { applyWorkflowId, approveWorkersSignal, approveWorkersUpdate, decisionUpdate, deployWorkflowId, resetWorkflowId, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
 import type { ApplyResult } from '../src/workflows/apply-cluster';
 import type { ClusterSpec } from '../src/spec/types';
 
@@ -151,6 +151,13 @@ describe('kha apply on the engine, with mock activities', () => {
     assert.deepEqual(scheduledActivities((await h.fetchHistory()).events ?? []).map((a) => a.type), ['discoverCluster']);
     assert.deepEqual([...new Set(hosts.calls.map((x) => x.activity))], ['discoverCluster']);
 
+    // Bare hosts: no cluster runs, apply is the wrong command.
+    hosts.members.clear();
+    const bare = await failure(await apply(mockCluster('bare', 3, 2)));
+    assert.equal(bare.type, 'ApplyRefused');
+    assert.match(bare.message, /no control-plane node in the file is a member of a running cluster bare .*: deploy it first with kha deploy FILE$/);
+    for (const n of members) hosts.members.add(n);
+
     const same = await apply(mockCluster('same', 3, 2));
     const r = (await same.result()) as ApplyResult;
     assert.equal(r.nothingToDo, true);
@@ -159,6 +166,30 @@ describe('kha apply on the engine, with mock activities', () => {
     assert.ok(s.notices?.includes('apply: nothing to do: every node of the file runs in same'), JSON.stringify(s.notices));
     assert.deepEqual(s.phases.map((p) => `${p.phase}:${p.state}`), ['discover:done', 'preflight:skipped', 'approval:skipped', 'host-prep:skipped', 'container-runtime:skipped', 'packages:skipped', 'control-plane-join:skipped', 'worker-join:skipped', 'verify:skipped']);
     assert.deepEqual(scheduledActivities((await same.fetchHistory()).events ?? []).map((a) => a.type), ['discoverCluster']);
+  });
+
+  test('an approval sent before the gate counts with autoApprove (kha apply --auto-approve) and is ignored without', async () => {
+    hosts.reset();
+    for (const n of ['cp-1', 'cp-2', 'cp-3']) hosts.members.add(n);
+    const c = mockCluster('early', 3, 1);
+    const release = hosts.hold('discoverCluster', 'cluster');
+    const h = await env.client.workflow.start('applyCluster', { taskQueue: QUEUE, workflowId: applyWorkflowId(c.name), args: [{ cluster: c, options: { autoApprove: true } }] });
+    await until(h, 'the apply in discovery', () => hosts.ran('discoverCluster') === 1);
+    await h.signal(approveWorkersSignal, 'in advance');
+    release();
+    assert.deepEqual(((await h.result()) as ApplyResult).joined, ['w-1']);
+
+    hosts.reset();
+    for (const n of ['cp-1', 'cp-2', 'cp-3']) hosts.members.add(n);
+    const hold = hosts.hold('discoverCluster', 'cluster');
+    const h2 = await apply(c);
+    await until(h2, 'the apply in discovery', () => hosts.ran('discoverCluster') === 1);
+    await h2.signal(approveWorkersSignal, 'too early');
+    hold();
+    const gate = await waitForState(h2, 'waiting-approval');
+    assert.match((gate.notices ?? []).join('\n'), /approval by too early ignored at .*: it came before the gate/);
+    assert.equal(hosts.ran('hostPrep'), 0);
+    await h2.terminate('test done');
   });
 
   test('an apply refuses beside a running deployment; a deployment and a reset refuse beside a running apply; none schedules anything', async () => {

@@ -206,7 +206,7 @@ export async function discoverCluster(call: Day2Call): Promise<ClusterStateResul
     }
   }
   if (!answered && passed.every((p) => p.endsWith('not a member'))) {
-    throw ApplicationFailure.nonRetryable(`no control-plane node in the file is a member of a running cluster ${call.cluster.name} (${passed.join('; ')}): deploy it first with kha deploy FILE`, 'CommandFailed');
+    throw ApplicationFailure.nonRetryable(`no control-plane node in the file is a member of a running cluster ${call.cluster.name} (${passed.join('; ')}): deploy it first with kha deploy FILE`, 'NotACluster');
   }
   throw ApplicationFailure.create({ type: 'TransientCommandFailed', message: `no control-plane node of ${call.cluster.name} answered: ${passed.join('; ')}` });
 }

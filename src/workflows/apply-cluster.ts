@@ -4,7 +4,7 @@
 // joins one at a time with etcd checked after each, workers in parallel once the control plane is complete.
 // Members are never touched: no step runs on them but read-only ones, and compensation and rollback reset only
 // nodes this run joined. Workflow code: no I/O, no secrets.
-import { ApplicationFailure, log } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, log } from '@temporalio/workflow';
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import type { RenderFacts } from '../render/types';
 import type { NodeFacts } from '../activities/types';
@@ -176,11 +176,21 @@ export async function applyCluster(input: ApplyInput): Promise<ApplyResult> {
     async () => {
       // ---- what runs, and the difference ----------------------------------------------------------------------
       let state: ClusterState | undefined;
+      let none: string | undefined;
       await run(discover, clusterRow, async () => {
-        const r = await steps.call('discoverCluster', discover.id, 'cluster', [{ cluster }], undefined, { phase: discover.id, node: 'cluster' });
+        let r;
+        try {
+          r = await steps.call('discoverCluster', discover.id, 'cluster', [{ cluster }], undefined, { phase: discover.id, node: 'cluster' });
+        } catch (err) {
+          // No cluster runs on these hosts: nothing for an operator to retry, apply is the wrong command.
+          if (!(err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'NotACluster')) throw err;
+          none = err.cause.message;
+          return 'no control-plane node of the file is a member';
+        }
         state = r;
         return `read on ${r.via}: Kubernetes ${r.kubernetesVersion}, ${r.nodes.length} Nodes, ${r.members.length} etcd members, VIP held by ${r.vipHolder || 'no node'}`;
       });
+      if (none !== undefined) refuse([none]);
       const d = applyDiff(cluster, state!);
       e.status.kubernetesVersion = d.kubernetesVersion;
       for (const line of d.lines) notice(`apply: ${line}`);

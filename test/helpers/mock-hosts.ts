@@ -173,6 +173,7 @@ export class MockHosts {
         await this.enter('discoverCluster', 'cluster');
         const live = (this.runningSpec ?? c.cluster).spec.nodes.filter((n) => this.members.has(n.name));
         const cps = live.filter((n) => n.role === 'control-plane');
+        if (!cps.length) throw ApplicationFailure.nonRetryable(`no control-plane node in the file is a member of a running cluster ${c.cluster.name} (mock): deploy it first with kha deploy FILE`, 'NotACluster');
         return {
           via: cps[0]?.name ?? '',
           kubernetesVersion: 'v1.35.2',
