@@ -1,4 +1,4 @@
-// The day-2 scripts (etcd snapshot, member list, certificate check) pass shellcheck and bash -n, and their
+// The day-2 scripts (etcd snapshot, member list, certificate check, cluster state) pass shellcheck and bash -n, and their
 // parsers take what etcdctl, etcdutl and kubeadm print and refuse what they do not.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { certsOutput, parseCertExpiration, renderCertsCheck, renderCertsRenew } from '../src/render/day2-certs';
 import { memberByPeerURL, parseEtcdMembers, renderEtcdMemberList } from '../src/render/day2-etcd-members';
 import { SNAPSHOT_PATH, parseSnapshotReport, renderEtcdSnapshot, renderEtcdSnapshotCleanup } from '../src/render/day2-etcd-backup';
+import { parseClusterState, renderClusterState } from '../src/render/day2-cluster-state';
 import { loadOrFail, ROOT } from './render-helpers';
 
 const seed = loadOrFail(join(ROOT, 'examples', 'seed-cluster.yaml'));
@@ -17,7 +18,7 @@ const cp = seed.spec.nodes.find((n) => n.role === 'control-plane')!;
 test('day-2 scripts pass shellcheck and bash -n, and start with set -euo pipefail', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kha-day2-'));
   try {
-    const scripts = [renderEtcdSnapshot(seed, cp), renderEtcdSnapshotCleanup(seed, cp), renderEtcdMemberList(seed, cp), renderCertsCheck(seed, cp), renderCertsRenew(seed, cp)];
+    const scripts = [renderEtcdSnapshot(seed, cp), renderEtcdSnapshotCleanup(seed, cp), renderEtcdMemberList(seed, cp), renderCertsCheck(seed, cp), renderCertsRenew(seed, cp), renderClusterState(seed, cp)];
     const paths = scripts.map((s) => {
       assert.match(s.content, /^#!\/usr\/bin\/env bash\n(#.*\n)+set -euo pipefail\n/, s.name);
       assert.equal(s.sensitiveOutput, false, s.name);
@@ -88,4 +89,24 @@ test('parseSnapshotReport: the fixed path, a SHA-256 and etcdutl’s integers, o
   assert.throws(() => parseSnapshotReport(JSON.stringify({ ...ok, path: '/etc/passwd' })), /path "\/etc\/passwd" is not/);
   assert.throws(() => parseSnapshotReport(JSON.stringify({ ...ok, sha256: 'zz' })), /sha256 is not a SHA-256 digest/);
   assert.throws(() => parseSnapshotReport(JSON.stringify({ ...ok, status: { ...ok.status, revision: -1 } })), /status\.revision is not a non-negative integer/);
+});
+
+test('parseClusterState: a member\'s report with nodes, hex members and healthy endpoints; no member; malformed refused', () => {
+  const report = {
+    member: true,
+    kubernetesVersion: 'v1.35.1',
+    nodes: [{ name: 'cp-1', address: '192.0.2.11', ready: true, controlPlane: true, kubeletVersion: 'v1.35.1' }, { name: 'w-1', address: '192.0.2.21', ready: false, controlPlane: false, kubeletVersion: 'v1.35.1' }],
+    etcd: { header: { cluster_id: 'd1cfaf999eb97a2a' }, members: [{ ID: 'bdae9bbc11dd390d', name: 'cp-1', peerURLs: ['https://192.0.2.11:2380'], clientURLs: ['https://192.0.2.11:2379'] }] },
+    healthyEndpoints: ['https://192.0.2.11:2379'],
+    vipHolder: 'cp-1',
+  };
+  const s = parseClusterState(`noise\nKHA-CLUSTER-STATE ${JSON.stringify(report)}\n`, 'cp-1')!;
+  assert.equal(s.via, 'cp-1');
+  assert.deepEqual(s.nodes.map((n) => [n.name, n.ready, n.controlPlane]), [['cp-1', true, true], ['w-1', false, false]]);
+  assert.deepEqual(s.members.map((m) => [m.id, m.started]), [['bdae9bbc11dd390d', true]]);
+  assert.deepEqual([s.healthyEndpoints, s.vipHolder], [['https://192.0.2.11:2379'], 'cp-1']);
+  assert.equal(parseClusterState('KHA-CLUSTER-STATE {"member":false}', 'cp-4'), undefined);
+  assert.throws(() => parseClusterState('KHA-CLUSTER-STATE {"member":true,"nodes":[]}', 'cp-1'), /no Kubernetes version/);
+  assert.throws(() => parseClusterState(`KHA-CLUSTER-STATE ${JSON.stringify({ ...report, etcd: { members: [{ ID: 1 }] } })}`, 'cp-1'), /no hex ID/);
+  assert.throws(() => parseClusterState('nothing', 'cp-1'), /no KHA-CLUSTER-STATE line/);
 });

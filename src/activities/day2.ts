@@ -18,10 +18,13 @@ import {
   renderEtcdSnapshot,
   renderEtcdSnapshotCleanup,
 } from '../render/day2-etcd-backup';
-import { heartbeating, marker, runScript, toFailure, withHealthyControlPlane, withNode } from './common';
+import { type ClusterState, parseClusterState, renderClusterState } from '../render/day2-cluster-state';
+import { TRANSIENT_KINDS } from '../ssh/errors';
+import { heartbeating, marker, redact, runScript, toFailure, withHealthyControlPlane, withNode } from './common';
 
 export type { CertExpiry } from '../render/day2-certs';
 export type { EtcdMember } from '../render/day2-etcd-members';
+export type { ClusterNode, ClusterState } from '../render/day2-cluster-state';
 
 export const DEFAULT_BACKUP_RETAIN = 5;
 
@@ -56,6 +59,10 @@ export interface EtcdBackupResult {
 export interface EtcdMembersResult {
   via: string;
   members: EtcdMember[];
+  attempt?: number;
+}
+
+export interface ClusterStateResult extends ClusterState {
   attempt?: number;
 }
 
@@ -192,4 +199,39 @@ export async function renewCertificates(call: RenewCall): Promise<RenewResult> {
     if (!r) throw ApplicationFailure.create({ type: 'TransientCommandFailed', message: `certificate renewal on ${node.name} printed no report` });
     return { node: node.name, restarted: r.restarted };
   });
+}
+
+/**
+ * What runs (kha apply's discovery), read on the first control-plane node of the file that is a member and
+ * answers; a node that is no member yet (a new one) or does not answer is passed over. Read-only.
+ */
+export async function discoverCluster(call: Day2Call): Promise<ClusterStateResult> {
+  const passed: string[] = [];
+  let answered = false;
+  for (const name of controlPlanes(call)) {
+    try {
+      const state = await withNode(call.cluster, name, async (s, node) => {
+        const { result, stdout } = await runScript(s, name, 'day2', renderClusterState(call.cluster, node), { allowFailure: true });
+        if (result.exitCode !== 0) {
+          const tail = redact(result.stderrTail || result.stdoutTail).trim().split('\n').pop() ?? '';
+          throw ApplicationFailure.create({ type: 'TransientCommandFailed', message: `cluster-state on ${name} exited with ${result.exitCode}: ${tail}` });
+        }
+        try {
+          return parseClusterState(stdout, name);
+        } catch (e) {
+          throw ApplicationFailure.nonRetryable(`cluster-state on ${name}: ${(e as Error).message}`, 'CommandFailed');
+        }
+      });
+      if (state) return state;
+      passed.push(`${name}: no admin.conf, not a member`);
+    } catch (e) {
+      if (!(e instanceof ApplicationFailure) || !(e.type === 'TransientCommandFailed' || TRANSIENT_KINDS.includes(e.type ?? ''))) throw e;
+      answered = answered || e.type === 'TransientCommandFailed';
+      passed.push(e.message);
+    }
+  }
+  if (!answered && passed.every((p) => p.endsWith('not a member'))) {
+    throw ApplicationFailure.nonRetryable(`no control-plane node in the file is a member of a running cluster ${call.cluster.name} (${passed.join('; ')}): deploy it first with kha deploy FILE`, 'NotACluster');
+  }
+  throw ApplicationFailure.create({ type: 'TransientCommandFailed', message: `no control-plane node of ${call.cluster.name} answered: ${passed.join('; ')}` });
 }

@@ -14,4 +14,4 @@ export {
 export { resetNode, removeNodeFromCluster, rebootNode } from './compensation';
 export { verifyCluster, fetchKubeconfig } from './verify';
 export { checkKubeconfigTarget } from './kubeconfig-target';
-export { etcdBackup, etcdMembers, certificateExpiry, renewCertificates } from './day2';
+export { etcdBackup, etcdMembers, certificateExpiry, renewCertificates, discoverCluster } from './day2';

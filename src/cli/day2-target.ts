@@ -23,6 +23,16 @@ export async function day2Cluster(t: Target, arg: string, printer: Printer): Pro
   return cluster;
 }
 
+/** What some day-2 commands add to the common shape. */
+export interface Day2Extras {
+  /** Boolean options besides --json and --detach. */
+  flags?: string[];
+  /** CLUSTER must be a cluster file: the state to reach (kha apply), not a deployed cluster's name. */
+  fileOnly?: boolean;
+  /** The option that approves the run's gate once it is reached (kha apply --auto-approve). */
+  autoApprove?: string;
+}
+
 /**
  * A day-2 command: usage, options (checked by `options` before any server is contacted), CLUSTER, then a new
  * run of the operation (every run is wanted: a new snapshot, a fresh check), followed like a deployment.
@@ -33,6 +43,7 @@ export function day2Command<O>(
   withValue: string[],
   options: (a: Parsed) => O,
   input: (cluster: ClusterSpec, o: O) => unknown,
+  extras: Day2Extras = {},
 ): (argv: string[]) => Promise<number> {
   return (argv) =>
     guarded(kind, async () => {
@@ -40,18 +51,23 @@ export function day2Command<O>(
         process.stdout.write(usage);
         return EXIT.ok;
       }
-      const a = parseArgs(argv, ['--json', '--detach'], withValue, usage);
+      const a = parseArgs(argv, ['--json', '--detach', ...(extras.flags ?? [])], withValue, usage);
       const printer = new Printer(outputMode(a.flags.has('--json')));
-      if (a.positionals.length !== 1) throw new CliError(`expected one cluster name or file, got ${a.positionals.length}\n${usage}`, EXIT.usage);
+      const what = extras.fileOnly ? 'cluster file' : 'cluster name or file';
+      if (a.positionals.length !== 1) throw new CliError(`expected one ${what}, got ${a.positionals.length}\n${usage}`, EXIT.usage);
       const o = options(a);
+      // A file is checked before any server is contacted.
+      const fromFile = extras.fileOnly ? loadOrReport(a.positionals[0]!, printer) : undefined;
+      if (extras.fileOnly && !fromFile) return EXIT.usage;
       const t = await connectTarget({ startEmbedded: true });
       try {
         announceServer(t, printer);
-        const cluster = await day2Cluster(t, a.positionals[0]!, printer);
+        const cluster = fromFile ?? (await day2Cluster(t, a.positionals[0]!, printer));
         if (!cluster) return EXIT.usage;
         const started = await startOrAttach(t, printer, { kind, cluster, args: [input(cluster, o)], again: true });
         if ('code' in started) return started.code;
-        return await followOrDetach(t, printer, started.handle, { kind, cluster: cluster.name, detach: a.flags.has('--detach') });
+        const autoApprove = extras.autoApprove !== undefined && a.flags.has(extras.autoApprove);
+        return await followOrDetach(t, printer, started.handle, { kind, cluster: cluster.name, detach: a.flags.has('--detach'), autoApprove });
       } finally {
         await t.close();
       }

@@ -17,7 +17,7 @@ Exit status: as kha deploy once it follows (0 done, 10 waiting for approval, 11 
 1 failed or aborted); 1 when the answer is rejected (the reason is printed); 2 bad usage.`;
 
 export const USAGES = {
-  approve: `usage: kha approve CLUSTER [--detach] [--json]\n\nApproves the worker joins of a deployment waiting at its approval gate.\n${COMMON}\n`,
+  approve: `usage: kha approve CLUSTER [--detach] [--json]\n\nApproves the worker joins of a deployment waiting at its approval gate, or the changes an apply printed.\n${COMMON}\n`,
   retry: `usage: kha retry CLUSTER [--node NODE | --all] [--detach] [--json]\n\nRetries the failed step (of NODE, when several wait; of every waiting node with --all) after you fixed the\nhost(s).\n${COMMON}\n`,
   skip: `usage: kha skip CLUSTER NODE|--all [--detach] [--json]\n\nLeaves the failed worker NODE (with --all: every waiting worker) out of the cluster and goes on.\n${COMMON}\n`,
   abort: `usage: kha abort CLUSTER [--rollback [--yes]] [--detach] [--json]\n\nStops a deployment; --rollback resets the nodes this run touched that were not members of the cluster\nbefore it (listed first; asks for the cluster's name on a terminal, --yes otherwise), without it they stay\nas they are.\n${COMMON}\n`,

@@ -145,7 +145,8 @@ export async function follow(o: FollowOptions): Promise<number> {
           }
         } else if (!o.autoApprove) {
           stopDrawing();
-          printer.info(`⏸ ${cluster} waits for approval before joining the workers. Check the control plane, then run: kha approve ${cluster}`, 'waiting-approval', { next: `kha approve ${cluster}` });
+          const line = operation(o.kind).approvalLine?.(cluster) ?? `⏸ ${cluster} waits for approval before joining the workers. Check the control plane, then run: kha approve ${cluster}`;
+          printer.info(line, 'waiting-approval', { next: `kha approve ${cluster}` });
           return EXIT.waitingApproval;
         }
       }
@@ -190,7 +191,8 @@ async function finish(o: FollowOptions, statusName: string, last: DeploymentStat
       const cause = e instanceof WorkflowFailedError ? e.cause : undefined;
       type = cause && 'type' in cause ? String((cause as { type?: string }).type ?? '') : '';
     }
-    if (type === 'ClusterBusy') {
+    // Refused before touching a host: the message names what to do instead.
+    if (type === 'ClusterBusy' || type === 'ApplyRefused') {
       printer.error(`✖ ${msg}`, { status: statusName, failureType: type });
       return EXIT.failed;
     }

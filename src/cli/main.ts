@@ -13,6 +13,7 @@ const commands: Record<string, Command> = {
   skip: { summary: 'leave a failed worker node out and go on', load: () => import('./decide').then((m) => ({ run: m.skip })) },
   abort: { summary: 'stop a deployment (--rollback resets the nodes it touched)', load: () => import('./decide').then((m) => ({ run: m.abort })) },
   reset: { summary: 'tear a cluster down (workers first, first control plane last)', load: () => import('./reset') },
+  apply: { summary: 'join the nodes a running cluster lacks after approval (never removes, never upgrades)', load: () => import('./apply') },
   backup: { summary: 'take a verified etcd snapshot into the state directory (--retain N)', load: () => import('./backup') },
   certs: { summary: 'show the certificate expiry of every control-plane node (warns under 30 days)', load: () => import('./certs') },
   server: { summary: 'run the embedded Temporal server with its Web UI', load: () => import('./server') },

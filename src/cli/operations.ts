@@ -1,8 +1,9 @@
 // The cluster operations the CLI knows, one row each. Start and attach, follow, status, completion and the
 // decision commands read only this table: adding an operation is one workflow file and one row here.
 import type { DeploymentStatus, DeployResult } from '../workflows/definitions';
-import { backupWorkflowId, certsWorkflowId, deployWorkflowId, renewWorkflowId, resetWorkflowId } from '../workflows/definitions';
+import { applyWorkflowId, backupWorkflowId, certsWorkflowId, deployWorkflowId, renewWorkflowId, resetWorkflowId } from '../workflows/definitions';
 import type { RenewResult } from '../workflows/renew-cluster';
+import type { ApplyResult } from '../workflows/apply-cluster';
 import { daysLeft, type CertsResult } from '../workflows/certs-cluster';
 import { CERT_WARN_DAYS } from '../phases/certs';
 import type { BackupResult } from '../workflows/backup-cluster';
@@ -28,6 +29,8 @@ export interface Operation {
   checkOnFailure: string;
   /** Prints a completed run's result; false when the result reports failures (exit 1). */
   printResult(result: unknown, v: ResultView): boolean;
+  /** The line printed when the run waits at its approval gate (default: the deployment's). */
+  approvalLine?(cluster: string): string;
 }
 
 function printDeployResult(result: unknown, { printer, cluster }: ResultView): boolean {
@@ -96,12 +99,31 @@ function printRenewResult(result: unknown, { printer, cluster }: ResultView): bo
   return true;
 }
 
+function printApplyResult(result: unknown, { printer, cluster }: ResultView): boolean {
+  const r = result as ApplyResult;
+  if (r.nothingToDo) {
+    printer.info(`✔ ${cluster}: nothing to do: every node of the file runs (Kubernetes ${r.kubernetesVersion}, ${r.nodesReady} nodes Ready, ${r.etcdMembers} etcd members)`, 'result', { result: r });
+    return true;
+  }
+  const skipped = r.skippedNodes.length ? `, skipped: ${r.skippedNodes.join(', ')}` : '';
+  printer.info(`✔ ${cluster} applied: joined ${r.joined.join(', ') || 'no node'}${skipped}; Kubernetes ${r.kubernetesVersion}, ${r.nodesReady} nodes Ready, ${r.etcdMembers} etcd members`, 'result', { result: r });
+  return true;
+}
+
 export const OPERATIONS = {
   deploy: { workflowType: 'deployCluster', workflowId: deployWorkflowId, title: 'deployment', checkOnFailure: 'the node named above', printResult: printDeployResult },
   reset: { workflowType: 'resetCluster', workflowId: resetWorkflowId, title: 'reset', checkOnFailure: 'the hosts', printResult: printResetResult },
   backup: { workflowType: 'backupCluster', workflowId: backupWorkflowId, title: 'backup', checkOnFailure: 'the control-plane nodes and their etcd members', printResult: printBackupResult },
   certs: { workflowType: 'certsCluster', workflowId: certsWorkflowId, title: 'certificate check', checkOnFailure: 'the control-plane nodes', printResult: printCertsResult },
   renew: { workflowType: 'renewCluster', workflowId: renewWorkflowId, title: 'certificate renewal', checkOnFailure: 'the control-plane node named above and its static pods', printResult: printRenewResult },
+  apply: {
+    workflowType: 'applyCluster',
+    workflowId: applyWorkflowId,
+    title: 'apply',
+    checkOnFailure: 'the new node named above',
+    printResult: printApplyResult,
+    approvalLine: (cluster: string) => `⏸ ${cluster} waits for approval of the changes above before it joins the new nodes. Check them, then run: kha approve ${cluster}`,
+  },
 } as const satisfies Record<string, Operation>;
 
 export type OperationKind = keyof typeof OPERATIONS;

@@ -14,6 +14,10 @@ export type NodeSet =
   | 'workers'
   /** Control-plane nodes in teardown order: the joined ones newest first, the first one last. */
   | 'control-planes-first-last'
+  /** kha apply: the nodes of the file the running cluster lacks (all, control-plane, workers), known after discovery. */
+  | 'new-nodes'
+  | 'new-control-planes'
+  | 'new-workers'
   | 'none';
 
 export type ActivityName = keyof typeof activities;

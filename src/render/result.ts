@@ -37,6 +37,7 @@ const KINDS = {
   'ETCD-MEMBERS': Checked,
   CERTS: Checked,
   RENEWED: z.object({ restarted: z.array(z.string()) }),
+  'CLUSTER-STATE': Checked,
 } as const;
 
 export type ResultKind = keyof typeof KINDS;

@@ -19,6 +19,9 @@ export function certsWorkflowId(cluster: string): string {
 export function renewWorkflowId(cluster: string): string {
   return `kha-renew-${cluster}`;
 }
+export function applyWorkflowId(cluster: string): string {
+  return `kha-apply-${cluster}`;
+}
 
 export const SA_CLUSTER = defineSearchAttributeKey('KhaCluster', SearchAttributeType.KEYWORD);
 export const SA_PHASE = defineSearchAttributeKey('KhaPhase', SearchAttributeType.KEYWORD);

@@ -5,7 +5,7 @@ import { ApplicationFailure, log } from '@temporalio/workflow';
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import type { RenderFacts } from '../render/types';
 import type { NodeFacts } from '../activities/types';
-import { resetWorkflowId, type DeployResult } from './definitions';
+import { applyWorkflowId, resetWorkflowId, type DeployResult } from './definitions';
 import { crossNodeProblems } from './checks';
 import { resolveKubernetesVersion } from '../render/version';
 import { refuseBeside } from './exclusive';
@@ -54,7 +54,11 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
     (e.status.notices ??= []).push(msg);
     board.setState('aborted');
   });
-  // Refused beside a reset before anything is scheduled; then the worker checks the kubeconfig choice.
+  await refuseBeside(applyWorkflowId(cluster.name), `an apply of ${cluster.name} is running (${applyWorkflowId(cluster.name)}); a deployment does not start beside it: let it finish (kha status ${cluster.name} --apply), then deploy again`, (msg) => {
+    (e.status.notices ??= []).push(msg);
+    board.setState('aborted');
+  });
+  // Refused beside a reset or an apply before anything is scheduled; then the worker checks the kubeconfig choice.
   await checkKubeconfigChoice(input);
 
   // ---- one step of a phase on one node --------------------------------------------------------------------

@@ -4,3 +4,4 @@ export { resetCluster } from './reset-cluster';
 export { backupCluster } from './backup-cluster';
 export { certsCluster } from './certs-cluster';
 export { renewCluster } from './renew-cluster';
+export { applyCluster } from './apply-cluster';

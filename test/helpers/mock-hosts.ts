@@ -57,12 +57,18 @@ export class MockHosts {
   readonly calls: Call[] = [];
   /** "activity node" -> how many more calls fail (Infinity: until cleared). */
   readonly failing = new Map<string, number>();
+  /** Nodes that run in the cluster already (what discoverCluster reports, at Kubernetes v1.35.2). */
+  readonly members = new Set<string>();
+  /** The file the running cluster was deployed from, when it differs from the one applied (nodes missing from it). */
+  runningSpec?: ClusterSpec;
   private readonly holds = new Map<string, { promise: Promise<void>; release: () => void }>();
 
   /** Forgets calls, failures and holds: each test starts with healthy hosts. */
   reset(): void {
     this.calls.length = 0;
     this.failing.clear();
+    this.members.clear();
+    this.runningSpec = undefined;
     for (const h of this.holds.values()) h.release();
     this.holds.clear();
   }
@@ -152,7 +158,7 @@ export class MockHosts {
       verifyCluster: async (c: { node: string; cluster: ClusterSpec }) => {
         await this.enter('verifyCluster', c.node);
         const cps = c.cluster.spec.nodes.filter((n) => n.role === 'control-plane').length;
-        const joined = new Set(this.calls.filter((x) => x.activity === 'joinWorker' || x.activity === 'joinControlPlane' || x.activity === 'kubeadmInit').map((x) => x.node));
+        const joined = new Set([...this.members, ...this.calls.filter((x) => x.activity === 'joinWorker' || x.activity === 'joinControlPlane' || x.activity === 'kubeadmInit').map((x) => x.node)]);
         return { nodesReady: joined.size, nodesTotal: c.cluster.spec.nodes.length, notReady: [], etcdMembers: cps, etcdHealthy: true, vipAnswers: true, kubeProxyMode: 'ipvs', problems: [] };
       },
       fetchKubeconfig: async (c: { node: string; path?: string }) => {
@@ -162,6 +168,21 @@ export class MockHosts {
       checkKubeconfigTarget: async (c: { cluster: string; path?: string }) => ({ path: c.path ?? `/tmp/${c.cluster}.conf` }),
       // Day-2 activities: no deploy or reset step calls them. The backup answers like the real one (row "cluster").
       etcdMembers: unmocked('etcdMembers'),
+      // The running cluster is `members`: every one Ready, each control-plane node's etcd member healthy.
+      discoverCluster: async (c: { cluster: ClusterSpec }) => {
+        await this.enter('discoverCluster', 'cluster');
+        const live = (this.runningSpec ?? c.cluster).spec.nodes.filter((n) => this.members.has(n.name));
+        const cps = live.filter((n) => n.role === 'control-plane');
+        if (!cps.length) throw ApplicationFailure.nonRetryable(`no control-plane node in the file is a member of a running cluster ${c.cluster.name} (mock): deploy it first with kha deploy FILE`, 'NotACluster');
+        return {
+          via: cps[0]?.name ?? '',
+          kubernetesVersion: 'v1.35.2',
+          nodes: live.map((n) => ({ name: n.name, address: n.address, ready: true, controlPlane: n.role === 'control-plane', kubeletVersion: 'v1.35.2' })),
+          members: cps.map((n, i) => ({ id: (0xa0 + i).toString(16).padStart(16, '0'), name: n.name, peerURLs: [`https://${n.address}:2380`], clientURLs: [`https://${n.address}:2379`], isLearner: false, started: true })),
+          healthyEndpoints: cps.map((n) => `https://${n.address}:2379`),
+          vipHolder: cps[0]?.name ?? '',
+        };
+      },
       etcdBackup: async (c: { cluster: ClusterSpec; retain?: number }) => {
         await this.enter('etcdBackup', 'cluster');
         const node = c.cluster.spec.nodes.find((n) => n.role === 'control-plane')!.name;

@@ -67,6 +67,12 @@ function list(c: SimCluster, kind: string, ns: string | undefined): Record<strin
       .filter((x) => !ns || x.ns === ns)
       .map((x) => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: x.name, namespace: x.ns }, spec: { nodeName: x.node }, status: { phase: x.ready ? 'Running' : 'Pending', conditions: [{ type: 'Ready', status: x.ready ? 'True' : 'False' }] } }));
   }
+  if (k === 'lease') {
+    // kube-vip's leader election: the first holder whose kubelet runs leads (real kube-vip names its node).
+    const leader = c.vipHolders.find((h) => c.nodes.some((n) => n.name === h && !n.kubeletDown));
+    const leases = leader ? [{ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'plndr-cp-lock', namespace: 'kube-system' }, spec: { holderIdentity: leader, leaseDurationSeconds: 5 } }] : [];
+    return leases.filter((x) => !ns || x.metadata.namespace === ns);
+  }
   if (k === 'configmap' || k === 'cm') {
     const cms: Record<string, any>[] = [
       { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'kube-proxy', namespace: 'kube-system' }, data: { 'config.conf': `apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ${c.proxyMode}\nipvs:\n  strictARP: ${c.strictARP}\n` } },
@@ -464,7 +470,10 @@ export function etcdctl(args: string[]): number {
   const [a, b, ...rest] = p.pos;
   if (a === 'member' && b === 'list') {
     if (w === 'json') {
-      out(JSON.stringify({ header: { cluster_id: 1, member_id: parseInt(local.id.slice(0, 8), 16) }, members: c.etcd.map((m) => ({ ID: parseInt(m.id.slice(0, 12), 16), name: m.name, peerURLs: [m.peerURL], clientURLs: [m.clientURL], isLearner: m.isLearner || undefined })) }));
+      // --hex prints IDs as hex strings (without it, 64-bit numbers); a member not started yet has no name or client URLs.
+      const hex = has(p, 'hex');
+      const id = (x: string) => (hex ? x : parseInt(x.slice(0, 12), 16));
+      out(JSON.stringify({ header: { cluster_id: id('8e9e05c52164694d'), member_id: id(local.id) }, members: c.etcd.map((m) => ({ ID: id(m.id), name: m.name, peerURLs: [m.peerURL], clientURLs: [m.clientURL], isLearner: m.isLearner || undefined })) }));
     } else if (w === 'table') {
       out('+------------------+---------+------+------------+-------------+------------+\n|        ID        | STATUS  | NAME | PEER ADDRS | CLIENT ADDRS| IS LEARNER |');
       for (const m of c.etcd) out(`| ${m.id} | started | ${m.name} | ${m.peerURL} | ${m.clientURL} | ${m.isLearner} |`);

@@ -1,0 +1,295 @@
+// applyCluster: `kha apply FILE` on the shared engine (phases in src/phases/apply.ts). Discovers what runs, prints
+// the difference as notices, refuses what is not apply's job (removing a node, another version), waits for the
+// operator's approval, then runs the deployment's own activities on the new nodes only: preparation, control-plane
+// joins one at a time with etcd checked after each, workers in parallel once the control plane is complete.
+// Members are never touched: no step runs on them but read-only ones, and compensation and rollback reset only
+// nodes this run joined. Workflow code: no I/O, no secrets.
+import { ActivityFailure, ApplicationFailure, log } from '@temporalio/workflow';
+import type { ClusterSpec, NodeSpec } from '../spec/types';
+import type { RenderFacts } from '../render/types';
+import type { NodeFacts } from '../activities/types';
+import type { ClusterState } from '../render/day2-cluster-state';
+import { resolveKubernetesVersion } from '../render/version';
+import { crossNodeProblems } from './checks';
+import { assertValidCluster, invalidInput } from './input-check';
+import { refuseBesideDeployAndReset } from './backup-cluster';
+import { APPLY, applyApproval, applyContainerRuntime, applyControlPlaneJoin, applyHostPrep, applyPackages, applyPreflight, applyWorkerJoin, discover } from '../phases/apply';
+import { verify } from '../phases/deploy';
+import type { PhaseDef } from '../phases/types';
+import { Engine, Slots } from './engine/engine';
+import { failureText, type StepOutcome } from './engine/steps';
+import { applyDiff } from './apply-diff';
+
+export interface ApplyOptions {
+  /** Heartbeat timeout of activities (default 20 s). */
+  heartbeatTimeoutSeconds?: number;
+  /** Started with --auto-approve: the difference is approved in advance. */
+  autoApprove?: boolean;
+  /** Limit on the clock skew of a new node against the worker (default 1000 ms). */
+  maxClockSkewMs?: number;
+}
+
+export interface ApplyInput {
+  cluster: ClusterSpec;
+  options?: ApplyOptions;
+}
+
+export interface ApplyResult {
+  cluster: string;
+  kubernetesVersion: string;
+  /** The file lists no node the cluster lacks: nothing was asked or changed. */
+  nothingToDo: boolean;
+  /** New nodes that joined, control-plane nodes first. */
+  joined: string[];
+  skippedNodes: string[];
+  nodesReady: number;
+  etcdMembers: number;
+}
+
+function checkOptions(o: unknown): ApplyOptions {
+  if (o === undefined) return {};
+  const problems: string[] = [];
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw invalidInput('applyCluster', ['options: must be an object']);
+  const x = o as Record<string, unknown>;
+  const num = (v: unknown, min: number, max: number) => v === undefined || (typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max);
+  if (!num(x.heartbeatTimeoutSeconds, 1, 3600)) problems.push('options.heartbeatTimeoutSeconds: must be a number of seconds from 1 to 3600');
+  if (!num(x.maxClockSkewMs, 0, 3_600_000)) problems.push('options.maxClockSkewMs: must be a number of milliseconds from 0 to 3600000');
+  if (x.autoApprove !== undefined && typeof x.autoApprove !== 'boolean') problems.push('options.autoApprove: must be true or false');
+  if (problems.length) throw invalidInput('applyCluster', problems);
+  return x as ApplyOptions;
+}
+
+export async function applyCluster(input: ApplyInput): Promise<ApplyResult> {
+  assertValidCluster('applyCluster', input?.cluster);
+  const opts = checkOptions(input.options);
+  const { cluster } = input;
+  const spec = cluster.spec;
+  const first = spec.nodes.find((n) => n.role === 'control-plane')!;
+  const clusterRow: NodeSpec = { ...first, name: 'cluster' };
+  // The new nodes this run worked on: the only ones its rollback resets.
+  const touched = new Set<string>();
+  let added: NodeSpec[] = [];
+  const e = new Engine(APPLY, cluster, { heartbeatTimeoutSeconds: opts.heartbeatTimeoutSeconds, autoApprove: opts.autoApprove }, () => rollbackOrder().map((n) => n.name));
+  const { steps, board } = e;
+  const healthy: string[] = [];
+  const skipped: string[] = [];
+  let facts: RenderFacts | undefined;
+  const f = () => facts!;
+
+  e.acceptApprovals(() => `approved: joining ${added.map((n) => n.name).join(', ') || 'no node'}`);
+  await refuseBesideDeployAndReset(e, cluster.name, 'an apply');
+
+  const notice = (text: string) => (e.status.notices ??= []).push(text);
+  /** Not apply's job: the run ends before any host changed, naming the command that does it. */
+  function refuse(reasons: string[]): never {
+    const msg = `apply of ${cluster.name} refused, no host was changed: ${reasons.join('; ')}`;
+    notice(msg);
+    board.setState('aborted');
+    throw ApplicationFailure.nonRetryable(msg, 'ApplyRefused');
+  }
+  /** Every row of a phase that will not run ends as skipped (a phase without rows too). */
+  function skipPhase(p: PhaseDef, note: string): void {
+    const rows = board.phase(p.id).nodes;
+    for (const r of rows) if (r.state === 'pending') Object.assign(r, { state: 'skipped', note });
+    if (!rows.length) board.endPhase(p.id, 'skipped');
+    board.publish();
+  }
+
+  /** Runs the phase's step on `n`; a node the operator skips skips its later rows too. */
+  async function run(p: PhaseDef, n: NodeSpec, work: () => Promise<string | void>, compensate?: () => Promise<void>): Promise<StepOutcome> {
+    const out = await steps.step(p.id, n, work, compensate);
+    if (out === 'skipped') {
+      skipped.push(n.name);
+      for (const later of APPLY.phases.slice(APPLY.phases.indexOf(p) + 1)) {
+        const row = board.phase(later.id).nodes.find((r) => r.node === n.name);
+        if (row && row.state === 'pending') Object.assign(row, { state: 'skipped', note: `skipped: ${n.name} was skipped in ${p.id}` });
+      }
+      board.publish();
+    }
+    return out;
+  }
+  const nodeCall = (n: NodeSpec) => ({ cluster: steps.forNode(n.name), node: n.name, facts: f() });
+  const prepare = (p: PhaseDef, act: 'hostPrep' | 'containerRuntime') => (n: NodeSpec) =>
+    run(p, n, async () => {
+      touched.add(n.name);
+      return (await steps.call(act, p.id, n.name, [nodeCall(n)])).note;
+    });
+  const installPackages = (n: NodeSpec) =>
+    run(applyPackages, n, async () => {
+      touched.add(n.name);
+      const res = await steps.call('installPackages', applyPackages.id, n.name, [nodeCall(n)]);
+      const v = res.versions;
+      if (v.kubeadm !== v.kubelet || v.kubelet !== v.kubectl || v.kubeadm !== f().packageVersion) {
+        throw ApplicationFailure.nonRetryable(`versions differ on ${n.name}: kubeadm ${v.kubeadm}, kubelet ${v.kubelet}, kubectl ${v.kubectl}; expected ${f().packageVersion}`, 'PreflightFailed');
+      }
+      return res.note;
+    });
+  async function prepareNode(n: NodeSpec): Promise<boolean> {
+    for (const stepOf of [prepare(applyHostPrep, 'hostPrep'), prepare(applyContainerRuntime, 'containerRuntime'), installPackages]) {
+      if ((await stepOf(n)) === 'skipped') return false;
+    }
+    return true;
+  }
+  async function compensateJoin(n: NodeSpec): Promise<void> {
+    // Only a new node gets here (the engine never compensates a member): reset it, drop its member and Node, reboot.
+    const c = { cluster: steps.forNode(n.name), node: n.name };
+    await steps.call('resetNode', 'compensation', n.name, [c]);
+    await steps.call('removeNodeFromCluster', 'compensation', n.name, [{ ...c, via: [...healthy] }]);
+    await steps.call('rebootNode', 'compensation', n.name, [c], { startToCloseTimeout: spec.policy.compensation.rebootTimeoutSeconds * 1000 + 60_000 });
+  }
+  /** A new control-plane node: prepared at once, joined after the one before it, etcd checked before the next. */
+  async function joiningControlPlane(n: NodeSpec, turn: Promise<void>): Promise<void> {
+    const ready = await prepareNode(n);
+    await turn;
+    if (!ready) return;
+    const out = await run(
+      applyControlPlaneJoin,
+      n,
+      async () => {
+        touched.add(n.name);
+        const res = await steps.call('joinControlPlane', applyControlPlaneJoin.id, n.name, [{ ...nodeCall(n), via: [...healthy] }]);
+        await steps.call('waitEtcdHealthy', applyControlPlaneJoin.id, n.name, [{ ...nodeCall(n), via: [...healthy] }]);
+        return res.note;
+      },
+      () => compensateJoin(n),
+    );
+    if (out === 'done') healthy.push(n.name);
+  }
+  const joinSlots = new Slots(spec.policy.workerJoinConcurrency);
+  async function worker(n: NodeSpec): Promise<void> {
+    if (!(await prepareNode(n))) return;
+    await e.barrier(applyWorkerJoin.id);
+    await joinSlots.with(() =>
+      run(
+        applyWorkerJoin,
+        n,
+        async () => {
+          touched.add(n.name);
+          return (await steps.call('joinWorker', applyWorkerJoin.id, n.name, [{ ...nodeCall(n), via: [...healthy] }])).note;
+        },
+        () => compensateJoin(n),
+      ),
+    );
+  }
+
+  return e.run(
+    async () => {
+      // ---- what runs, and the difference ----------------------------------------------------------------------
+      let state: ClusterState | undefined;
+      let none: string | undefined;
+      await run(discover, clusterRow, async () => {
+        let r;
+        try {
+          r = await steps.call('discoverCluster', discover.id, 'cluster', [{ cluster }], undefined, { phase: discover.id, node: 'cluster' });
+        } catch (err) {
+          // No cluster runs on these hosts: nothing for an operator to retry, apply is the wrong command.
+          if (!(err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'NotACluster')) throw err;
+          none = err.cause.message;
+          return 'no control-plane node of the file is a member';
+        }
+        state = r;
+        return `read on ${r.via}: Kubernetes ${r.kubernetesVersion}, ${r.nodes.length} Nodes, ${r.members.length} etcd members, VIP held by ${r.vipHolder || 'no node'}`;
+      });
+      if (none !== undefined) refuse([none]);
+      const d = applyDiff(cluster, state!);
+      e.status.kubernetesVersion = d.kubernetesVersion;
+      for (const line of d.lines) notice(`apply: ${line}`);
+      if (d.refusals.length) refuse(d.refusals);
+      for (const n of d.existing) steps.membersBefore.add(n);
+      e.status.membersBefore = [...d.existing];
+      healthy.push(...d.healthyControlPlanes);
+      added = spec.nodes.filter((n) => d.addControlPlanes.includes(n) || d.addWorkers.includes(n));
+      if (!added.length) {
+        notice(`apply: nothing to do: every node of the file runs in ${cluster.name}`);
+        for (const p of APPLY.phases.slice(1)) skipPhase(p, 'nothing to do');
+        return { cluster: cluster.name, kubernetesVersion: d.kubernetesVersion, nothingToDo: true, joined: [], skippedNodes: [], nodesReady: state!.nodes.filter((n) => n.ready).length, etcdMembers: state!.members.length };
+      }
+      // The rows of the new nodes, now that they are known.
+      for (const p of [applyPreflight, applyHostPrep, applyContainerRuntime, applyPackages]) for (const n of added) board.row(p.id, n.name);
+      for (const n of d.addControlPlanes) board.row(applyControlPlaneJoin.id, n.name);
+      for (const n of d.addWorkers) board.row(applyWorkerJoin.id, n.name);
+      if (!d.addControlPlanes.length) board.endPhase(applyControlPlaneJoin.id, 'skipped');
+      if (!d.addWorkers.length) board.endPhase(applyWorkerJoin.id, 'skipped');
+
+      // ---- preflight of the new nodes (read-only), then the approval ------------------------------------------
+      await e.barrier(applyPreflight.id);
+      const nodeFacts = new Map<string, NodeFacts>();
+      await Promise.all(
+        added.map((n) =>
+          run(applyPreflight, n, async () => {
+            const r = await steps.call('preflightNode', applyPreflight.id, n.name, [{ cluster: steps.forNode(n.name), node: n.name, listVersions: n === added[0], expectVipFree: false }]);
+            nodeFacts.set(n.name, r);
+            return `${r.os} ${r.arch}, ${r.cpus} CPU, ${r.memoryMb} MB`;
+          }),
+        ),
+      );
+      await run(applyPreflight, clusterRow, async () => {
+        const all = added.map((n) => nodeFacts.get(n.name)!).filter(Boolean);
+        const maxSkew = opts.maxClockSkewMs ?? 1000;
+        // The checks against a first node (its CA, its VIP) do not apply: that node is a member, not asked here.
+        const problems = crossNodeProblems({ facts: all, firstControlPlane: '', controlPlanes: d.addControlPlanes.map((n) => n.name), vipInterface: (name) => spec.nodes.find((c) => c.name === name)?.interface ?? spec.controlPlaneEndpoint.interface, maxClockSkewMs: maxSkew });
+        const live = new Set(state!.nodes.map((n) => n.name));
+        for (const x of all) {
+          if (x.clusterCaHash) problems.push({ node: x.node, message: `already belongs to a cluster (CA ${x.clusterCaHash.slice(0, 19)}…) but is no Node of ${cluster.name}; reset it first (kubeadm reset) or remove it from the file` });
+          if (live.has(x.hostname)) problems.push({ node: x.node, message: `hostname ${x.hostname} is the name of a Node of ${cluster.name} already (cloned machine?); make it unique` });
+          if (Math.abs(x.clockOffsetMs) > maxSkew) problems.push({ node: x.node, message: `clock differs from the kha worker's by ${Math.round(Math.abs(x.clockOffsetMs))} ms (limit ${maxSkew} ms); enable NTP/chrony` });
+        }
+        if (problems.length) throw ApplicationFailure.nonRetryable(problems.map((p) => `${p.node}: ${p.message}`).join('; '), 'PreflightFailed');
+        try {
+          // New nodes get the version the cluster runs, exactly.
+          facts = resolveKubernetesVersion(d.kubernetesVersion, nodeFacts.get(added[0]!.name)?.availableVersions ?? []);
+        } catch (err) {
+          throw ApplicationFailure.nonRetryable((err as Error).message, 'PreflightFailed');
+        }
+        return `Kubernetes ${f().kubernetesVersion} (package ${f().packageVersion}) for the new nodes: the version the cluster runs`;
+      });
+      await e.barrier(applyApproval.id);
+      await e.gate(applyApproval.id, `approval of the changes above (joining ${added.map((n) => n.name).join(', ')}): check them, then run: kha approve ${cluster.name}`, false);
+
+      // ---- the joins -------------------------------------------------------------------------------------------
+      await e.barrier(applyHostPrep.id);
+      let turn = Promise.resolve();
+      const cpJoins = d.addControlPlanes.map((n) => (turn = joiningControlPlane(n, turn)));
+      await Promise.all([...cpJoins, ...d.addWorkers.map(worker)]);
+      await e.barrier(verify.id);
+
+      // ---- verification ----------------------------------------------------------------------------------------
+      let verified = { nodesReady: 0, etcdMembers: 0 };
+      await run(verify, clusterRow, async () => {
+        const v = await steps.call('verifyCluster', verify.id, first.name, [{ cluster, node: first.name, facts: f(), via: [...healthy] }], undefined, { phase: verify.id, node: 'cluster' });
+        const cps = spec.nodes.filter((n) => n.role === 'control-plane').length;
+        const expected = spec.nodes.length - skipped.length;
+        const problems = [...v.problems];
+        if (v.nodesReady < expected) problems.push(`${v.nodesReady}/${expected} nodes Ready (not ready: ${v.notReady.join(', ') || 'missing'})`);
+        if (v.etcdMembers !== cps) problems.push(`etcd has ${v.etcdMembers} members, expected ${cps}`);
+        if (problems.length) throw ApplicationFailure.nonRetryable(problems.join('; '), 'VerificationFailed');
+        verified = { nodesReady: v.nodesReady, etcdMembers: v.etcdMembers };
+        return `${v.nodesReady} nodes Ready, ${v.etcdMembers} etcd members, kube-proxy ${v.kubeProxyMode}`;
+      });
+      const joined = added.filter((n) => !skipped.includes(n.name)).map((n) => n.name);
+      return { cluster: cluster.name, kubernetesVersion: f().kubernetesVersion, nothingToDo: false, joined, skippedNodes: [...skipped], ...verified };
+    },
+    rollback,
+    (action, n) => `apply of ${cluster.name} aborted by the operator${action === 'rollback' ? `; rolled back ${n} new node(s)` : '; nodes left as they are'}`,
+  );
+
+  /** New workers first, then new control-plane nodes newest first; a member from before never. */
+  function rollbackOrder(): NodeSpec[] {
+    const mine = (n: NodeSpec) => touched.has(n.name) && !steps.membersBefore.has(n.name);
+    return [...added.filter((n) => n.role === 'worker' && mine(n)), ...added.filter((n) => n.role === 'control-plane' && mine(n)).reverse()];
+  }
+  async function rollback(): Promise<number> {
+    const order = rollbackOrder();
+    const resetOne = async (n: NodeSpec) => {
+      try {
+        await steps.call('resetNode', 'rollback', n.name, [{ cluster: steps.forNode(n.name), node: n.name }]);
+      } catch (err) {
+        log.warn('rollback reset failed', { node: n.name, error: failureText(err) });
+        board.row(verify.id, n.name).lastError = `rollback failed: ${failureText(err)}`;
+      }
+    };
+    await Promise.all(order.filter((n) => n.role === 'worker').map(resetOne));
+    for (const n of order.filter((x) => x.role === 'control-plane')) await resetOne(n);
+    return order.length;
+  }
+}
