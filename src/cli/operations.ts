@@ -27,6 +27,11 @@ export interface Operation {
   checkOnFailure: string;
   /** Prints a completed run's result; false when the result reports failures (exit 1). */
   printResult(result: unknown, v: ResultView): boolean;
+  /**
+   * The action name of `kha schedule ACTION CLUSTER --every D`, for operations a Temporal Schedule may start.
+   * Their scheduled runs have ids Temporal derives from the schedule's, so they are found by search attribute.
+   */
+  scheduleAction?: string;
 }
 
 function printDeployResult(result: unknown, { printer, cluster }: ResultView): boolean {
@@ -87,8 +92,8 @@ function printCertsResult(result: unknown, { printer, cluster }: ResultView): bo
 export const OPERATIONS = {
   deploy: { workflowType: 'deployCluster', workflowId: deployWorkflowId, title: 'deployment', checkOnFailure: 'the node named above', printResult: printDeployResult },
   reset: { workflowType: 'resetCluster', workflowId: resetWorkflowId, title: 'reset', checkOnFailure: 'the hosts', printResult: printResetResult },
-  backup: { workflowType: 'backupCluster', workflowId: backupWorkflowId, title: 'backup', checkOnFailure: 'the control-plane nodes and their etcd members', printResult: printBackupResult },
-  certs: { workflowType: 'certsCluster', workflowId: certsWorkflowId, title: 'certificate check', checkOnFailure: 'the control-plane nodes', printResult: printCertsResult },
+  backup: { workflowType: 'backupCluster', workflowId: backupWorkflowId, title: 'backup', checkOnFailure: 'the control-plane nodes and their etcd members', printResult: printBackupResult, scheduleAction: 'backup' },
+  certs: { workflowType: 'certsCluster', workflowId: certsWorkflowId, title: 'certificate check', checkOnFailure: 'the control-plane nodes', printResult: printCertsResult, scheduleAction: 'certs-check' },
 } as const satisfies Record<string, Operation>;
 
 export type OperationKind = keyof typeof OPERATIONS;
