@@ -3,7 +3,7 @@
 // schedule trigger (no waiting for its time): the backup it starts, kha status --backup and kha retry finding
 // that run, ClusterBusy beside a deployment and beside a backup by hand, the interval updated in place, list
 // and delete; bad intervals and actions refused with exit 2 before any server is contacted; the warnings of
-// a scheduled certificate check in kha status CLUSTER and in the current details the Web UI shows.
+// a scheduled certificate check in kha status CLUSTER and in the current details the Web UI shows (in chromium).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +15,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { mockCluster, startMockEnv, type MockHosts } from './helpers/mock-hosts';
 import { scheduledActivities, waitForState } from './helpers/workflow';
 import { cliEnv, freePort, kha } from './cli-run';
+import { launchBrowser, readFrameTable } from './helpers/browser';
 import { backupWorkflowId, deployWorkflowId, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
 import type { BackupResult } from '../src/workflows/backup-cluster';
 import type { CertsResult } from '../src/workflows/certs-cluster';
@@ -26,6 +27,7 @@ let mock: Awaited<ReturnType<typeof startMockEnv>> | undefined;
 let env: TestWorkflowEnvironment;
 let hosts: MockHosts;
 let cli: NodeJS.ProcessEnv;
+let uiPort = 0;
 const dir = mkdtempSync(join(tmpdir(), 'kha-schedule-'));
 const c: ClusterSpec = mockCluster('sched', 3, 1);
 
@@ -73,7 +75,8 @@ async function statusJson(args: string[]): Promise<{ workflowId: string; status:
 
 describe('kha schedule on the dev server, with mock activities', () => {
   before(async () => {
-    mock = await startMockEnv(QUEUE);
+    uiPort = await freePort();
+    mock = await startMockEnv(QUEUE, { uiPort });
     ({ env, hosts } = mock);
     cli = cliEnv({ TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: env.namespace ?? 'default', KHA_TASK_QUEUE: QUEUE, XDG_STATE_HOME: join(dir, 'state') });
     // The cluster kha "deployed": the schedule takes its spec from this deployment's input, like kha backup.
@@ -285,6 +288,23 @@ describe('kha schedule on the dev server, with mock activities', () => {
     assert.deepEqual(s.warnings, res.warnings.map((w) => `certificate expires soon: ${w}`));
     const meta = await run.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
     assert.match(meta.currentDetails ?? '', /^\*\*⚠ Warning\*\* certificate expires soon: cp-1 front-proxy-client: 10 days left/m);
+    // What the Web UI shows of that run: its User Metadata tab, the current details with the warning.
+    const b = await launchBrowser({ artifactsDir: join(__dirname, '..', '..', 'test-artifacts', 'engine-schedule') });
+    try {
+      await b.page.goto(`http://127.0.0.1:${uiPort}/namespaces/default/workflows/${encodeURIComponent(run.workflowId)}/${(await run.describe()).runId}`);
+      await b.page.getByRole('tab', { name: 'User Metadata' }).click();
+      let table: Awaited<ReturnType<typeof readFrameTable>>;
+      for (let i = 0; !(table = await readFrameTable(b.page, ['phase', 'state', 'nodes']).catch(() => undefined)); i++) {
+        assert.ok(i < 120, 'the Web UI never showed the current details table');
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      await b.screenshot('certs-check-warning');
+      assert.match(table.text, /^⚠ Warning certificate expires soon: cp-1 front-proxy-client: 10 days left \(expires 2030-01-11T00:00:00\.000Z\)$/m);
+      assert.deepEqual(table.rows, [['✔ Certificate expiry', 'done', '✔ cluster']]);
+      assert.deepEqual(b.blocked, []);
+    } finally {
+      await b.close();
+    }
     const certs = await statusJson(['sched', '--certs']);
     assert.equal(certs.workflowId, run.workflowId);
 
