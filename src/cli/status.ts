@@ -224,7 +224,8 @@ export async function run(argv: string[]): Promise<number> {
         return EXIT.failed;
       }
       // The deployment view also carries the warnings of the cluster's latest certificate check.
-      const certs = kind === DEFAULT_KIND ? await certWarnings(t, cluster) : undefined;
+      // A lookup that fails (say, a server without kha's search attributes) must not hide the deployment.
+      const certs = kind === DEFAULT_KIND ? await certWarnings(t, cluster).catch(() => undefined) : undefined;
       await showStatus(t, found.handle, found.d, json, certs && { certificateWarnings: certs });
       if (certs && !json) for (const line of certWarningLines(cluster, certs)) process.stdout.write(`${line}\n`);
       return EXIT.ok;
