@@ -1,4 +1,5 @@
-// backupCluster: `kha backup` on the shared engine. Refuses beside a deployment or a reset of the cluster, then
+// backupCluster: `kha backup` on the shared engine. Refuses beside a deployment or a reset of the cluster (a run
+// of its schedule also beside a backup by hand), then
 // runs etcdBackup once; a failure after the retries waits for the operator (kha retry / kha abort). The result
 // carries the snapshot's path, size, hash and revision: its bytes never leave the activity.
 import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
