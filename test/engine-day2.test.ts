@@ -129,7 +129,7 @@ describe('day-2 operations on the engine, with mock activities', () => {
     assert.deepEqual(r.warnings, ['cp-1', 'cp-2', 'cp-3'].map((n) => `${n} front-proxy-client: 10 days left (expires 2030-01-11T00:00:00.000Z)`));
     const s = await h.query(statusQuery);
     assert.deepEqual(phases(s), ['certs-check:done']);
-    assert.deepEqual(s.notices, r.warnings.map((w) => `certificate expires soon: ${w}`));
+    assert.deepEqual(s.warnings, r.warnings.map((w) => `certificate expires soon: ${w}`));
     assert.deepEqual(certsTable(r), [
       'NODE  CERTIFICATE         EXPIRES                   DAYS LEFT',
       ...['cp-1', 'cp-2', 'cp-3'].flatMap((n) => [

@@ -5,6 +5,12 @@ import { CliError } from './client';
 import { day2Command } from './day2-target';
 import { EXIT } from './follow';
 
+/** The value of --retain: an integer from 1 to 1000, or undefined for the default; otherwise a usage error. */
+export function retainOption(rv: string | undefined, usage: string): number | undefined {
+  if (rv !== undefined && (!/^\d+$/.test(rv) || Number(rv) < 1 || Number(rv) > 1000)) throw new CliError(`--retain ${rv}: not an integer from 1 to 1000\n${usage}`, EXIT.usage);
+  return rv === undefined ? undefined : Number(rv);
+}
+
 const USAGE = `usage: kha backup CLUSTER [--retain N] [--json] [--detach]
 
 Takes an etcd snapshot from the first control-plane node whose member is healthy, checks it with etcdutl
@@ -20,10 +26,6 @@ export const run = day2Command(
   'backup',
   USAGE,
   ['--retain'],
-  (a) => {
-    const rv = a.values.get('--retain');
-    if (rv !== undefined && (!/^\d+$/.test(rv) || Number(rv) < 1 || Number(rv) > 1000)) throw new CliError(`--retain ${rv}: not an integer from 1 to 1000\n${USAGE}`, EXIT.usage);
-    return rv === undefined ? undefined : Number(rv);
-  },
+  (a) => retainOption(a.values.get('--retain'), USAGE),
   (cluster, retain): BackupInput => ({ cluster, retain }),
 );

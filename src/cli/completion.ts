@@ -191,17 +191,18 @@ async function clusterNames(): Promise<string[]> {
 
 /** Node names of the cluster's running operation, from its input (what the operator may retry or skip). */
 async function nodeNames(cluster: string): Promise<string[]> {
-  const { connectTarget, describeOrUndefined } = await import('./client');
+  const { connectTarget } = await import('./client');
   const { defaultPayloadConverter } = await import('@temporalio/common');
-  const { OPERATION_KINDS, operation } = await import('./operations');
+  const { OPERATION_KINDS } = await import('./operations');
+  const { latestRun } = await import('./runs');
   const t = await connectTarget({ startEmbedded: false });
   try {
     let d;
     for (const kind of OPERATION_KINDS) {
-      d = await describeOrUndefined(t.client.workflow.getHandle(operation(kind).workflowId(cluster)));
-      if (d?.status.name === 'RUNNING') break;
+      d = (await latestRun(t, kind, cluster, 'running'))?.d;
+      if (d) break;
     }
-    if (d?.status.name !== 'RUNNING') return [];
+    if (!d) return [];
     const h = await t.connection.workflowService.getWorkflowExecutionHistory({ namespace: t.namespace, execution: { workflowId: d.workflowId, runId: d.runId }, maximumPageSize: 1 });
     const payload = h.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
     if (!payload) return [];

@@ -6,10 +6,11 @@ import { createInterface } from 'node:readline/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import { approveWorkersUpdate, decisionUpdate, statusQuery, type Decision } from '../workflows/definitions';
 import { guarded, parseArgs } from './args';
-import { CliError, connectTarget, describeOrUndefined, noWorkerMessage, pollers, workerFor, type Target } from './client';
+import { CliError, connectTarget, noWorkerMessage, pollers, workerFor, type Target } from './client';
 import { EXIT, outputMode, Printer, sendUpdate } from './follow';
 import { followOrDetach } from './workflow-run';
 import { OPERATION_KINDS, operation, type OperationKind } from './operations';
+import { latestRun } from './runs';
 
 const COMMON = `  --detach  return once the answer is accepted
   --json    one JSON object per line
@@ -38,8 +39,7 @@ async function answer(
   const printer = new Printer(outputMode(o.json));
   const t: Target = await connectTarget({ startEmbedded: false });
   try {
-    const { kind, runId } = await runningOperation(t, cluster, name);
-    const handle = t.client.workflow.getHandle(operation(kind).workflowId(cluster), runId);
+    const { kind, handle } = await runningOperation(t, cluster, name);
     // An Update waits for a worker to run its validator: make sure one runs, or say so instead of hanging.
     const worker = await workerFor(t, o.detach ? 'detach' : 'follow');
     try {
@@ -62,13 +62,17 @@ async function answer(
   }
 }
 
-/** The one operation of the cluster that runs (the workflows refuse to run beside each other), or why there is none. */
-async function runningOperation(t: Target, cluster: string, name: Name): Promise<{ kind: OperationKind; runId: string }> {
+/**
+ * The one operation of the cluster that runs (the workflows refuse to run beside each other), started by hand
+ * or by a schedule, or why there is none.
+ */
+async function runningOperation(t: Target, cluster: string, name: Name): Promise<{ kind: OperationKind; handle: WorkflowHandle }> {
   const ended: string[] = [];
   for (const kind of OPERATION_KINDS) {
     const op = operation(kind);
-    const d = await describeOrUndefined(t.client.workflow.getHandle(op.workflowId(cluster)));
-    if (d?.status.name === 'RUNNING') return { kind, runId: d.runId };
+    const running = await latestRun(t, kind, cluster, 'running');
+    if (running) return { kind, handle: running.handle };
+    const d = (await latestRun(t, kind, cluster))?.d;
     if (d) ended.push(`the ${op.title} of ${cluster} is not running (${d.status.name.toLowerCase()} at ${d.closeTime?.toISOString() ?? '?'})`);
   }
   if (!ended.length) {

@@ -16,6 +16,7 @@ const commands: Record<string, Command> = {
   apply: { summary: 'join the nodes a running cluster lacks after approval (never removes, never upgrades)', load: () => import('./apply') },
   backup: { summary: 'take a verified etcd snapshot into the state directory (--retain N)', load: () => import('./backup') },
   certs: { summary: 'show the certificate expiry of every control-plane node (warns under 30 days)', load: () => import('./certs') },
+  schedule: { summary: 'run backups or certificate checks every D as a Temporal Schedule (list, delete)', load: () => import('./schedule') },
   server: { summary: 'run the embedded Temporal server with its Web UI', load: () => import('./server') },
   worker: { summary: 'run a kha worker against TEMPORAL_ADDRESS', load: () => import('../worker/main') },
   demo: { summary: '6 lab hosts + embedded server, deploy "demo" to the approval gate (--auto-approve, --down)', load: () => import('./demo') },

@@ -31,6 +31,11 @@ export interface Operation {
   printResult(result: unknown, v: ResultView): boolean;
   /** The line printed when the run waits at its approval gate (default: the deployment's). */
   approvalLine?(cluster: string): string;
+  /**
+   * The action name of `kha schedule ACTION CLUSTER --every D`, for operations a Temporal Schedule may start.
+   * Their scheduled runs have ids Temporal derives from the schedule's, so they are found by search attribute.
+   */
+  scheduleAction?: string;
 }
 
 function printDeployResult(result: unknown, { printer, cluster }: ResultView): boolean {
@@ -113,8 +118,8 @@ function printApplyResult(result: unknown, { printer, cluster }: ResultView): bo
 export const OPERATIONS = {
   deploy: { workflowType: 'deployCluster', workflowId: deployWorkflowId, title: 'deployment', checkOnFailure: 'the node named above', printResult: printDeployResult },
   reset: { workflowType: 'resetCluster', workflowId: resetWorkflowId, title: 'reset', checkOnFailure: 'the hosts', printResult: printResetResult },
-  backup: { workflowType: 'backupCluster', workflowId: backupWorkflowId, title: 'backup', checkOnFailure: 'the control-plane nodes and their etcd members', printResult: printBackupResult },
-  certs: { workflowType: 'certsCluster', workflowId: certsWorkflowId, title: 'certificate check', checkOnFailure: 'the control-plane nodes', printResult: printCertsResult },
+  backup: { workflowType: 'backupCluster', workflowId: backupWorkflowId, title: 'backup', checkOnFailure: 'the control-plane nodes and their etcd members', printResult: printBackupResult, scheduleAction: 'backup' },
+  certs: { workflowType: 'certsCluster', workflowId: certsWorkflowId, title: 'certificate check', checkOnFailure: 'the control-plane nodes', printResult: printCertsResult, scheduleAction: 'certs-check' },
   renew: { workflowType: 'renewCluster', workflowId: renewWorkflowId, title: 'certificate renewal', checkOnFailure: 'the control-plane node named above and its static pods', printResult: printRenewResult },
   apply: {
     workflowType: 'applyCluster',

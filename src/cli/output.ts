@@ -88,6 +88,7 @@ export function statusTable(s: DeploymentStatus, o: TableOptions = {}): string[]
     }
   }
   if (s.waitingFor) lines.push(`waiting for: ${s.waitingFor}`);
+  for (const w of s.warnings ?? []) lines.push(`warning: ${w}`);
   for (const n of s.notices ?? []) lines.push(`note: ${n}`);
   if (s.kubeconfigPath) lines.push(`kubeconfig: ${s.kubeconfigPath}`);
   return lines;
@@ -127,6 +128,7 @@ export function facts(s: DeploymentStatus): Fact[] {
     }
     if (ended) out.push(phase);
   }
+  for (const w of s.warnings ?? []) out.push({ key: `warning=${w}`, line: `warning: ${w}`, event: { type: 'warning', message: w } });
   for (const n of s.notices ?? []) out.push({ key: `notice=${n}`, line: `note: ${n}`, event: { type: 'notice', message: n } });
   // The state comes from what the steps did ("waiting-approval" after the joins): it is told after them.
   out.push(state);

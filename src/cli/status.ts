@@ -3,10 +3,12 @@
 import { defaultPayloadConverter, type WorkflowHandle } from '@temporalio/client';
 import { SA_CLUSTER, SA_PHASE, SA_STATE, type DeploymentStatus } from '../workflows/definitions';
 import { guarded, parseArgs } from './args';
-import { connectTarget, describeOrUndefined, noWorkerMessage, pollers, workflowUrl, type Target } from './client';
+import type { CertsResult } from '../workflows/certs-cluster';
+import { connectTarget, noWorkerMessage, pollers, workflowUrl, type Target } from './client';
 import { EXIT, queryStatus, rootMessage } from './follow';
 import { decisionText, statusTable } from './output';
 import { OPERATION_KINDS, operation, type OperationKind } from './operations';
+import { latestRun, type Description } from './runs';
 
 // The first operation of the table is shown by default; every other one has a flag named after it.
 const [DEFAULT_KIND, ...OTHER_KINDS] = OPERATION_KINDS as [OperationKind, ...OperationKind[]];
@@ -19,7 +21,28 @@ and node with state, times, attempts and last error, and what it waits for. Exit
 ${operation(DEFAULT_KIND).title} or no server.
 `;
 
-type Description = NonNullable<Awaited<ReturnType<typeof describeOrUndefined>>>;
+export interface CertWarnings {
+  /** The certificate check they come from, and when kubeadm looked. */
+  workflowId: string;
+  checkedAt: string;
+  warnings: string[];
+}
+
+/** The warnings of the cluster's latest completed certificate check, when it had any. */
+async function certWarnings(t: Target, cluster: string): Promise<CertWarnings | undefined> {
+  const run = await latestRun(t, 'certs', cluster, 'completed');
+  if (!run) return undefined;
+  const r = (await run.handle.result().catch(() => undefined)) as CertsResult | undefined;
+  if (!r?.warnings?.length) return undefined;
+  return { workflowId: run.d.workflowId, checkedAt: r.checkedAt, warnings: r.warnings };
+}
+
+export function certWarningLines(cluster: string, c: CertWarnings): string[] {
+  return [
+    ...c.warnings.map((w) => `warning: certificate expires soon: ${w}`),
+    `  (certificate check of ${cluster} at ${c.checkedAt}, ${c.workflowId}; kha certs ${cluster} checks again)`,
+  ];
+}
 
 export interface PendingActivity {
   activity: string;
@@ -140,12 +163,18 @@ export function serverViewLines(v: ServerView): string[] {
   return lines;
 }
 
-export async function showStatus(t: Target, handle: WorkflowHandle, d: Description, json: boolean): Promise<{ status?: DeploymentStatus; view?: ServerView; worker: boolean }> {
+export async function showStatus(
+  t: Target,
+  handle: WorkflowHandle,
+  d: Description,
+  json: boolean,
+  extra: Record<string, unknown> = {},
+): Promise<{ status?: DeploymentStatus; view?: ServerView; worker: boolean }> {
   const p = await pollers(t).catch(() => ({ workflow: 0, activity: 0 }));
   const status = p.workflow > 0 ? await queryStatus(t, handle) : undefined;
   const url = workflowUrl(t, d.workflowId, d.runId);
   if (status) {
-    if (json) process.stdout.write(`${JSON.stringify({ workflowId: d.workflowId, runId: d.runId, execution: d.status.name, url, status })}\n`);
+    if (json) process.stdout.write(`${JSON.stringify({ workflowId: d.workflowId, runId: d.runId, execution: d.status.name, url, status, ...extra })}\n`);
     else {
       const lines = statusTable(status, { allNodes: true, color: process.stdout.isTTY === true });
       process.stdout.write(`${lines.join('\n')}\n`);
@@ -158,7 +187,7 @@ export async function showStatus(t: Target, handle: WorkflowHandle, d: Descripti
   const view = await serverView(handle, d);
   const why = p.workflow === 0 ? `no worker is running: ${noWorkerMessage(t)}` : `no worker answered the status query within 5 s (${noWorkerMessage(t)})`;
   if (json) {
-    process.stdout.write(`${JSON.stringify({ workflowId: d.workflowId, runId: d.runId, execution: d.status.name, url, worker: false, reason: why, server: view })}\n`);
+    process.stdout.write(`${JSON.stringify({ workflowId: d.workflowId, runId: d.runId, execution: d.status.name, url, worker: false, reason: why, server: view, ...extra })}\n`);
   } else {
     process.stdout.write(`${why}\nwhat the server knows:\n${serverViewLines(view).join('\n')}\n`);
     if (url) process.stdout.write(`Web UI: ${url}\n`);
@@ -183,17 +212,22 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`kha status: ${chosen.map((k) => `--${k}`).join(' and ')} exclude each other\n${USAGE}`);
       return EXIT.usage;
     }
-    const op = operation(chosen[0] ?? DEFAULT_KIND);
-    const id = op.workflowId(cluster);
+    const kind = chosen[0] ?? DEFAULT_KIND;
+    const op = operation(kind);
+    const json = a.flags.has('--json');
     const t = await connectTarget({ startEmbedded: false });
     try {
-      const handle = t.client.workflow.getHandle(id);
-      const d = await describeOrUndefined(handle);
-      if (!d) {
-        process.stderr.write(`kha status: no ${op.title} of ${cluster} on ${t.address} (namespace ${t.namespace}); start one with: kha deploy FILE\n`);
+      // The newest run, whether started by hand or by a schedule (kha schedule).
+      const found = await latestRun(t, kind, cluster);
+      if (!found) {
+        process.stderr.write(`kha status: no ${op.title} of ${cluster} on ${t.address} (namespace ${t.namespace}); start one with: kha ${kind === DEFAULT_KIND ? 'deploy FILE' : `${kind} ${cluster}`}\n`);
         return EXIT.failed;
       }
-      await showStatus(t, handle, d, a.flags.has('--json'));
+      // The deployment view also carries the warnings of the cluster's latest certificate check.
+      // A lookup that fails (say, a server without kha's search attributes) must not hide the deployment.
+      const certs = kind === DEFAULT_KIND ? await certWarnings(t, cluster).catch(() => undefined) : undefined;
+      await showStatus(t, found.handle, found.d, json, certs && { certificateWarnings: certs });
+      if (certs && !json) for (const line of certWarningLines(cluster, certs)) process.stdout.write(`${line}\n`);
       return EXIT.ok;
     } finally {
       await t.close();

@@ -8,6 +8,7 @@ import { SA_CLUSTER, SA_PHASE, SA_STATE } from '../workflows/definitions';
 import { describeOrUndefined, pollers, noWorkerMessage, workerFor, workflowUrl, type RunningWorker, type Target } from './client';
 import { EXIT, follow, Printer } from './follow';
 import { operation, type OperationKind } from './operations';
+import { latestRun } from './runs';
 
 /** Loads and validates a cluster file; errors are printed as file:line:col: field: message. */
 export function loadOrReport(file: string, printer: Printer): ClusterSpec | undefined {
@@ -57,13 +58,17 @@ export async function startOrAttach(t: Target, printer: Printer, plan: StartPlan
   const op = operation(plan.kind);
   const workflowId = op.workflowId(cluster.name);
   const what = op.title;
+  // A run of the cluster already going, by hand or by its schedule, is attached to: never two at once.
+  const running = await latestRun(t, plan.kind, cluster.name, 'running');
+  if (running) {
+    const { d } = running;
+    const by = d.workflowId === workflowId ? '' : ', by its schedule';
+    printer.info(`already running: attaching to ${what} ${d.workflowId} (started ${d.startTime.toISOString()}${by})`, 'attached', { workflowId: d.workflowId, runId: d.runId });
+    printUrl(t, printer, d.workflowId, d.runId);
+    return { handle: running.handle, attached: true };
+  }
   const existing = t.client.workflow.getHandle(workflowId);
   const prev = await describeOrUndefined(existing);
-  if (prev?.status.name === 'RUNNING') {
-    printer.info(`already running: attaching to ${what} ${workflowId} (started ${prev.startTime.toISOString()})`, 'attached', { workflowId, runId: prev.runId });
-    printUrl(t, printer, workflowId, prev.runId);
-    return { handle: t.client.workflow.getHandle(workflowId, prev.runId), attached: true };
-  }
   if (prev?.status.name === 'COMPLETED' && !plan.again) {
     const result = await existing.result().catch(() => undefined);
     printer.info(

@@ -1,9 +1,10 @@
-// backupCluster: `kha backup` on the shared engine. Refuses beside a deployment or a reset of the cluster, then
+// backupCluster: `kha backup` on the shared engine. Refuses beside a deployment or a reset of the cluster (a run
+// of its schedule also beside a backup by hand), then
 // runs etcdBackup once; a failure after the retries waits for the operator (kha retry / kha abort). The result
 // carries the snapshot's path, size, hash and revision: its bytes never leave the activity.
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import type { ClusterSpec } from '../spec/types';
-import { deployWorkflowId, resetWorkflowId } from './definitions';
+import { backupWorkflowId, deployWorkflowId, resetWorkflowId } from './definitions';
 import { refuseBeside } from './exclusive';
 import { assertValidCluster, INVALID_SPEC } from './input-check';
 import { BACKUP, etcdBackupPhase } from '../phases/backup';
@@ -46,6 +47,14 @@ export async function backupCluster(input: BackupInput): Promise<BackupResult> {
   const first = spec.nodes.find((n) => n.role === 'control-plane')!;
   const e = new Engine(BACKUP, cluster, { heartbeatTimeoutSeconds: 60, startToCloseMs: (spec.ssh.commandTimeoutSeconds + 300) * 1000 });
   await refuseBesideDeployAndReset(e, cluster.name, 'a backup');
+  // A run its schedule started (an id derived from the schedule's) never runs beside one started by hand.
+  const byHand = backupWorkflowId(cluster.name);
+  if (workflowInfo().workflowId !== byHand) {
+    await refuseBeside(byHand, `a backup of ${cluster.name} started by hand is running (${byHand}); this scheduled backup does not start beside it: the next one will`, (msg) => {
+      (e.status.notices ??= []).push(msg);
+      e.board.setState('aborted');
+    });
+  }
   let result: BackupResult | undefined;
   return e.run(
     async () => {

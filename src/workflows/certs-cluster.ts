@@ -1,5 +1,6 @@
 // certsCluster: `kha certs` on the shared engine: kubeadm's expiry check on every control-plane node. Read-only,
-// so it runs beside anything; a certificate within CERT_WARN_DAYS of expiry is a notice in the status too.
+// so it runs beside anything; a certificate within CERT_WARN_DAYS of expiry is a warning in the status too (the
+// terminal's table, and the current details the Web UI shows).
 import type { ClusterSpec } from '../spec/types';
 import type { CertExpiry } from '../activities/day2';
 import { assertValidCluster } from './input-check';
@@ -36,7 +37,7 @@ export async function certsCluster(input: CertsInput): Promise<CertsResult> {
         const warnings = r.nodes.flatMap((n) =>
           n.certificates.filter((c) => !c.missing && daysLeft(c) < CERT_WARN_DAYS).map((c) => `${n.node} ${c.name}: ${daysLeft(c)} days left (expires ${c.expires})`),
         );
-        if (warnings.length) (e.status.notices ??= []).push(...warnings.map((w) => `certificate expires soon: ${w}`));
+        if (warnings.length) (e.status.warnings ??= []).push(...warnings.map((w) => `certificate expires soon: ${w}`));
         result = { cluster: cluster.name, checkedAt, nodes: r.nodes, warnings };
         const count = r.nodes.reduce((a, n) => a + n.certificates.length, 0);
         return `${count} certificates on ${r.nodes.length} node(s), ${warnings.length} within ${CERT_WARN_DAYS} days of expiry`;

@@ -83,6 +83,8 @@ export interface DeploymentStatus {
   rollbackNodes?: string[];
   /** Things the operator should know that are not a step: an approval that came too early and was ignored. */
   notices?: string[];
+  /** What needs the operator's attention soon although the run succeeded: a certificate close to expiry. */
+  warnings?: string[];
   startedAt: string;
   endedAt?: string;
   kubeconfigPath?: string;

@@ -21,6 +21,7 @@ export function renderProgress(s: DeploymentStatus): string {
   lines.push(`**${s.cluster}**: ${s.state}${s.kubernetesVersion ? ` · Kubernetes ${s.kubernetesVersion}` : ''}`);
   if (s.waitingFor) lines.push('', `**Waiting for** ${cell(s.waitingFor)}`);
   if (s.pendingDecision) lines.push('', `**${s.pendingDecision.node}** failed in ${s.pendingDecision.phase}: ${cell(s.pendingDecision.error)}`);
+  for (const w of s.warnings ?? []) lines.push('', `**⚠ Warning** ${cell(w)}`);
   for (const n of s.notices ?? []) lines.push('', `**Note** ${cell(n)}`);
   lines.push('', '| phase | state | nodes |', '|---|---|---|');
   for (const p of s.phases) {

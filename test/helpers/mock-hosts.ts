@@ -211,9 +211,9 @@ export class MockHosts {
   }
 }
 
-/** A dev server and a worker with mock activities on `taskQueue`, until close(). */
-export async function startMockEnv(taskQueue: string): Promise<{ env: TestWorkflowEnvironment; hosts: MockHosts; close(): Promise<void> }> {
-  const env = await startTemporal();
+/** A dev server (with its Web UI on `ui.uiPort` when asked) and a worker with mock activities on `taskQueue`, until close(). */
+export async function startMockEnv(taskQueue: string, ui?: { uiPort: number }): Promise<{ env: TestWorkflowEnvironment; hosts: MockHosts; close(): Promise<void> }> {
+  const env = await startTemporal(ui ? { ui: true, uiPort: ui.uiPort } : {});
   const hosts = new MockHosts();
   const worker = await mockWorker(env, taskQueue, hosts);
   const running = worker.run();
