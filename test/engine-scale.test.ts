@@ -74,17 +74,25 @@ test('history per worker node of a 3+100 deployment in one workflow', async () =
 
 const row = (s: DeploymentStatus, phase: string, node: string) => s.phases.find((p) => p.phase === phase)?.nodes.find((n) => n.node === node);
 
-/** Polls the status until `pred` holds (no time limit of its own: the test runner's timeout is the bound). */
+/**
+ * Polls the status until `pred` holds (no time limit of its own: the test runner's timeout is the bound). On a
+ * loaded machine a query can time out before the worker answers it: that is asked again, not a failure.
+ */
 async function until(h: WorkflowHandle, what: string, pred: (s: DeploymentStatus) => boolean): Promise<DeploymentStatus> {
+  let failures = 0;
   for (;;) {
-    const s = await h.query(statusQuery);
+    await new Promise((r) => setTimeout(r, 3000));
+    const s = await h.query(statusQuery).catch((err: unknown) => {
+      if (++failures > 20) throw err;
+      return undefined;
+    });
+    if (!s) continue;
     if (pred(s)) return s;
     if (s.state === 'done' || s.state === 'aborted') throw new Error(`${what}: never true; the run is ${s.state}`);
-    await new Promise((r) => setTimeout(r, 1000));
   }
 }
 
-test('3+1,000 workers: batches of 100 in child workflows, a decision retried through the deployment, every history under a fifth of the limits', { timeout: 600_000 }, async () => {
+test('3+1,000 workers: batches of 100 in child workflows, a decision retried through the deployment, every history under a fifth of the limits', { timeout: 1_200_000 }, async () => {
   hosts.reset();
   const t0 = Date.now();
   const c = mockCluster('huge', 3, 1000, noGate);
@@ -100,6 +108,7 @@ test('3+1,000 workers: batches of 100 in child workflows, a decision retried thr
     (s) => s.state === 'waiting-decision' && /w-250 \(host-prep\)/.test(s.waitingFor ?? '') && /w-777 \(container-runtime\)/.test(s.waitingFor ?? '') &&
       others.every((n) => (n.startsWith('w-') ? row(s, 'worker-join', n) : row(s, 'packages', n))?.state === 'done'),
   );
+  process.stdout.write(`3+1000: w-250 and w-777 wait, every other node done after ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
   assert.equal(row(waiting, 'host-prep', 'w-250')?.state, 'waiting');
   assert.equal(row(waiting, 'worker-join', 'w-250')?.state, 'pending');
   assert.equal(row(waiting, 'container-runtime', 'w-777')?.state, 'waiting');

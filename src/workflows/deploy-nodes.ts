@@ -44,15 +44,16 @@ export function nodeSteps(w: NodeWork) {
     return out;
   }
   const nodeCall = (n: NodeSpec) => ({ cluster: steps.forNode(n.name), node: n.name, facts: f() });
+  const ownCall = (n: NodeSpec) => ({ cluster: steps.forOwnNode(n.name), node: n.name, facts: f() });
   const prepare = (p: PhaseDef, act: 'hostPrep' | 'containerRuntime') => (n: NodeSpec) =>
     run(p, n, async () => {
       touched.add(n.name);
-      return (await steps.call(act, p.id, n.name, [nodeCall(n)])).note;
+      return (await steps.call(act, p.id, n.name, [ownCall(n)])).note;
     });
   const installPackages = (n: NodeSpec) =>
     run(packages, n, async () => {
       touched.add(n.name);
-      const res = await steps.call('installPackages', packages.id, n.name, [nodeCall(n)]);
+      const res = await steps.call('installPackages', packages.id, n.name, [ownCall(n)]);
       const v = res.versions;
       if (v.kubeadm !== v.kubelet || v.kubelet !== v.kubectl || v.kubeadm !== f().packageVersion) {
         throw ApplicationFailure.nonRetryable(`versions differ on ${n.name}: kubeadm ${v.kubeadm}, kubelet ${v.kubelet}, kubectl ${v.kubectl}; expected ${f().packageVersion}`, 'PreflightFailed');
@@ -76,7 +77,7 @@ export function nodeSteps(w: NodeWork) {
   /** A node's preflight: its facts, kept for the cross-node check. */
   const preflightNode = (n: NodeSpec, listVersions: boolean) =>
     run(preflight, n, async () => {
-      const r = await steps.call('preflightNode', preflight.id, n.name, [{ cluster: steps.forNode(n.name), node: n.name, listVersions, expectVipFree: false }]);
+      const r = await steps.call('preflightNode', preflight.id, n.name, [{ cluster: steps.forOwnNode(n.name), node: n.name, listVersions, expectVipFree: false }]);
       w.nodeFacts.set(n.name, r);
       return `${r.os} ${r.arch}, ${r.cpus} CPU, ${r.memoryMb} MB`;
     });

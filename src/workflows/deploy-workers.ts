@@ -113,6 +113,8 @@ export class Batches {
         this.groups.map((g, i) =>
           startChild(deployWorkers, {
             workflowId: workerBatchWorkflowId(this.cluster.name, i),
+            // A batch's task handles up to 100 nodes' results at once: room for a busy machine.
+            workflowTaskTimeout: '30s',
             args: [{ cluster: { ...this.cluster, spec: { ...this.cluster.spec, nodes: [...cps, ...g] } }, batch: i, batches: this.groups.length, options: this.opts }],
           }),
         ),
