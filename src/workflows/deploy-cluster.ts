@@ -1,6 +1,8 @@
 // deployCluster: the deployment as its phases (src/phases/deploy.ts) on the shared engine (./engine). Each node
-// runs its own pipeline; it waits for other nodes only at the operation's barriers. No I/O and no secrets here:
-// activities render, run over SSH and check effects; join credentials never leave an activity.
+// runs its own pipeline; it waits for other nodes only at the operation's barriers. More workers than a batch
+// (100) run in child workflows, a batch each (deploy-workers.ts), so this history grows per batch, not per node.
+// No I/O and no secrets here: activities render, run over SSH and check effects; join credentials never leave
+// an activity.
 import { ApplicationFailure, log } from '@temporalio/workflow';
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import type { RenderFacts } from '../render/types';
