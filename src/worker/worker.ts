@@ -20,6 +20,13 @@ function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath
   return { workflowsPath: require.resolve('../workflows') };
 }
 
+/**
+ * Workflow tasks in progress at once. Workflow code runs on one thread: with the default of 40, a deployment's
+ * batches (child workflows) each wait for the others' activations and, on a busy machine, pass the 10 s workflow
+ * task timeout, are replayed from their history and time out again. Fewer at once finish one by one.
+ */
+export const MAX_CONCURRENT_WORKFLOW_TASKS = 4;
+
 export async function createKhaWorker(o: KhaWorkerOptions): Promise<Worker> {
   return Worker.create({
     connection: o.connection,
@@ -28,6 +35,7 @@ export async function createKhaWorker(o: KhaWorkerOptions): Promise<Worker> {
     activities,
     ...workflowSource(),
     shutdownGraceTime: '10s',
+    maxConcurrentWorkflowTaskExecutions: MAX_CONCURRENT_WORKFLOW_TASKS,
     ...o.overrides,
   });
 }

@@ -1,6 +1,8 @@
 // Names and types shared by the workflows, the worker and the client. Pure: workflow code imports it.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { NodeFacts } from '../activities/types';
+import type { RenderFacts } from '../render/types';
 
 export const TASK_QUEUE = 'kha';
 
@@ -120,3 +122,39 @@ export const decisionSignal = defineSignal<[Decision]>('operatorDecisionSignal')
  * other runs, which makes the starting one refuse. Two that start at once both refuse; never both run.
  */
 export const exclusiveProbeSignal = defineSignal<[from: string]>('exclusiveProbe');
+
+// ---- batches of workers: child workflows of a large deployment (deployWorkers) ------------------------------
+
+export function workerBatchWorkflowId(cluster: string, batch: number): string {
+  return `${deployWorkflowId(cluster)}-workers-${batch + 1}`;
+}
+
+/** What a batch tells its deployment: rows that changed, who waits for a decision, its facts once, its end. */
+export interface BatchReport {
+  batch: number;
+  rows: Array<NodeStepStatus & { phase: string }>;
+  /** Every node of the batch that waits for an operator now. */
+  waiting: PendingDecision[];
+  /** Once, when the batch's preflight is done: its workers' facts for the cross-node check. */
+  facts?: NodeFacts[];
+  /** Every worker of the batch has ended its pipeline (joined, skipped). */
+  settled?: boolean;
+}
+export interface BatchGo {
+  facts: RenderFacts;
+  /** The batch's workers that belonged to the cluster before this run. */
+  membersBefore: string[];
+}
+export interface BatchResult {
+  skipped: string[];
+  rolledBack: number;
+}
+export const batchReportSignal = defineSignal<[BatchReport]>('batchReport');
+/** The cross-node check passed: host changes may start, with these facts. */
+export const batchGoSignal = defineSignal<[BatchGo]>('batchGo');
+/** The control plane is complete and approved: workers join through `via`. */
+export const batchJoinSignal = defineSignal<[via: string[]]>('batchJoin');
+/** The deployment is verified: the batch ends (until then an abort may still roll its workers back). */
+export const batchFinishSignal = defineSignal('batchFinish');
+/** An operator decision the deployment accepted for `nodes` of the batch. */
+export const batchDecisionSignal = defineSignal<[Decision, string[]]>('batchDecision');

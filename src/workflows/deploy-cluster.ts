@@ -1,6 +1,8 @@
 // deployCluster: the deployment as its phases (src/phases/deploy.ts) on the shared engine (./engine). Each node
-// runs its own pipeline; it waits for other nodes only at the operation's barriers. No I/O and no secrets here:
-// activities render, run over SSH and check effects; join credentials never leave an activity.
+// runs its own pipeline; it waits for other nodes only at the operation's barriers. More workers than a batch
+// (100) run in child workflows, a batch each (deploy-workers.ts), so this history grows per batch, not per node.
+// No I/O and no secrets here: activities render, run over SSH and check effects; join credentials never leave
+// an activity.
 import { ApplicationFailure, log } from '@temporalio/workflow';
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import type { RenderFacts } from '../render/types';
@@ -10,16 +12,21 @@ import { crossNodeProblems } from './checks';
 import { resolveKubernetesVersion } from '../render/version';
 import { refuseBeside } from './exclusive';
 import { checkDeployInput, checkKubeconfigChoice } from './input-check';
-import { DEPLOY, approval, calico, containerRuntime, controlPlaneJoin, hostPrep, kubeadmInit, kubeVip, packages, preflight, verify, workerJoin } from '../phases/deploy';
+import { DEPLOY, approval, calico, controlPlaneJoin, hostPrep, kubeadmInit, kubeVip, preflight, verify, workerJoin } from '../phases/deploy';
 import { Engine, Slots } from './engine/engine';
-import { failureText, type StepOutcome } from './engine/steps';
-import type { PhaseDef } from '../phases/types';
+import { failureText } from './engine/steps';
+import { nodeSteps } from './deploy-nodes';
+import { Batches, batchSize } from './deploy-workers';
 
 export interface DeployOptions {
   /** Heartbeat timeout of activities (default 20 s); a killed worker's activity is retried after it. */
   heartbeatTimeoutSeconds?: number;
   /** Where the admin kubeconfig goes on the worker's machine (default: the worker's state directory). */
   kubeconfigPath?: string;
+  /** Workers per child workflow when the cluster has more (default 100); see deploy-workers.ts. */
+  workersPerBatch?: number;
+  /** How often at most a batch of workers reports plain progress to the deployment (default 30 s). */
+  batchReportSeconds?: number;
   /** Limit on clock skew between nodes (default 1000 ms). */
   maxClockSkewMs?: number;
   /** Started with --auto-approve: an approval sent before the gate counts (otherwise it is ignored). */
@@ -41,6 +48,7 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   const first = cps[0]!;
   // The nodes this run worked on; a rollback resets those that were not members before it.
   const touched = new Set<string>();
+  let batches: Batches | undefined;
   const e = new Engine(DEPLOY, cluster, opts, () => rollbackOrder().map((n) => n.name));
   const { steps, board } = e;
   const healthy: string[] = [first.name];
@@ -61,53 +69,20 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   // Refused beside a reset or an apply before anything is scheduled; then the worker checks the kubeconfig choice.
   await checkKubeconfigChoice(input);
 
-  // ---- one step of a phase on one node --------------------------------------------------------------------
-  /** Runs the phase's step on `n`; a node's pipeline ends when the operator skips it (its later rows too). */
-  async function run(p: PhaseDef, n: NodeSpec, work: () => Promise<string | void>, compensate?: () => Promise<void>): Promise<StepOutcome> {
-    const out = await steps.step(p.id, n, work, compensate);
-    if (out === 'skipped') {
-      skipped.push(n.name);
-      for (const later of DEPLOY.phases.slice(DEPLOY.phases.indexOf(p) + 1)) {
-        const row = board.phase(later.id).nodes.find((r) => r.node === n.name);
-        if (row && row.state === 'pending') {
-          row.state = 'skipped';
-          row.note = `skipped: ${n.name} was skipped in ${p.id}`;
-        }
-      }
-      board.publish();
-    }
-    return out;
-  }
-  const nodeCall = (n: NodeSpec) => ({ cluster: steps.forNode(n.name), node: n.name, facts: f() });
-  const prepare = (p: PhaseDef, act: 'hostPrep' | 'containerRuntime') => (n: NodeSpec) =>
-    run(p, n, async () => {
-      touched.add(n.name);
-      return (await steps.call(act, p.id, n.name, [nodeCall(n)])).note;
-    });
-  const installPackages = (n: NodeSpec) =>
-    run(packages, n, async () => {
-      touched.add(n.name);
-      const res = await steps.call('installPackages', packages.id, n.name, [nodeCall(n)]);
-      const v = res.versions;
-      if (v.kubeadm !== v.kubelet || v.kubelet !== v.kubectl || v.kubeadm !== f().packageVersion) {
-        throw ApplicationFailure.nonRetryable(`versions differ on ${n.name}: kubeadm ${v.kubeadm}, kubelet ${v.kubelet}, kubectl ${v.kubectl}; expected ${f().packageVersion}`, 'PreflightFailed');
-      }
-      return res.note;
-    });
-  /** Host prep, container runtime and packages of one node, each as soon as the one before is done. */
-  async function prepareNode(n: NodeSpec): Promise<boolean> {
-    for (const stepOf of [prepare(hostPrep, 'hostPrep'), prepare(containerRuntime, 'containerRuntime'), installPackages]) {
-      if ((await stepOf(n)) === 'skipped') return false;
-    }
-    return true;
-  }
-  async function compensateJoin(n: NodeSpec): Promise<void> {
-    // Reset what the failed join left, drop the member and Node from the cluster, then reboot to clear the rest.
-    const c = { cluster: steps.forNode(n.name), node: n.name };
-    await steps.call('resetNode', 'compensation', n.name, [c]);
-    await steps.call('removeNodeFromCluster', 'compensation', n.name, [{ ...c, via: [...healthy] }]);
-    await steps.call('rebootNode', 'compensation', n.name, [c], { startToCloseTimeout: spec.policy.compensation.rebootTimeoutSeconds * 1000 + 60_000 });
-  }
+  const joinSlots = new Slots(spec.policy.workerJoinConcurrency);
+  const { run, nodeCall, prepareNode, compensateJoin, preflightNode, worker } = nodeSteps({
+    e,
+    facts: f,
+    healthy: () => healthy,
+    touched,
+    skipped,
+    nodeFacts,
+    joinSlots,
+    joinReady: () => e.barrier(workerJoin.id),
+  });
+  // More workers than one history holds comfortably: they run in child workflows, a batch each.
+  batches = workers.length > batchSize(opts) ? new Batches(e, cluster, workers, opts) : undefined;
+  const local = batches ? cps : spec.nodes;
 
   // ---- the pipelines --------------------------------------------------------------------------------------
   /** The first control-plane node: its preparation, kube-vip, kubeadm init (the VIP answers), Calico. */
@@ -145,23 +120,6 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
     );
     if (out === 'done') healthy.push(n.name);
   }
-  const joinSlots = new Slots(spec.policy.workerJoinConcurrency);
-  /** A worker: prepared as soon as preflight passed, joined after the control plane is complete and approved. */
-  async function worker(n: NodeSpec): Promise<void> {
-    if (!(await prepareNode(n))) return;
-    await e.barrier(workerJoin.id);
-    await joinSlots.with(() =>
-      run(
-        workerJoin,
-        n,
-        async () => {
-          touched.add(n.name);
-          return (await steps.call('joinWorker', workerJoin.id, n.name, [{ ...nodeCall(n), via: [...healthy] }])).note;
-        },
-        () => compensateJoin(n),
-      ),
-    );
-  }
   async function approvalGate(): Promise<void> {
     await e.barrier(approval.id);
     const off = !workers.length || !spec.policy.approveBeforeWorkers;
@@ -176,9 +134,11 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
       await e.barrier(hostPrep.id);
       let turn = Promise.resolve();
       const joins = cps.slice(1).map((n) => (turn = joiningControlPlane(n, turn)));
-      await Promise.all([firstControlPlane(), ...joins, approvalGate(), ...workers.map(worker)]);
+      await Promise.all([firstControlPlane(), ...joins, approvalGate(), ...(batches ? [batches.join(() => healthy)] : workers.map(worker))]);
       await e.barrier(verify.id);
-      return verifyCluster();
+      const result = await verifyCluster();
+      await batches?.finish();
+      return result;
     },
     rollback,
     (action, n) => `deployment of ${cluster.name} aborted by the operator${action === 'rollback' ? `; rolled back ${n} node(s)` : '; nodes left as they are'}`,
@@ -186,17 +146,9 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
 
   // ---- preflight and verification -------------------------------------------------------------------------
   async function preflightAll(): Promise<void> {
-    await Promise.all(
-      spec.nodes.map((n) =>
-        run(preflight, n, async () => {
-          const r = await steps.call('preflightNode', preflight.id, n.name, [
-            { cluster: steps.forNode(n.name), node: n.name, listVersions: n.name === first.name, expectVipFree: false },
-          ]);
-          nodeFacts.set(n.name, r);
-          return `${r.os} ${r.arch}, ${r.cpus} CPU, ${r.memoryMb} MB`;
-        }),
-      ),
-    );
+    batches?.start();
+    await Promise.all(local.map((n) => preflightNode(n, n.name === first.name)));
+    if (batches) for (const nf of await batches.facts()) nodeFacts.set(nf.node, nf);
     // Cross-node checks, then version resolution; a problem waits for the operator like a failed step.
     await run(preflight, { ...first, name: 'cluster' }, async () => {
       const all = spec.nodes.map((n) => nodeFacts.get(n.name)!).filter(Boolean);
@@ -224,6 +176,7 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
       }
       facts = resolved;
       e.status.kubernetesVersion = resolved.kubernetesVersion;
+      batches?.go(resolved, steps.membersBefore);
       return running
         ? `Kubernetes ${resolved.kubernetesVersion} (package ${resolved.packageVersion}) kept: the version the cluster runs`
         : `Kubernetes ${resolved.kubernetesVersion} (package ${resolved.packageVersion}) for every node`;
@@ -261,7 +214,7 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
     await run(verify, { ...first, name: 'cluster' }, async () => {
       // Verification needs every node: it checks that each one is Ready.
       const v = await steps.call('verifyCluster', verify.id, first.name, [{ cluster, node: first.name, facts: f(), via: [...healthy] }], undefined, track);
-      const expectedNodes = spec.nodes.length - skipped.length;
+      const expectedNodes = spec.nodes.length - allSkipped().length;
       const problems = [...v.problems];
       if (v.nodesReady < expectedNodes) problems.push(`${v.nodesReady}/${expectedNodes} nodes Ready (not ready: ${v.notReady.join(', ') || 'missing'})`);
       if (v.etcdMembers !== cps.length) problems.push(`etcd has ${v.etcdMembers} members, expected ${cps.length}`);
@@ -272,18 +225,25 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
       verified = { nodesReady: v.nodesReady, etcdMembers: v.etcdMembers };
       return `${v.nodesReady} nodes Ready, ${v.etcdMembers} etcd members, kube-proxy ${v.kubeProxyMode}, kubeconfig ${kc.path}`;
     });
-    return { cluster: cluster.name, kubernetesVersion: f().kubernetesVersion, ...verified, skippedNodes: skipped, kubeconfigPath };
+    return { cluster: cluster.name, kubernetesVersion: f().kubernetesVersion, ...verified, skippedNodes: allSkipped(), kubeconfigPath };
   }
 
   // ---- rollback -------------------------------------------------------------------------------------------
   /** Workers first, then control-plane nodes newest first, the first one last; members from before never. */
   function rollbackOrder(): NodeSpec[] {
-    const mine = (n: NodeSpec) => touched.has(n.name) && !steps.membersBefore.has(n.name);
+    // A batch's workers: those its rows show started (the batch resets them itself, before these).
+    const started = new Set(batches ? board.phase(hostPrep.id).nodes.filter((r) => r.startedAt).map((r) => r.node) : []);
+    const mine = (n: NodeSpec) => (touched.has(n.name) || started.has(n.name)) && !steps.membersBefore.has(n.name);
     return [...workers.filter(mine), ...cps.slice(1).filter(mine).reverse(), ...(mine(first) ? [first] : [])];
   }
-  /** Workers in parallel, then control-plane nodes one at a time; returns how many it reset. */
+  /** The skipped nodes, this run's and its batches' (their worker-join rows). */
+  function allSkipped(): string[] {
+    if (!batches) return skipped;
+    return [...skipped, ...board.phase(workerJoin.id).nodes.filter((r) => batches!.has(r.node) && r.state === 'skipped').map((r) => r.node)];
+  }
+  /** Workers in parallel (a batch resets its own, drained before this), then control-plane nodes one at a time; returns how many it reset. */
   async function rollback(): Promise<number> {
-    const order = rollbackOrder();
+    const order = rollbackOrder().filter((n) => !batches?.has(n.name));
     const resetOne = async (n: NodeSpec) => {
       try {
         await steps.call('resetNode', 'rollback', n.name, [{ cluster: steps.forNode(n.name), node: n.name }]);
@@ -294,6 +254,6 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
     };
     await Promise.all(order.filter((n) => n.role === 'worker').map(resetOne));
     for (const n of order.filter((x) => x.role === 'control-plane')) await resetOne(n);
-    return order.length;
+    return order.length + (batches?.rolledBack ?? 0);
   }
 }

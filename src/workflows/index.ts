@@ -5,3 +5,4 @@ export { backupCluster } from './backup-cluster';
 export { certsCluster } from './certs-cluster';
 export { renewCluster } from './renew-cluster';
 export { applyCluster } from './apply-cluster';
+export { deployWorkers } from './deploy-workers';

@@ -97,6 +97,13 @@ export function checkDeployInput(input: unknown): asserts input is { cluster: { 
   if (opts.maxClockSkewMs !== undefined && !numberIn(opts.maxClockSkewMs, 0, 3_600_000)) {
     problems.push('options.maxClockSkewMs: must be a number of milliseconds from 0 to 3600000');
   }
+  // A batch holds at most 2,000 pending activities (Temporal's default per workflow): at most 1,000 workers.
+  if (opts.workersPerBatch !== undefined && !(Number.isInteger(opts.workersPerBatch) && numberIn(opts.workersPerBatch, 1, 1000))) {
+    problems.push('options.workersPerBatch: must be a whole number from 1 to 1000');
+  }
+  if (opts.batchReportSeconds !== undefined && !numberIn(opts.batchReportSeconds, 1, 3600)) {
+    problems.push('options.batchReportSeconds: must be a number of seconds from 1 to 3600');
+  }
   if (opts.autoApprove !== undefined && typeof opts.autoApprove !== 'boolean') problems.push('options.autoApprove: must be true or false');
   const path = opts.kubeconfigPath;
   if (path !== undefined && (typeof path !== 'string' || !path.startsWith('/') || path.length > 4096)) {

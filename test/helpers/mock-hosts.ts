@@ -11,6 +11,7 @@ import type { NodeFacts } from '../../src/activities/types';
 import type { ClusterSpec } from '../../src/spec/types';
 import { loadOrFail, ROOT } from '../render-helpers';
 import { startTemporal } from './temporal';
+import { MAX_CONCURRENT_WORKFLOW_TASKS } from '../../src/worker/worker';
 
 type Acts = typeof activities;
 type Call = { activity: keyof Acts; node: string };
@@ -236,5 +237,6 @@ async function mockWorker(env: TestWorkflowEnvironment, taskQueue: string, hosts
     taskQueue,
     activities: hosts.activities(),
     workflowBundle: { codePath: join(ROOT, 'dist', 'workflow-bundle.js') },
+    maxConcurrentWorkflowTaskExecutions: MAX_CONCURRENT_WORKFLOW_TASKS,
   });
 }

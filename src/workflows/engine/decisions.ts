@@ -2,7 +2,7 @@
 // before anything is recorded (a wrong decision is refused to the sender); the Signal is the fire-and-forget
 // form and logs what it refuses. Workflow code.
 import { condition, log, setHandler } from '@temporalio/workflow';
-import { decisionSignal, decisionUpdate, type Decision, type DecisionAction, type DeploymentStatus } from '../definitions';
+import { decisionSignal, decisionUpdate, type Decision, type DecisionAction, type DeploymentStatus, type PendingDecision } from '../definitions';
 
 export interface Waiting {
   phase: string;
@@ -12,10 +12,16 @@ export interface Waiting {
   decision?: Decision;
 }
 
+/** Sends a decision about `nodes` to the batch of workers (a child workflow) where they wait. */
+export type Forward = (batch: number, d: Decision, nodes: string[]) => void;
+
 export class Decisions {
   private readonly pending = new Map<string, Waiting>();
+  /** Nodes that wait in a batch of workers (a child workflow), as it last reported them. */
+  private readonly remote = new Map<string, Waiting & { batch: number }>();
   /** Set once an abort was accepted. */
   abortAction?: DecisionAction;
+  forward?: Forward;
 
   constructor(
     private readonly state: () => DeploymentStatus['state'],
@@ -36,7 +42,7 @@ export class Decisions {
 
   /** The waitingFor line and the first waiting node, for the status. */
   summary(): { text: string; first?: DeploymentStatus['pendingDecision'] } {
-    const all = [...this.pending.entries()];
+    const all = [...this.all().entries()];
     if (!all.length) return { text: '' };
     const [node, w] = all[0]!;
     return {
@@ -46,6 +52,45 @@ export class Decisions {
   }
   clear(): void {
     this.pending.clear();
+    this.remote.clear();
+  }
+
+  /** What a batch of workers reports waiting now (replaces its earlier report). */
+  remoteWaiting(batch: number, waiting: readonly PendingDecision[]): void {
+    for (const [n, w] of this.remote) if (w.batch === batch) this.remote.delete(n);
+    for (const w of waiting) this.remote.set(w.node, { phase: w.phase, role: w.role, error: w.error, allowed: w.allowed, batch });
+    this.changed();
+  }
+  /** Every waiting node of this run, its own and its batches' (in that order). */
+  private all(): Map<string, Waiting> {
+    if (!this.remote.size) return this.pending;
+    return new Map<string, Waiting>([...this.pending, ...this.remote]);
+  }
+  /** This run's own waiting nodes, as a batch of workers reports them to its parent. */
+  waiting(): PendingDecision[] {
+    return [...this.pending.entries()].filter(([, w]) => w.decision === undefined).map(([node, w]) => ({ node, phase: w.phase, role: w.role, error: w.error, allowed: w.allowed }));
+  }
+  /** A decision the parent forwarded: applied to those of `nodes` that still wait here and allow it. */
+  applyForwarded(d: Decision, nodes: readonly string[]): void {
+    for (const n of nodes) {
+      const w = this.pending.get(n);
+      if (w && w.decision === undefined && w.allowed.includes(d.action)) w.decision = { ...d, node: n, all: undefined };
+      else log.warn('forwarded decision ignored: the node no longer waits for it', { node: n, action: d.action });
+    }
+  }
+  /** Records `d` for `nodes`: here, or forwarded to the batch where a node waits. */
+  private decide(d: Decision, nodes: readonly string[]): void {
+    const out = new Map<number, string[]>();
+    for (const n of nodes) {
+      const r = this.remote.get(n);
+      if (r) {
+        // Gone from here until the batch reports again: a second decision is refused, not sent twice.
+        this.remote.delete(n);
+        out.set(r.batch, [...(out.get(r.batch) ?? []), n]);
+      } else this.pending.get(n)!.decision = d;
+    }
+    for (const [batch, ns] of out) this.forward?.(batch, d, ns);
+    if (out.size) this.changed();
   }
 
   /** Waits until the operator decides about `node`; resolves with the decision (or throws when cancelled). */
@@ -63,22 +108,24 @@ export class Decisions {
 
   /** The nodes a batch decision (--all) applies to: every waiting node, for skip the waiting workers. */
   private batch(d: Decision): string[] {
-    if (this.pending.size === 0) throw new Error(`no decision is pending: the deployment is ${this.state()}`);
-    const nodes = [...this.pending.entries()].filter(([, w]) => w.allowed.includes(d.action)).map(([n]) => n);
+    const all = this.all();
+    if (all.size === 0) throw new Error(`no decision is pending: the deployment is ${this.state()}`);
+    const nodes = [...all.entries()].filter(([, w]) => w.allowed.includes(d.action)).map(([n]) => n);
     if (!nodes.length) {
-      throw new Error(`${d.action} is not allowed for any waiting node (${[...this.pending.entries()].map(([n, w]) => `${n}: ${w.role}, phase ${w.phase}`).join('; ')})`);
+      throw new Error(`${d.action} is not allowed for any waiting node (${[...all.entries()].map(([n, w]) => `${n}: ${w.role}, phase ${w.phase}`).join('; ')})`);
     }
     return nodes;
   }
   private pick(d: Decision): string {
+    const all = this.all();
     if (d.node) {
-      if (!this.pending.has(d.node)) throw new Error(`no decision is pending for ${d.node}; pending: ${[...this.pending.keys()].join(', ') || 'none'}`);
+      if (!all.has(d.node)) throw new Error(`no decision is pending for ${d.node}; pending: ${[...all.keys()].join(', ') || 'none'}`);
       return d.node;
     }
-    if (this.pending.size === 0) throw new Error(`no decision is pending: the deployment is ${this.state()}`);
+    if (all.size === 0) throw new Error(`no decision is pending: the deployment is ${this.state()}`);
     // Retry and skip without a node are only unambiguous when one node waits.
-    if (this.pending.size > 1) throw new Error(`decisions are pending for ${[...this.pending.keys()].join(', ')}: name the node`);
-    return [...this.pending.keys()][0]!;
+    if (all.size > 1) throw new Error(`decisions are pending for ${[...all.keys()].join(', ')}: name the node`);
+    return [...all.keys()][0]!;
   }
 
   validate(d: Decision): void {
@@ -96,7 +143,7 @@ export class Decisions {
       return;
     }
     const node = this.pick(d);
-    const w = this.pending.get(node)!;
+    const w = this.all().get(node)!;
     if (!w.allowed.includes(d.action)) {
       throw new Error(`${d.action} is not allowed for ${node} (${w.role}, phase ${w.phase}); allowed: ${w.allowed.join(', ')}`);
     }
@@ -110,12 +157,12 @@ export class Decisions {
     }
     if (d.all) {
       const nodes = this.batch(d);
-      for (const n of nodes) this.pending.get(n)!.decision = d;
-      const left = [...this.pending.keys()].filter((n) => !nodes.includes(n));
+      const left = [...this.all().keys()].filter((n) => !nodes.includes(n));
+      this.decide(d, nodes);
       return `${d.action} ${nodes.length} node${nodes.length === 1 ? '' : 's'}: ${nodes.join(', ')}${left.length ? `; still waiting: ${left.join(', ')}` : ''}`;
     }
     const node = this.pick(d);
-    this.pending.get(node)!.decision = d;
+    this.decide(d, [node]);
     return `${d.action} ${node}`;
   }
 }

@@ -3,9 +3,9 @@
 import { ApplicationFailure, CancellationScope, condition, log, setHandler } from '@temporalio/workflow';
 import type { ClusterSpec } from '../../spec/types';
 import type { Operation } from '../../phases/types';
-import { approveWorkersSignal, approveWorkersUpdate, type DeploymentStatus } from '../definitions';
+import { approveWorkersSignal, approveWorkersUpdate, type DecisionAction, type DeploymentStatus } from '../definitions';
 import { Decisions } from './decisions';
-import { StatusBoard } from './status';
+import { StatusBoard, type BoardOptions } from './status';
 import { StepRunner, type StepOptions } from './steps';
 
 const now = () => new Date().toISOString();
@@ -34,7 +34,7 @@ export class Slots {
   }
 }
 
-export interface EngineOptions extends StepOptions {
+export interface EngineOptions extends StepOptions, BoardOptions {
   /** Started with --auto-approve: an approval sent before the gate counts (otherwise it is ignored). */
   autoApprove?: boolean;
 }
@@ -45,6 +45,10 @@ export class Engine {
   readonly steps: StepRunner;
   private readonly scope = new CancellationScope();
   private approved = false;
+  /** Called when an abort is accepted, beside cancelling the body (batches of workers are told). */
+  onAbort?: (a: DecisionAction) => void;
+  /** Awaited after an abort, before rollback (or the end): batches of workers finish their own part. */
+  drain?: () => Promise<void>;
 
   constructor(
     readonly op: Operation,
@@ -55,10 +59,13 @@ export class Engine {
   ) {
     this.board = new StatusBoard(op, cluster, (s) => {
       s.rollbackNodes = rollbackNodes();
-    });
+    }, o);
     this.decisions = new Decisions(
       () => this.board.status.state,
-      () => this.scope.cancel(),
+      (a) => {
+        this.scope.cancel();
+        this.onAbort?.(a);
+      },
       () => this.board.publish(),
     );
     this.board.decisionsWaiting = () => this.decisions.summary();
@@ -145,8 +152,9 @@ export class Engine {
         if (action === 'abort-rollback') {
           this.status.waitingFor = undefined;
           this.board.setState('rolling-back');
-          rolledBack = await rollback();
         }
+        await this.drain?.();
+        if (action === 'abort-rollback') rolledBack = await rollback();
         this.board.setState('aborted');
       });
       throw ApplicationFailure.nonRetryable(aborted(action === 'abort-rollback' ? 'rollback' : 'leave', rolledBack), 'DeploymentAborted');

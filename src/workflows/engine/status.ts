@@ -2,7 +2,7 @@
 // their own pipelines), the search attributes upserted only when a value changes, and the Web UI table.
 // Workflow code.
 import { setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
-import type { ClusterSpec } from '../../spec/types';
+import type { ClusterSpec, NodeSpec } from '../../spec/types';
 import { nodesOf } from '../../phases/select';
 import type { Operation } from '../../phases/types';
 import { SA_CLUSTER, SA_PHASE, SA_STATE, statusQuery, type DeploymentStatus, type NodeStepStatus, type PhaseStatus, type StepState } from '../definitions';
@@ -12,12 +12,24 @@ const now = () => new Date().toISOString();
 const SETTLED: readonly StepState[] = ['done', 'skipped', 'failed'];
 const ACTIVE: readonly StepState[] = ['running', 'compensating', 'waiting'];
 
+export interface BoardOptions {
+  /** The nodes this run has rows for (a batch of workers: its own); default every node of its phases. */
+  rows?: (n: NodeSpec) => boolean;
+  /** False in a child workflow: the cluster's search attributes belong to the operation the operator sees. */
+  searchAttributes?: boolean;
+}
+
+/** A node's row of one phase as a batch of workers sends it to its parent. */
+export type ReportedRow = NodeStepStatus & { phase: string };
+
 export class StatusBoard {
   readonly status: DeploymentStatus;
   /** The gate a run waits at, while it waits (approval before workers). */
   gate?: { phase: string; waitingFor: string };
   /** Nodes waiting for an operator, with what they wait for: the state and waitingFor line follow from it. */
   decisionsWaiting: () => { text: string; first?: DeploymentStatus['pendingDecision'] } = () => ({ text: '' });
+  /** Counts publishes: a batch of workers reports to its parent when it moved. */
+  version = 0;
   private lastAttributes = '';
   private lastDetails = '';
   private queued = false;
@@ -27,7 +39,9 @@ export class StatusBoard {
     cluster: ClusterSpec,
     /** Extra things to compute before each publish (rollback candidates). */
     private readonly before: (s: DeploymentStatus) => void = () => {},
+    private readonly o: BoardOptions = {},
   ) {
+    const mine = o.rows ?? (() => true);
     this.status = {
       cluster: cluster.name,
       state: 'running',
@@ -38,7 +52,7 @@ export class StatusBoard {
         mode: p.mode,
         state: 'pending' as StepState,
         // A cluster-wide phase has one row, "cluster"; a gate has none.
-        nodes: (p.mode === 'cluster' ? ['cluster'] : nodesOf(p.nodes, cluster).map((n) => n.name)).map((node) => newRow(node)),
+        nodes: (p.mode === 'cluster' ? ['cluster'] : nodesOf(p.nodes, cluster).filter(mine).map((n) => n.name)).map((node) => newRow(node)),
       })),
     };
     setHandler(statusQuery, () => {
@@ -64,6 +78,17 @@ export class StatusBoard {
       p.nodes.push(r);
     }
     return r;
+  }
+
+  /** Rows a batch of workers reported (child workflow): they replace this run's copies. */
+  applyRows(rows: readonly ReportedRow[]): void {
+    for (const { phase, ...r } of rows) {
+      if (!this.has(phase)) continue;
+      const row = this.row(phase, r.node);
+      for (const k of Object.keys(row) as Array<keyof NodeStepStatus>) if (!(k in r)) delete row[k];
+      Object.assign(row, r);
+    }
+    this.publish();
   }
 
   /** A phase without rows (a gate, a phase with no nodes) ends as `state`. */
@@ -109,6 +134,7 @@ export class StatusBoard {
    * between one table and a thousand per workflow task.
    */
   publish(): void {
+    this.version++;
     if (this.queued) return;
     this.queued = true;
     void Promise.resolve().then(() => {
@@ -122,7 +148,7 @@ export class StatusBoard {
     const attrs = [s.cluster, s.currentPhase ?? 'none', s.state];
     const key = attrs.join('\u0000');
     // Each upsert is a history event: only a change is worth one.
-    if (key !== this.lastAttributes) {
+    if (key !== this.lastAttributes && this.o.searchAttributes !== false) {
       this.lastAttributes = key;
       upsertSearchAttributes([
         { key: SA_CLUSTER, value: attrs[0]! },

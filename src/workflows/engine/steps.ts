@@ -92,6 +92,14 @@ export class StepRunner {
   forNode(node: string): ClusterSpec {
     return { ...this.cluster, spec: { ...this.cluster.spec, nodes: this.cluster.spec.nodes.filter((n) => n.role === 'control-plane' || n.name === node) } };
   }
+  /**
+   * The cluster as a step that runs only on its own node sees it (preflight, host prep, runtime, packages): that
+   * node and the first control plane, which the phase order needs. Their scripts read no other node.
+   */
+  forOwnNode(node: string): ClusterSpec {
+    const first = this.cluster.spec.nodes.find((n) => n.role === 'control-plane');
+    return { ...this.cluster, spec: { ...this.cluster.spec, nodes: this.cluster.spec.nodes.filter((n) => n === first || n.name === node) } };
+  }
 
   /** The attempt an activity failure ended: the last of the policy, or the one the activity reported. */
   private attemptOf(e: unknown): number {
