@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext, type Frame, type Page } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
+/** What a page load or a click may take before a browser test fails. */
+export const UI_TIMEOUT_MS = 120_000;
 
 export const CHROMIUM_ARGS = [
   '--headless',
@@ -76,6 +78,10 @@ export async function launchBrowser(o: { artifactsDir: string; width?: number; h
       .then((body) => httpErrors.push(`${r.status()} ${r.request().method()} ${r.url()}: ${body.slice(0, 300)}`));
   });
   const page = context.pages()[0] ?? (await context.newPage());
+  // Playwright's 30 s default for navigations and clicks is shorter than the Web UI's first load on this
+  // 2-core machine under a full test run (a scheduled-check test failed in page.goto that way).
+  context.setDefaultTimeout(UI_TIMEOUT_MS);
+  context.setDefaultNavigationTimeout(UI_TIMEOUT_MS);
   return {
     context,
     page,
