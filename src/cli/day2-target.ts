@@ -23,6 +23,16 @@ export async function day2Cluster(t: Target, arg: string, printer: Printer): Pro
   return cluster;
 }
 
+/** A day-2 command that takes more than CLUSTER (kha remove CLUSTER NODE), and what it checks before starting. */
+export interface Day2Extra<O> {
+  /** Positional arguments after CLUSTER, by name, e.g. ['NODE']. */
+  after: string[];
+  /** Runs once the cluster is known, before the run starts: a number is the exit code instead of starting. */
+  before?: (cluster: ClusterSpec, o: O, positionals: string[], printer: Printer) => Promise<number | undefined>;
+  /** Flags without a value besides --json and --detach. */
+  flags?: string[];
+}
+
 /**
  * A day-2 command: usage, options (checked by `options` before any server is contacted), CLUSTER, then a new
  * run of the operation (every run is wanted: a new snapshot, a fresh check), followed like a deployment.
@@ -32,24 +42,31 @@ export function day2Command<O>(
   usage: string,
   withValue: string[],
   options: (a: Parsed) => O,
-  input: (cluster: ClusterSpec, o: O) => unknown,
+  input: (cluster: ClusterSpec, o: O, positionals: string[]) => unknown,
+  extra?: Day2Extra<O>,
 ): (argv: string[]) => Promise<number> {
+  const after = extra?.after ?? [];
   return (argv) =>
     guarded(kind, async () => {
       if (argv.includes('-h') || argv.includes('--help')) {
         process.stdout.write(usage);
         return EXIT.ok;
       }
-      const a = parseArgs(argv, ['--json', '--detach'], withValue, usage);
+      const a = parseArgs(argv, ['--json', '--detach', ...(extra?.flags ?? [])], withValue, usage);
       const printer = new Printer(outputMode(a.flags.has('--json')));
-      if (a.positionals.length !== 1) throw new CliError(`expected one cluster name or file, got ${a.positionals.length}\n${usage}`, EXIT.usage);
+      if (a.positionals.length !== 1 + after.length) {
+        const want = after.length ? `CLUSTER ${after.join(' ')}` : 'one cluster name or file';
+        throw new CliError(`expected ${want}, got ${a.positionals.length} argument(s)\n${usage}`, EXIT.usage);
+      }
       const o = options(a);
       const t = await connectTarget({ startEmbedded: true });
       try {
         announceServer(t, printer);
         const cluster = await day2Cluster(t, a.positionals[0]!, printer);
         if (!cluster) return EXIT.usage;
-        const started = await startOrAttach(t, printer, { kind, cluster, args: [input(cluster, o)], again: true });
+        const stop = await extra?.before?.(cluster, o, a.positionals, printer);
+        if (stop !== undefined) return stop;
+        const started = await startOrAttach(t, printer, { kind, cluster, args: [input(cluster, o, a.positionals)], again: true });
         if ('code' in started) return started.code;
         return await followOrDetach(t, printer, started.handle, { kind, cluster: cluster.name, detach: a.flags.has('--detach') });
       } finally {

@@ -190,7 +190,7 @@ async function finish(o: FollowOptions, statusName: string, last: DeploymentStat
       const cause = e instanceof WorkflowFailedError ? e.cause : undefined;
       type = cause && 'type' in cause ? String((cause as { type?: string }).type ?? '') : '';
     }
-    if (type === 'ClusterBusy') {
+    if (type === 'ClusterBusy' || type === 'RemovalRefused') {
       printer.error(`✖ ${msg}`, { status: statusName, failureType: type });
       return EXIT.failed;
     }

@@ -14,6 +14,7 @@ const commands: Record<string, Command> = {
   abort: { summary: 'stop a deployment (--rollback resets the nodes it touched)', load: () => import('./decide').then((m) => ({ run: m.abort })) },
   reset: { summary: 'tear a cluster down (workers first, first control plane last)', load: () => import('./reset') },
   backup: { summary: 'take a verified etcd snapshot into the state directory (--retain N)', load: () => import('./backup') },
+  remove: { summary: 'take one node out of a running cluster (drain, etcd member by ID, Node, reset; --force)', load: () => import('./remove') },
   certs: { summary: 'show the certificate expiry of every control-plane node (warns under 30 days)', load: () => import('./certs') },
   server: { summary: 'run the embedded Temporal server with its Web UI', load: () => import('./server') },
   worker: { summary: 'run a kha worker against TEMPORAL_ADDRESS', load: () => import('../worker/main') },

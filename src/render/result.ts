@@ -36,6 +36,10 @@ const KINDS = {
   'SNAPSHOT-UNHEALTHY': z.object({ node: z.string() }),
   'ETCD-MEMBERS': Checked,
   CERTS: Checked,
+  'REMOVAL-CHECK': z.object({
+    nodeExists: z.boolean(),
+    endpoints: z.array(z.object({ url: z.string(), healthy: z.boolean(), member: z.string().regex(/^\d*$/), leader: z.string().regex(/^\d*$/) })),
+  }),
 } as const;
 
 export type ResultKind = keyof typeof KINDS;
