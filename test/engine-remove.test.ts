@@ -9,7 +9,7 @@ import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { mockCluster, startMockEnv, type MockHosts } from './helpers/mock-hosts';
 import { scheduledActivities, waitForState } from './helpers/workflow';
-import { backupWorkflowId, decisionUpdate, removeWorkflowId, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
+import { backupWorkflowId, decisionUpdate, deployWorkflowId, removeWorkflowId, resetWorkflowId, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
 import type { RemoveInput, RemoveResult } from '../src/workflows/remove-node';
 import type { ClusterSpec } from '../src/spec/types';
 
@@ -159,7 +159,7 @@ describe('kha remove on the engine, with mock activities', () => {
     assert.deepEqual(phases(s), ['remove-check:done', 'drain:skipped', 'kube-vip-remove:skipped', 'etcd-member:done', 'delete-node:done', 'reset-host:skipped']);
   });
 
-  test('refused beside a running backup of the cluster, before any activity; a node not in the file is InvalidSpec', async () => {
+  test('refused beside a running backup of the cluster, before any activity; a deployment and a reset refuse beside a removal; a node not in the file is InvalidSpec', async () => {
     hosts.reset();
     const c = mockCluster('rmbusy', 3, 1);
     const release = hosts.hold('etcdBackup', 'cluster');
@@ -175,6 +175,27 @@ describe('kha remove on the engine, with mock activities', () => {
     assert.deepEqual(await activities(h), []);
     release();
     await b.result();
+
+    // And the other way round: a deployment and a reset refuse while a removal runs.
+    hosts.reset();
+    const releaseDrain = hosts.hold('drainNode', 'w-1');
+    const running = await remove(c, 'w-1');
+    for (let i = 0; hosts.ran('drainNode') === 0; i++) {
+      assert.ok(i < 600, 'the removal never drained');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const dep = await env.client.workflow.start('deployCluster', { taskQueue: QUEUE, workflowId: deployWorkflowId(c.name), args: [{ cluster: c, options: { kubeconfigPath: `/tmp/${c.name}.conf` } }] });
+    const fd = await failure(dep);
+    assert.equal(fd.type, 'ClusterBusy');
+    assert.match(fd.message, /^a removal of a node of rmbusy is running \(kha-remove-rmbusy\); a deployment does not start beside it/);
+    assert.deepEqual(await activities(dep), []);
+    const rst = await env.client.workflow.start('resetCluster', { taskQueue: QUEUE, workflowId: resetWorkflowId(c.name), args: [{ cluster: c }] });
+    const fr = await failure(rst);
+    assert.equal(fr.type, 'ClusterBusy');
+    assert.match(fr.message, /^a removal of a node of rmbusy is running \(kha-remove-rmbusy\); a reset does not start beside it/);
+    assert.deepEqual(await activities(rst), []);
+    releaseDrain();
+    assert.equal(((await running.result()) as RemoveResult).node, 'w-1');
 
     const bad = await remove(c, 'w-9');
     const g = await failure(bad);
