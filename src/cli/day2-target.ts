@@ -10,9 +10,12 @@ import { EXIT, outputMode, Printer } from './follow';
 import type { OperationKind } from './operations';
 import { announceServer, followOrDetach, loadOrReport, startOrAttach } from './workflow-run';
 
+/** CLUSTER names a file (read without a server) rather than a cluster kha deployed. */
+const isClusterFile = (arg: string) => arg.includes('/') || /\.ya?ml$/.test(arg) || existsSync(arg);
+
 /** The cluster named by `arg`, or undefined after printing why the file is invalid (exit 2). */
 export async function day2Cluster(t: Target, arg: string, printer: Printer): Promise<ClusterSpec | undefined> {
-  if (arg.includes('/') || /\.ya?ml$/.test(arg) || existsSync(arg)) return loadOrReport(arg, printer);
+  if (isClusterFile(arg)) return loadOrReport(arg, printer);
   const id = deployWorkflowId(arg);
   const d = await describeOrUndefined(t.client.workflow.getHandle(id));
   if (!d) throw new CliError(`no deployment of ${arg} on ${t.address} (workflow ${id}); name a cluster kha deployed, or give its cluster file`);
@@ -59,13 +62,22 @@ export function day2Command<O>(
         throw new CliError(`expected ${want}, got ${a.positionals.length} argument(s)\n${usage}`, EXIT.usage);
       }
       const o = options(a);
-      const t = await connectTarget({ startEmbedded: true });
-      try {
-        announceServer(t, printer);
-        const cluster = await day2Cluster(t, a.positionals[0]!, printer);
+      // A file is read and checked before any server is contacted: a bad file or a refusal starts nothing.
+      let cluster = isClusterFile(a.positionals[0]!) ? loadOrReport(a.positionals[0]!, printer) : undefined;
+      if (isClusterFile(a.positionals[0]!)) {
         if (!cluster) return EXIT.usage;
         const stop = await extra?.before?.(cluster, o, a.positionals, printer);
         if (stop !== undefined) return stop;
+      }
+      const t = await connectTarget({ startEmbedded: true });
+      try {
+        announceServer(t, printer);
+        if (!cluster) {
+          cluster = await day2Cluster(t, a.positionals[0]!, printer);
+          if (!cluster) return EXIT.usage;
+          const stop = await extra?.before?.(cluster, o, a.positionals, printer);
+          if (stop !== undefined) return stop;
+        }
         const started = await startOrAttach(t, printer, { kind, cluster, args: [input(cluster, o, a.positionals)], again: true });
         if ('code' in started) return started.code;
         return await followOrDetach(t, printer, started.handle, { kind, cluster: cluster.name, detach: a.flags.has('--detach') });
