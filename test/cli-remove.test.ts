@@ -2,10 +2,11 @@
 // (usage, a node the file lacks, a drain timeout out of range, a control-plane node without confirmation).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliEnv, freePort, kha } from './cli-run';
+import { KHA_MAIN, cliEnv, freePort, kha } from './cli-run';
 
 describe('kha remove: refusals before anything starts', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kha-cli-remove-'));
@@ -40,6 +41,15 @@ describe('kha remove: refusals before anything starts', () => {
     const r = await kha(['remove', file, 'cp-1'], env);
     assert.equal(r.code, 2, r.stdout + r.stderr);
     assert.match(r.stderr, /refusing to remove control-plane node cp-1 of rm without confirmation: standard input is not a terminal; add --yes to confirm/);
+    noServer();
+  });
+
+  test('on a terminal the node name is asked for; another answer removes nothing (exit 1)', () => {
+    // script(1) gives the command a pseudo-terminal; what it reads there is this input.
+    const r = spawnSync('script', ['-qec', `${process.execPath} ${KHA_MAIN} remove ${file} cp-1`, '/dev/null'], { env, input: 'cp-2\n', encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /This removes control-plane node cp-1 from rm: its etcd member, its Node, then kubeadm reset on the host\.\r?\nType the node name to confirm: /);
+    assert.match(r.stdout, /kha remove: not confirmed \(expected "cp-1"\); nothing was done/);
     noServer();
   });
 
