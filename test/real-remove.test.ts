@@ -4,14 +4,18 @@
 // would leave etcd without quorum refused before any change; a control-plane node that does not lead etcd
 // removed with --force while its link is down; and the first control-plane node, the etcd leader, removed
 // (leadership moved, its member removed by ID, its data gone), after which the VIP still answers and kha backup
-// starts from the next control plane. Checked with the real kubectl over the VIP and the real etcdctl.
+// starts from the next control plane (and etcdBackup passes over the one whose link is down). Checked with the
+// real kubectl over the VIP and the real etcdctl.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { Lab } from '../src/lab/lab';
+import { etcdBackup } from '../src/activities/day2';
+import { loadClusterOrThrow } from '../src/spec/load';
 import { findRealBinaries, kubeBinDir } from '../src/lab/real/tier';
 import { cliEnv, freePort, kha } from './cli-run';
 import { subnet } from './helpers/subnet';
@@ -220,5 +224,15 @@ describe('kha remove on real Kubernetes components (lab real tier, 3+1)', () => 
     const b = await kha(['backup', NAME], env, LONG);
     assert.equal(b.code, 0, b.stdout + b.stderr);
     assert.match(b.stdout, /^✔ rmreal backed up from k8scp-02: /m);
+    // A control plane that does not answer at all (k8scp-03, its link still down) is passed over the same way.
+    const saved = process.env.XDG_STATE_HOME;
+    process.env.XDG_STATE_HOME = join(dir, 'state');
+    try {
+      const snap = await new MockActivityEnvironment().run(etcdBackup, { cluster: loadClusterOrThrow(file), via: ['k8scp-03', 'k8scp-02'] });
+      assert.equal(snap.node, 'k8scp-02');
+    } finally {
+      if (saved === undefined) delete process.env.XDG_STATE_HOME;
+      else process.env.XDG_STATE_HOME = saved;
+    }
   });
 });
