@@ -15,7 +15,7 @@ import { cliEnv, freePort, kha, unreachableCluster } from './cli-run';
 
 const ROOT = join(__dirname, '..', '..');
 const BIN_KHA = join(ROOT, 'bin', 'kha');
-const COMMANDS = ['validate', 'plan', 'schema', 'deploy', 'status', 'approve', 'retry', 'skip', 'abort', 'reset', 'apply', 'backup', 'certs', 'schedule', 'server', 'worker', 'demo', 'lab', 'doctor', 'kubeconfig', 'completion', 'help'];
+const COMMANDS = ['validate', 'plan', 'schema', 'deploy', 'status', 'approve', 'retry', 'skip', 'abort', 'reset', 'apply', 'backup', 'remove', 'certs', 'schedule', 'server', 'worker', 'demo', 'lab', 'doctor', 'kubeconfig', 'completion', 'help'];
 const sq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** COMPREPLY of the completion function for the words (the last one is being completed), as the shell sets them. */

@@ -98,13 +98,24 @@ function prune(dir: string, retain: number): string[] {
   return old;
 }
 
+/** fn's result, or null (noted in `skipped`) when the node does not answer: the next member may (a dead first control plane). */
+async function unlessUnreachable<T>(skipped: string[], name: string, fn: () => Promise<T>): Promise<T | null> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!(e instanceof ApplicationFailure) || !TRANSIENT_KINDS.includes(e.type ?? '')) throw e;
+    skipped.push(`${name} (does not answer: ${e.message})`);
+    return null;
+  }
+}
+
 export async function etcdBackup(call: EtcdBackupCall): Promise<EtcdBackupResult> {
   const retain = call.retain ?? DEFAULT_BACKUP_RETAIN;
   if (!Number.isInteger(retain) || retain < 1 || retain > 1000) throw invalid(`retain must be an integer from 1 to 1000, got ${retain}`);
   const dir = backupDir(call.cluster.name);
   const unhealthy: string[] = [];
   for (const name of controlPlanes(call)) {
-    const r = await withNode(call.cluster, name, async (s, node) => {
+    const r = await unlessUnreachable(unhealthy, name, () => withNode(call.cluster, name, async (s, node) => {
       const { stdout } = await runScript(s, name, 'day2', renderEtcdSnapshot(call.cluster, node));
       if (marker(stdout, SNAPSHOT_UNHEALTHY) !== undefined) return undefined;
       const raw = marker(stdout, SNAPSHOT_MARKER);
@@ -137,9 +148,9 @@ export async function etcdBackup(call: EtcdBackupCall): Promise<EtcdBackupResult
       } finally {
         await s.runScript(renderEtcdSnapshotCleanup(call.cluster, node).content).catch(() => undefined);
       }
-    });
+    }));
     if (r) return r;
-    unhealthy.push(name);
+    if (r === undefined) unhealthy.push(name);
   }
   throw ApplicationFailure.create({ type: 'TransientCommandFailed', message: `no healthy etcd member to take a snapshot from (not healthy: ${unhealthy.join(', ')})` });
 }

@@ -15,3 +15,4 @@ export { resetNode, removeNodeFromCluster, rebootNode } from './compensation';
 export { verifyCluster, fetchKubeconfig } from './verify';
 export { checkKubeconfigTarget } from './kubeconfig-target';
 export { etcdBackup, etcdMembers, certificateExpiry, renewCertificates, discoverCluster } from './day2';
+export { removalCheck, drainNode, removeKubeVip, removeEtcdMember, deleteNodeObject } from './remove';

@@ -10,9 +10,12 @@ import { EXIT, outputMode, Printer } from './follow';
 import type { OperationKind } from './operations';
 import { announceServer, followOrDetach, loadOrReport, startOrAttach } from './workflow-run';
 
+/** CLUSTER names a file (read without a server) rather than a cluster kha deployed. */
+const isClusterFile = (arg: string) => arg.includes('/') || /\.ya?ml$/.test(arg) || existsSync(arg);
+
 /** The cluster named by `arg`, or undefined after printing why the file is invalid (exit 2). */
 export async function day2Cluster(t: Target, arg: string, printer: Printer): Promise<ClusterSpec | undefined> {
-  if (arg.includes('/') || /\.ya?ml$/.test(arg) || existsSync(arg)) return loadOrReport(arg, printer);
+  if (isClusterFile(arg)) return loadOrReport(arg, printer);
   const id = deployWorkflowId(arg);
   const d = await describeOrUndefined(t.client.workflow.getHandle(id));
   if (!d) throw new CliError(`no deployment of ${arg} on ${t.address} (workflow ${id}); name a cluster kha deployed, or give its cluster file`);
@@ -23,14 +26,19 @@ export async function day2Cluster(t: Target, arg: string, printer: Printer): Pro
   return cluster;
 }
 
+
 /** What some day-2 commands add to the common shape. */
-export interface Day2Extras {
+export interface Day2Extras<O> {
   /** Boolean options besides --json and --detach. */
   flags?: string[];
   /** CLUSTER must be a cluster file: the state to reach (kha apply), not a deployed cluster's name. */
   fileOnly?: boolean;
   /** The option that approves the run's gate once it is reached (kha apply --auto-approve). */
   autoApprove?: string;
+  /** Positional arguments after CLUSTER, by name (kha remove CLUSTER NODE). */
+  after?: string[];
+  /** Runs once the cluster is known, before the run starts: a number is the exit code instead of starting. */
+  before?: (cluster: ClusterSpec, o: O, positionals: string[], printer: Printer) => Promise<number | undefined>;
 }
 
 /**
@@ -42,9 +50,10 @@ export function day2Command<O>(
   usage: string,
   withValue: string[],
   options: (a: Parsed) => O,
-  input: (cluster: ClusterSpec, o: O) => unknown,
-  extras: Day2Extras = {},
+  input: (cluster: ClusterSpec, o: O, positionals: string[]) => unknown,
+  extras: Day2Extras<O> = {},
 ): (argv: string[]) => Promise<number> {
+  const after = extras.after ?? [];
   return (argv) =>
     guarded(kind, async () => {
       if (argv.includes('-h') || argv.includes('--help')) {
@@ -53,18 +62,30 @@ export function day2Command<O>(
       }
       const a = parseArgs(argv, ['--json', '--detach', ...(extras.flags ?? [])], withValue, usage);
       const printer = new Printer(outputMode(a.flags.has('--json')));
-      const what = extras.fileOnly ? 'cluster file' : 'cluster name or file';
-      if (a.positionals.length !== 1) throw new CliError(`expected one ${what}, got ${a.positionals.length}\n${usage}`, EXIT.usage);
+      if (a.positionals.length !== 1 + after.length) {
+        const first = extras.fileOnly ? 'cluster file' : 'cluster name or file';
+        const want = after.length ? `CLUSTER ${after.join(' ')}` : `one ${first}`;
+        throw new CliError(`expected ${want}, got ${a.positionals.length} argument(s)\n${usage}`, EXIT.usage);
+      }
       const o = options(a);
-      // A file is checked before any server is contacted.
-      const fromFile = extras.fileOnly ? loadOrReport(a.positionals[0]!, printer) : undefined;
-      if (extras.fileOnly && !fromFile) return EXIT.usage;
+      // A file is read and checked before any server is contacted: a bad file or a refusal starts nothing.
+      const asFile = extras.fileOnly || isClusterFile(a.positionals[0]!);
+      let cluster = asFile ? loadOrReport(a.positionals[0]!, printer) : undefined;
+      if (asFile) {
+        if (!cluster) return EXIT.usage;
+        const stop = await extras.before?.(cluster, o, a.positionals, printer);
+        if (stop !== undefined) return stop;
+      }
       const t = await connectTarget({ startEmbedded: true });
       try {
         announceServer(t, printer);
-        const cluster = fromFile ?? (await day2Cluster(t, a.positionals[0]!, printer));
-        if (!cluster) return EXIT.usage;
-        const started = await startOrAttach(t, printer, { kind, cluster, args: [input(cluster, o)], again: true });
+        if (!cluster) {
+          cluster = await day2Cluster(t, a.positionals[0]!, printer);
+          if (!cluster) return EXIT.usage;
+          const stop = await extras.before?.(cluster, o, a.positionals, printer);
+          if (stop !== undefined) return stop;
+        }
+        const started = await startOrAttach(t, printer, { kind, cluster, args: [input(cluster, o, a.positionals)], again: true });
         if ('code' in started) return started.code;
         const autoApprove = extras.autoApprove !== undefined && a.flags.has(extras.autoApprove);
         return await followOrDetach(t, printer, started.handle, { kind, cluster: cluster.name, detach: a.flags.has('--detach'), autoApprove });

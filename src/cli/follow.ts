@@ -1,7 +1,7 @@
 // Follows an operation's workflow (any row of the CLI table, operations.ts) until it finishes or stops for the
 // operator, printing its progress as a live table (TTY), one line per change (plain) or JSON lines, and returns
 // the command's exit code.
-import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ServiceError, WorkflowFailedError, WorkflowUpdateFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { sleep } from '../util/sleep';
 import { approveWorkersUpdate, statusQuery, type DeploymentStatus } from '../workflows/definitions';
 import { noWorkerMessage, pollers, type Target } from './client';
@@ -112,7 +112,7 @@ export async function follow(o: FollowOptions): Promise<number> {
       printer.info(`stopped following ${handle.workflowId}; it goes on where a worker runs. Follow it again with: kha status ${cluster}`, 'detached');
       return EXIT.interrupted;
     }
-    const desc = await handle.describe();
+    const desc = await describeSoon(handle);
     if (desc.status.name !== 'RUNNING') {
       // One last status, for the final table (answered while a worker still runs).
       last = (await queryStatus(target, handle, 3000)) ?? last;
@@ -192,7 +192,7 @@ async function finish(o: FollowOptions, statusName: string, last: DeploymentStat
       type = cause && 'type' in cause ? String((cause as { type?: string }).type ?? '') : '';
     }
     // Refused before touching a host: the message names what to do instead.
-    if (type === 'ClusterBusy' || type === 'ApplyRefused') {
+    if (type === 'ClusterBusy' || type === 'ApplyRefused' || type === 'RemovalRefused') {
       printer.error(`✖ ${msg}`, { status: statusName, failureType: type });
       return EXIT.failed;
     }
@@ -208,6 +208,21 @@ async function finish(o: FollowOptions, statusName: string, last: DeploymentStat
   printer.error(`✖ ${what} of ${cluster} ${statusName.toLowerCase().replace('_', ' ')}${whereStopped(last)}`, { status: statusName });
   printer.error(`next step: kha status ${cluster} shows where it stopped; run kha ${o.kind} FILE again to start over (finished steps are skipped)`);
   return EXIT.failed;
+}
+
+/**
+ * describe(), asked again for a while when the server fails to answer (a busy dev server misses a deadline):
+ * the worker of an embedded run lives in this process, so giving up would stop the run too.
+ */
+async function describeSoon(handle: WorkflowHandle): Promise<Awaited<ReturnType<WorkflowHandle['describe']>>> {
+  for (let i = 1; ; i++) {
+    try {
+      return await handle.describe();
+    } catch (e) {
+      if (!(e instanceof ServiceError) || e instanceof WorkflowNotFoundError || i >= 10) throw e;
+      await sleep(Math.min(5000, 500 * i));
+    }
+  }
 }
 
 /** Sends an Update and turns a rejection into the validator's reason. */

@@ -1,13 +1,14 @@
 // The cluster operations the CLI knows, one row each. Start and attach, follow, status, completion and the
 // decision commands read only this table: adding an operation is one workflow file and one row here.
 import type { DeploymentStatus, DeployResult } from '../workflows/definitions';
-import { applyWorkflowId, backupWorkflowId, certsWorkflowId, deployWorkflowId, renewWorkflowId, resetWorkflowId } from '../workflows/definitions';
+import { applyWorkflowId, backupWorkflowId, certsWorkflowId, deployWorkflowId, removeWorkflowId, renewWorkflowId, resetWorkflowId } from '../workflows/definitions';
 import type { RenewResult } from '../workflows/renew-cluster';
 import type { ApplyResult } from '../workflows/apply-cluster';
 import { daysLeft, type CertsResult } from '../workflows/certs-cluster';
 import { CERT_WARN_DAYS } from '../phases/certs';
 import type { BackupResult } from '../workflows/backup-cluster';
 import type { ResetResult } from '../workflows/reset-cluster';
+import type { RemoveResult } from '../workflows/remove-node';
 import type { Printer } from './follow';
 
 /** What printing a completed run's result needs. */
@@ -115,6 +116,19 @@ function printApplyResult(result: unknown, { printer, cluster }: ResultView): bo
   return true;
 }
 
+function printRemoveResult(result: unknown, { printer, cluster }: ResultView): boolean {
+  const r = result as RemoveResult;
+  const did = [
+    r.memberId ? `etcd member ${r.memberId} removed${r.movedLeaderTo ? ` (leadership moved to ${r.movedLeaderTo})` : ''}` : undefined,
+    'Node deleted',
+    r.skipped.some((s) => s.step === 'reset-host') ? undefined : 'host reset',
+  ].filter(Boolean);
+  for (const s of r.skipped) printer.info(`skipped ${s.step}: ${s.why}`, 'skipped', { step: s.step, why: s.why });
+  printer.info(`✔ ${r.node} removed from ${cluster}: ${did.join(', ')}${r.skipped.length ? `; skipped: ${r.skipped.map((s) => s.step).join(', ')}` : ''}`, 'result', { result: r });
+  printer.info(`next step: ${r.fileChange}`);
+  return true;
+}
+
 export const OPERATIONS = {
   deploy: { workflowType: 'deployCluster', workflowId: deployWorkflowId, title: 'deployment', checkOnFailure: 'the node named above', printResult: printDeployResult },
   reset: { workflowType: 'resetCluster', workflowId: resetWorkflowId, title: 'reset', checkOnFailure: 'the hosts', printResult: printResetResult },
@@ -129,6 +143,7 @@ export const OPERATIONS = {
     printResult: printApplyResult,
     approvalLine: (cluster: string) => `⏸ ${cluster} waits for approval of the changes above before it joins the new nodes. Check them, then run: kha approve ${cluster}`,
   },
+  remove: { workflowType: 'removeNode', workflowId: removeWorkflowId, title: 'removal', checkOnFailure: 'the node and the control-plane nodes', printResult: printRemoveResult },
 } as const satisfies Record<string, Operation>;
 
 export type OperationKind = keyof typeof OPERATIONS;

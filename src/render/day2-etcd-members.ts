@@ -57,6 +57,6 @@ export function parseEtcdMembers(json: string): EtcdMember[] {
 }
 
 /** The member whose peer URLs include exactly `peerURL` (scheme, address and port), if any. */
-export function memberByPeerURL(members: readonly EtcdMember[], peerURL: string): EtcdMember | undefined {
+export function memberByPeerURL<M extends Pick<EtcdMember, 'peerURLs'>>(members: readonly M[], peerURL: string): M | undefined {
   return members.find((m) => m.peerURLs.includes(peerURL));
 }

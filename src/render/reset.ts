@@ -3,7 +3,7 @@
 // control-plane node, the etcd member and the Node object.
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import { advertiseAddress, vipInterface } from '../spec/types';
-import { ADMIN_CONF, KUBE_VIP_MANIFEST, criSocket, localApiAddress } from './common';
+import { ADMIN_CONF, KUBEADM_DIR, KUBE_VIP_MANIFEST, criSocket, localApiAddress } from './common';
 import { ROOT_KUBECONFIG } from './kubeadm';
 import { etcdctlFunction } from './join';
 import { lines, q, script } from './shell';
@@ -24,6 +24,8 @@ export function renderReset(c: ClusterSpec, n: NodeSpec, _facts: RenderFacts): P
       `  kubeadm reset -f --cri-socket ${q(criSocket(c))} 2>&1 | kha_redact`,
       'fi',
       `rm -f -- ${q(KUBE_VIP_MANIFEST)} ${q(ROOT_KUBECONFIG)}`,
+      '# kha\'s own kubeadm and Calico configuration files.',
+      `rm -rf -- ${q(KUBEADM_DIR)}`,
       '# Records of earlier init/join runs: the next join must run for real.',
       'rm -rf /var/lib/kha/once /run/kha',
       '',

@@ -38,6 +38,10 @@ const KINDS = {
   CERTS: Checked,
   RENEWED: z.object({ restarted: z.array(z.string()) }),
   'CLUSTER-STATE': Checked,
+  'REMOVAL-CHECK': z.object({
+    nodeExists: z.boolean(),
+    endpoints: z.array(z.object({ url: z.string(), healthy: z.boolean(), member: z.string().regex(/^\d*$/), leader: z.string().regex(/^\d*$/) })),
+  }),
 } as const;
 
 export type ResultKind = keyof typeof KINDS;

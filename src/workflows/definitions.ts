@@ -15,6 +15,9 @@ export function resetWorkflowId(cluster: string): string {
 export function backupWorkflowId(cluster: string): string {
   return `kha-backup-${cluster}`;
 }
+export function removeWorkflowId(cluster: string): string {
+  return `kha-remove-${cluster}`;
+}
 export function certsWorkflowId(cluster: string): string {
   return `kha-certs-${cluster}`;
 }

@@ -7,7 +7,7 @@ import { ApplicationFailure, log } from '@temporalio/workflow';
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import type { RenderFacts } from '../render/types';
 import type { NodeFacts } from '../activities/types';
-import { applyWorkflowId, resetWorkflowId, type DeployResult } from './definitions';
+import { applyWorkflowId, removeWorkflowId, resetWorkflowId, type DeployResult } from './definitions';
 import { crossNodeProblems } from './checks';
 import { resolveKubernetesVersion } from '../render/version';
 import { refuseBeside } from './exclusive';
@@ -66,7 +66,11 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
     (e.status.notices ??= []).push(msg);
     board.setState('aborted');
   });
-  // Refused beside a reset or an apply before anything is scheduled; then the worker checks the kubeconfig choice.
+  await refuseBeside(removeWorkflowId(cluster.name), `a removal of a node of ${cluster.name} is running (${removeWorkflowId(cluster.name)}); a deployment does not start beside it: wait until it ends (kha status ${cluster.name} --remove), then deploy again`, (msg) => {
+    (e.status.notices ??= []).push(msg);
+    board.setState('aborted');
+  });
+  // Refused beside a reset, an apply or a removal before anything is scheduled; then the worker checks the kubeconfig choice.
   await checkKubeconfigChoice(input);
 
   const joinSlots = new Slots(spec.policy.workerJoinConcurrency);

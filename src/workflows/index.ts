@@ -6,3 +6,4 @@ export { certsCluster } from './certs-cluster';
 export { renewCluster } from './renew-cluster';
 export { applyCluster } from './apply-cluster';
 export { deployWorkers } from './deploy-workers';
+export { removeNode } from './remove-node';

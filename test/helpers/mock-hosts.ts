@@ -63,6 +63,11 @@ export class MockHosts {
   /** The file the running cluster was deployed from, when it differs from the one applied (nodes missing from it). */
   runningSpec?: ClusterSpec;
   private readonly holds = new Map<string, { promise: Promise<void>; release: () => void }>();
+  /** What removalCheck sees: control planes whose etcd member is not healthy, the leader, hosts that do not answer. */
+  readonly etcd = { unhealthy: new Set<string>(), leader: 'cp-1' };
+  readonly unreachable = new Set<string>();
+  /** How many more drains time out (a PodDisruptionBudget that forbids the eviction). */
+  drainTimeouts = 0;
 
   /** Forgets calls, failures and holds: each test starts with healthy hosts. */
   reset(): void {
@@ -70,6 +75,10 @@ export class MockHosts {
     this.failing.clear();
     this.members.clear();
     this.runningSpec = undefined;
+    this.etcd.unhealthy.clear();
+    this.etcd.leader = 'cp-1';
+    this.unreachable.clear();
+    this.drainTimeouts = 0;
     for (const h of this.holds.values()) h.release();
     this.holds.clear();
   }
@@ -189,6 +198,45 @@ export class MockHosts {
         const node = c.cluster.spec.nodes.find((n) => n.role === 'control-plane')!.name;
         return { node, path: `/tmp/mock-backups/${c.cluster.name}/etcd-mock-${node}.db`, sizeBytes: 4096, sha256: '0'.repeat(64), revision: 42, etcdHash: 7, totalKeys: 100, etcdVersion: '3.6.0', removed: [] };
       },
+      // kha remove: members are the spec's control planes (ID "a" + index), healthy unless listed in etcd.unhealthy.
+      removalCheck: async (c: { node: string; cluster: ClusterSpec }) => {
+        await this.enter('removalCheck', 'cluster');
+        const cps = c.cluster.spec.nodes.filter((n) => n.role === 'control-plane');
+        const members = cps.map((n, i) => ({
+          id: `a${i + 1}`,
+          name: n.name,
+          peerURLs: [`https://${n.address}:2380`],
+          clientURLs: [`https://${n.address}:2379`],
+          healthy: !this.etcd.unhealthy.has(n.name),
+          leader: n.name === this.etcd.leader,
+        }));
+        const healthyVia = cps.filter((n) => n.name !== c.node && !this.etcd.unhealthy.has(n.name)).map((n) => n.name);
+        const reachable = !this.unreachable.has(c.node);
+        return {
+          via: healthyVia[0] ?? cps[0]!.name,
+          members,
+          targetMember: members.find((m) => m.name === c.node)?.id,
+          nodeExists: true,
+          reachable,
+          unreachable: reachable ? undefined : `${c.node}: connect timed out (mock)`,
+          healthyVia,
+        };
+      },
+      drainNode: async (c: { node: string; timeoutSeconds: number }) => {
+        await this.enter('drainNode', c.node);
+        if (this.drainTimeouts > 0) {
+          this.drainTimeouts--;
+          throw ApplicationFailure.create({ type: 'DrainTimeout', nonRetryable: true, message: `drain of ${c.node} did not finish within ${c.timeoutSeconds} s (mock)` });
+        }
+        return { node: c.node, changed: true, note: 'drained (mock)' };
+      },
+      removeKubeVip: step('removeKubeVip'),
+      removeEtcdMember: async (c: { node: string; memberId: string; via: string[] }) => {
+        await this.enter('removeEtcdMember', c.node);
+        const moved = this.etcd.leader === c.node ? c.via[0] : undefined;
+        return { node: c.node, changed: true, note: `member ${c.memberId} removed (mock)`, movedLeaderTo: moved };
+      },
+      deleteNodeObject: step('deleteNodeObject'),
       // Every control plane: apiserver 365 days, front-proxy-client 10 days (a warning), ca 3650 days.
       certificateExpiry: async (c: { cluster: ClusterSpec }) => {
         await this.enter('certificateExpiry', 'cluster');

@@ -153,7 +153,14 @@ export class StepRunner {
    * Compensation (a reset) never touches a node that was a member before this run, nor one whose failure came
    * after it joined: that step is retried instead. A compensation that fails waits for the operator too.
    */
-  async step(phase: string, node: NodeSpec, run: () => Promise<string | void>, compensate?: () => Promise<void>): Promise<StepOutcome> {
+  async step(
+    phase: string,
+    node: NodeSpec,
+    run: () => Promise<string | void>,
+    compensate?: () => Promise<void>,
+    /** The operator's choices when the step waits (default: by role, skip for workers after preflight). */
+    choices?: DecisionAction[],
+  ): Promise<StepOutcome> {
     const policy = this.cluster.spec.policy.compensation;
     const s = this.board.row(phase, node.name);
     s.startedAt ??= now();
@@ -190,7 +197,8 @@ export class StepRunner {
         }
         s.state = 'waiting';
         const allowed: DecisionAction[] =
-          node.role === 'worker' && phase !== 'preflight' ? ['retry', 'skip', 'abort-rollback', 'abort-leave'] : ['retry', 'abort-rollback', 'abort-leave'];
+          choices ??
+          (node.role === 'worker' && phase !== 'preflight' ? ['retry', 'skip', 'abort-rollback', 'abort-leave'] : ['retry', 'abort-rollback', 'abort-leave']);
         const d = await this.decisions.waitFor(node.name, { phase, role: node.role, error: s.lastError, allowed });
         if (d.action === 'skip') {
           s.state = 'skipped';
