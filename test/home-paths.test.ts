@@ -2,14 +2,13 @@
 // known_hosts file with ~/ (HOME pointing at a temporary directory) completes.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDeployEnv, type DeployEnv } from './helpers/deploy';
 import { loadClusterOrThrow } from '../src/spec/load';
 import { deployWorkflowId, type DeployResult } from '../src/workflows/definitions';
 import { resultOrFail } from './helpers/workflow';
-import { recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
-import { stateDir } from '../src/server/embedded';
+import { kubeconfigTarget, recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
 import { subnet } from './helpers/subnet';
 
 let d: DeployEnv;
@@ -56,9 +55,11 @@ describe('~/ paths in the cluster file', () => {
       assert.equal(result.kubeconfigPath, kubeconfig);
       assert.equal(statSync(kubeconfig).mode & 0o777, 0o600);
       assert.match(readFileSync(kubeconfig, 'utf8'), /server: https:\/\/k8s-api\.lab\.internal:6443/);
-      // The choice served this deployment only.
-      const choices = join(stateDir(), 'kubeconfig-choices');
-      assert.ok(!existsSync(choices) || !readdirSync(choices).includes(cluster.name));
+      // The choice served this deployment only: a retry of its own copy may use it, another run may not.
+      const runId = (await handle.describe()).runId;
+      assert.equal(kubeconfigTarget(cluster.name, kubeconfig, runId), kubeconfig);
+      assert.throws(() => kubeconfigTarget(cluster.name, kubeconfig, 'another-run'), /was not chosen with kha deploy --kubeconfig/);
+      assert.throws(() => kubeconfigTarget(cluster.name, kubeconfig), /was not chosen with kha deploy --kubeconfig/);
     });
   });
 });

@@ -27,21 +27,33 @@ export function recordKubeconfigChoice(cluster: string, path: string): void {
   writeFileSync(file, `${path}\n`, { mode: 0o600 });
 }
 
-/** After the kubeconfig is written: the choice was for one deployment, not for every later input. */
-export function forgetKubeconfigChoice(cluster: string, path: string): void {
-  if (chosenPath(cluster) === path) rmSync(choiceFile(cluster), { force: true });
+/**
+ * After the kubeconfig is written: the choice was for one deployment, not for every later input. It stays
+ * usable by the run that used it (`runId`): an attempt whose completion was lost (a heartbeat timeout under
+ * load) is retried, and the retry must find the choice it already used.
+ */
+export function forgetKubeconfigChoice(cluster: string, path: string, runId?: string): void {
+  const c = chosen(cluster);
+  if (c?.path !== path) return;
+  if (runId) writeFileSync(choiceFile(cluster), `${path}\nused-by ${runId}\n`, { mode: 0o600 });
+  else rmSync(choiceFile(cluster), { force: true });
 }
 
-function chosenPath(cluster: string): string | undefined {
+/** The chosen path, and the run that used it once it was used. */
+function chosen(cluster: string): { path: string; usedBy?: string } | undefined {
+  let text: string;
   try {
-    return readFileSync(choiceFile(cluster), 'utf8').trim();
+    text = readFileSync(choiceFile(cluster), 'utf8');
   } catch {
     return undefined;
   }
+  const [path = '', used = ''] = text.split('\n');
+  const usedBy = /^used-by (\S+)$/.exec(used)?.[1];
+  return usedBy ? { path: path.trim(), usedBy } : { path: path.trim() };
 }
 
 /** The path to write the cluster's kubeconfig to; InvalidSpec for a path the worker may not use. */
-export function kubeconfigTarget(cluster: string, requested: string | undefined): string {
+export function kubeconfigTarget(cluster: string, requested: string | undefined, runId?: string): string {
   if (!patterns.dnsLabel.test(cluster)) throw refuse(`cluster name ${JSON.stringify(cluster)} is not a DNS label`);
   if (requested === undefined || requested === '') return defaultKubeconfigPath(cluster);
   if (!isAbsolute(requested) || normalize(requested) !== requested || /[\u0000-\u001f]/.test(requested)) {
@@ -49,7 +61,8 @@ export function kubeconfigTarget(cluster: string, requested: string | undefined)
   }
   const root = stateDir();
   if (requested.startsWith(root + '/')) return requested;
-  if (chosenPath(cluster) === requested) return requested;
+  const c = chosen(cluster);
+  if (c?.path === requested && (!c.usedBy || c.usedBy === runId)) return requested;
   throw refuse(
     `kubeconfigPath ${requested} is outside the worker's state directory ${root} and was not chosen with ` +
       `kha deploy --kubeconfig for cluster ${cluster} on this machine; refusing to write it`,

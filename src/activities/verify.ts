@@ -5,7 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { renderPhase } from '../render';
 import { endpointHostPort } from '../spec/types';
 import type { KubeconfigResult, NodeCall, VerifyResult } from './types';
-import { runScript, toFailure, withHealthyControlPlane, withNode, marker } from './common';
+import { activityContext, heartbeating, runScript, toFailure, withHealthyControlPlane, withNode, marker } from './common';
 import { scriptOf } from './nodes';
 import { forgetKubeconfigChoice, kubeconfigTarget } from './kubeconfig-target';
 
@@ -46,12 +46,13 @@ export async function verifyCluster(call: NodeCall): Promise<VerifyResult> {
 
 /** Copies admin.conf from the node, pointed at the endpoint, to a 0600 file; returns only its path. */
 export async function fetchKubeconfig(call: NodeCall & { path?: string }): Promise<KubeconfigResult> {
-  const path = kubeconfigTarget(call.cluster.name, call.path);
+  const runId = activityContext()?.info.workflowExecution?.runId;
+  const path = kubeconfigTarget(call.cluster.name, call.path, runId);
   const server = `https://${endpointHostPort(call.cluster)}`;
   return withNode(call.cluster, call.node, async (session) => {
     let text: string;
     try {
-      text = (await session.readFile('/etc/kubernetes/admin.conf')).toString('utf8');
+      text = (await heartbeating(`reading admin.conf on ${call.node}`, () => session.readFile('/etc/kubernetes/admin.conf'))).toString('utf8');
     } catch (e) {
       throw toFailure(e, call.node);
     }
@@ -62,7 +63,7 @@ export async function fetchKubeconfig(call: NodeCall & { path?: string }): Promi
     writeFileSync(tmp, rewritten, { mode: 0o600 });
     chmodSync(tmp, 0o600);
     renameSync(tmp, path);
-    forgetKubeconfigChoice(call.cluster.name, path);
+    forgetKubeconfigChoice(call.cluster.name, path, runId);
     return { path, server };
   });
 }
