@@ -17,7 +17,8 @@ import { APPLY, applyApproval, applyContainerRuntime, applyControlPlaneJoin, app
 import { verify } from '../phases/deploy';
 import type { PhaseDef } from '../phases/types';
 import { Engine, Slots } from './engine/engine';
-import { failureText, type StepOutcome } from './engine/steps';
+import { nodeSteps } from './deploy-nodes';
+import { failureText } from './engine/steps';
 import { applyDiff } from './apply-diff';
 
 export interface ApplyOptions {
@@ -95,81 +96,22 @@ export async function applyCluster(input: ApplyInput): Promise<ApplyResult> {
     board.publish();
   }
 
-  /** Runs the phase's step on `n`; a node the operator skips skips its later rows too. */
-  async function run(p: PhaseDef, n: NodeSpec, work: () => Promise<string | void>, compensate?: () => Promise<void>): Promise<StepOutcome> {
-    const out = await steps.step(p.id, n, work, compensate);
-    if (out === 'skipped') {
-      skipped.push(n.name);
-      for (const later of APPLY.phases.slice(APPLY.phases.indexOf(p) + 1)) {
-        const row = board.phase(later.id).nodes.find((r) => r.node === n.name);
-        if (row && row.state === 'pending') Object.assign(row, { state: 'skipped', note: `skipped: ${n.name} was skipped in ${p.id}` });
-      }
-      board.publish();
-    }
-    return out;
-  }
-  const nodeCall = (n: NodeSpec) => ({ cluster: steps.forNode(n.name), node: n.name, facts: f() });
-  const prepare = (p: PhaseDef, act: 'hostPrep' | 'containerRuntime') => (n: NodeSpec) =>
-    run(p, n, async () => {
-      touched.add(n.name);
-      return (await steps.call(act, p.id, n.name, [nodeCall(n)])).note;
-    });
-  const installPackages = (n: NodeSpec) =>
-    run(applyPackages, n, async () => {
-      touched.add(n.name);
-      const res = await steps.call('installPackages', applyPackages.id, n.name, [nodeCall(n)]);
-      const v = res.versions;
-      if (v.kubeadm !== v.kubelet || v.kubelet !== v.kubectl || v.kubeadm !== f().packageVersion) {
-        throw ApplicationFailure.nonRetryable(`versions differ on ${n.name}: kubeadm ${v.kubeadm}, kubelet ${v.kubelet}, kubectl ${v.kubectl}; expected ${f().packageVersion}`, 'PreflightFailed');
-      }
-      return res.note;
-    });
-  async function prepareNode(n: NodeSpec): Promise<boolean> {
-    for (const stepOf of [prepare(applyHostPrep, 'hostPrep'), prepare(applyContainerRuntime, 'containerRuntime'), installPackages]) {
-      if ((await stepOf(n)) === 'skipped') return false;
-    }
-    return true;
-  }
-  async function compensateJoin(n: NodeSpec): Promise<void> {
-    // Only a new node gets here (the engine never compensates a member): reset it, drop its member and Node, reboot.
-    const c = { cluster: steps.forNode(n.name), node: n.name };
-    await steps.call('resetNode', 'compensation', n.name, [c]);
-    await steps.call('removeNodeFromCluster', 'compensation', n.name, [{ ...c, via: [...healthy] }]);
-    await steps.call('rebootNode', 'compensation', n.name, [c], { startToCloseTimeout: spec.policy.compensation.rebootTimeoutSeconds * 1000 + 60_000 });
-  }
+  // The deployment's own node steps, on the new nodes only; a worker joins once the control plane is complete.
+  const { run, prepareNode, joinControlPlane, worker } = nodeSteps({
+    e,
+    facts: f,
+    healthy: () => healthy,
+    touched,
+    skipped,
+    nodeFacts: new Map(),
+    joinSlots: new Slots(spec.policy.workerJoinConcurrency),
+    joinReady: () => e.barrier(applyWorkerJoin.id),
+  });
   /** A new control-plane node: prepared at once, joined after the one before it, etcd checked before the next. */
   async function joiningControlPlane(n: NodeSpec, turn: Promise<void>): Promise<void> {
     const ready = await prepareNode(n);
     await turn;
-    if (!ready) return;
-    const out = await run(
-      applyControlPlaneJoin,
-      n,
-      async () => {
-        touched.add(n.name);
-        const res = await steps.call('joinControlPlane', applyControlPlaneJoin.id, n.name, [{ ...nodeCall(n), via: [...healthy] }]);
-        await steps.call('waitEtcdHealthy', applyControlPlaneJoin.id, n.name, [{ ...nodeCall(n), via: [...healthy] }]);
-        return res.note;
-      },
-      () => compensateJoin(n),
-    );
-    if (out === 'done') healthy.push(n.name);
-  }
-  const joinSlots = new Slots(spec.policy.workerJoinConcurrency);
-  async function worker(n: NodeSpec): Promise<void> {
-    if (!(await prepareNode(n))) return;
-    await e.barrier(applyWorkerJoin.id);
-    await joinSlots.with(() =>
-      run(
-        applyWorkerJoin,
-        n,
-        async () => {
-          touched.add(n.name);
-          return (await steps.call('joinWorker', applyWorkerJoin.id, n.name, [{ ...nodeCall(n), via: [...healthy] }])).note;
-        },
-        () => compensateJoin(n),
-      ),
-    );
+    if (ready) await joinControlPlane(applyControlPlaneJoin, n);
   }
 
   return e.run(

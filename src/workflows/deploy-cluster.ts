@@ -74,7 +74,7 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
   await checkKubeconfigChoice(input);
 
   const joinSlots = new Slots(spec.policy.workerJoinConcurrency);
-  const { run, nodeCall, prepareNode, compensateJoin, preflightNode, worker } = nodeSteps({
+  const { run, nodeCall, prepareNode, joinControlPlane, preflightNode, worker } = nodeSteps({
     e,
     facts: f,
     healthy: () => healthy,
@@ -111,18 +111,7 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
     await turn;
     await e.barrier(controlPlaneJoin.id);
     if (!ready) return;
-    const out = await run(
-      controlPlaneJoin,
-      n,
-      async () => {
-        touched.add(n.name);
-        const res = await steps.call('joinControlPlane', controlPlaneJoin.id, n.name, [{ ...nodeCall(n), via: [...healthy] }]);
-        await steps.call('waitEtcdHealthy', controlPlaneJoin.id, n.name, [{ ...nodeCall(n), via: [...healthy] }]);
-        return res.note;
-      },
-      () => compensateJoin(n),
-    );
-    if (out === 'done') healthy.push(n.name);
+    await joinControlPlane(controlPlaneJoin, n);
   }
   async function approvalGate(): Promise<void> {
     await e.barrier(approval.id);

@@ -32,7 +32,7 @@ export function nodeSteps(w: NodeWork) {
     const out = await steps.step(p.id, n, work, compensate);
     if (out === 'skipped') {
       skipped.push(n.name);
-      for (const later of e.op.phases.slice(e.op.phases.indexOf(p) + 1)) {
+      for (const later of e.op.phases.slice(e.op.phases.findIndex((x) => x.id === p.id) + 1)) {
         const row = board.phase(later.id).nodes.find((r) => r.node === n.name);
         if (row && row.state === 'pending') {
           row.state = 'skipped';
@@ -74,6 +74,22 @@ export function nodeSteps(w: NodeWork) {
     await steps.call('removeNodeFromCluster', 'compensation', n.name, [{ ...c, via: [...w.healthy()] }]);
     await steps.call('rebootNode', 'compensation', n.name, [c], { startToCloseTimeout: e.cluster.spec.policy.compensation.rebootTimeoutSeconds * 1000 + 60_000 });
   }
+  /** A control-plane join through the healthy members, etcd checked after it; a joined node serves the next. */
+  async function joinControlPlane(p: PhaseDef, n: NodeSpec): Promise<void> {
+    const via = () => [...w.healthy()];
+    const out = await run(
+      p,
+      n,
+      async () => {
+        touched.add(n.name);
+        const res = await steps.call('joinControlPlane', p.id, n.name, [{ ...nodeCall(n), via: via() }]);
+        await steps.call('waitEtcdHealthy', p.id, n.name, [{ ...nodeCall(n), via: via() }]);
+        return res.note;
+      },
+      () => compensateJoin(n),
+    );
+    if (out === 'done') w.healthy().push(n.name);
+  }
   /** A node's preflight: its facts, kept for the cross-node check. */
   const preflightNode = (n: NodeSpec, listVersions: boolean) =>
     run(preflight, n, async () => {
@@ -97,7 +113,7 @@ export function nodeSteps(w: NodeWork) {
       ),
     );
   }
-  return { run, nodeCall, prepareNode, compensateJoin, preflightNode, worker };
+  return { run, nodeCall, prepareNode, compensateJoin, joinControlPlane, preflightNode, worker };
 }
 
 /** The facts of a worker the cross-node check and the version check read; the rest stays in the batch. */
