@@ -5,10 +5,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
 import { mockCluster, startMockEnv, type MockHosts } from './helpers/mock-hosts';
-import { scheduledActivities, waitForState } from './helpers/workflow';
+import { scheduledActivities, waitForState, failure } from './helpers/workflow';
 import { applyWorkflowId, approveWorkersSignal, approveWorkersUpdate, decisionUpdate, deployWorkflowId, resetWorkflowId, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
 import type { ApplyResult } from '../src/workflows/apply-cluster';
 import type { ClusterSpec } from '../src/spec/types';
@@ -20,14 +19,6 @@ const QUEUE = 'engine-apply';
 
 function apply(cluster: ClusterSpec): Promise<WorkflowHandle> {
   return env.client.workflow.start('applyCluster', { taskQueue: QUEUE, workflowId: applyWorkflowId(cluster.name), args: [{ cluster }] });
-}
-async function failure(h: WorkflowHandle): Promise<ApplicationFailure> {
-  const e = await h.result().then(
-    () => assert.fail('the workflow completed'),
-    (err: unknown) => err,
-  );
-  assert.ok(e instanceof WorkflowFailedError && e.cause instanceof ApplicationFailure, String(e));
-  return e.cause;
 }
 async function until(h: WorkflowHandle, what: string, pred: () => boolean | Promise<boolean>): Promise<void> {
   for (let i = 0; !(await pred()); i++) {

@@ -4,10 +4,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
 import { mockCluster, startMockEnv, type MockHosts } from './helpers/mock-hosts';
-import { scheduledActivities, waitForState } from './helpers/workflow';
+import { scheduledActivities, waitForState, failure } from './helpers/workflow';
 import { backupWorkflowId, certsWorkflowId, decisionUpdate, renewWorkflowId, deployWorkflowId, resetWorkflowId, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
 import type { BackupResult } from '../src/workflows/backup-cluster';
 import type { CertsResult } from '../src/workflows/certs-cluster';
@@ -25,14 +24,6 @@ const QUEUE = 'engine-day2';
 
 function backup(cluster: ClusterSpec, retain?: number): Promise<WorkflowHandle> {
   return env.client.workflow.start('backupCluster', { taskQueue: QUEUE, workflowId: backupWorkflowId(cluster.name), args: [{ cluster, retain }] });
-}
-async function failure(h: WorkflowHandle): Promise<ApplicationFailure> {
-  const e = await h.result().then(
-    () => assert.fail('the workflow completed'),
-    (err: unknown) => err,
-  );
-  assert.ok(e instanceof WorkflowFailedError && e.cause instanceof ApplicationFailure, String(e));
-  return e.cause;
 }
 /** Once the other run holds in `activity` on `node`, a backup fails ClusterBusy with `message`, scheduling nothing. */
 async function refusedWhile(activity: keyof MockActs, node: string, c: ClusterSpec, message: RegExp): Promise<void> {

@@ -5,10 +5,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
 import { mockCluster, startMockEnv, type MockHosts } from './helpers/mock-hosts';
-import { scheduledActivities, waitForState } from './helpers/workflow';
+import { scheduledActivities, waitForState, failure } from './helpers/workflow';
 import { backupWorkflowId, decisionUpdate, deployWorkflowId, removeWorkflowId, resetWorkflowId, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
 import type { RemoveInput, RemoveResult } from '../src/workflows/remove-node';
 import type { ClusterSpec } from '../src/spec/types';
@@ -20,14 +19,6 @@ const QUEUE = 'engine-remove';
 
 function remove(cluster: ClusterSpec, node: string, o: Omit<RemoveInput, 'cluster' | 'node'> = {}): Promise<WorkflowHandle> {
   return env.client.workflow.start('removeNode', { taskQueue: QUEUE, workflowId: removeWorkflowId(cluster.name), args: [{ cluster, node, ...o }] });
-}
-async function failure(h: WorkflowHandle): Promise<ApplicationFailure> {
-  const e = await h.result().then(
-    () => assert.fail('the workflow completed'),
-    (err: unknown) => err,
-  );
-  assert.ok(e instanceof WorkflowFailedError && e.cause instanceof ApplicationFailure, String(e));
-  return e.cause;
 }
 const activities = async (h: WorkflowHandle) => scheduledActivities((await h.fetchHistory()).events ?? []).map((a) => a.type);
 const phases = (s: DeploymentStatus) => s.phases.map((p) => `${p.phase}:${p.state}`);

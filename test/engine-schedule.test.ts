@@ -10,10 +10,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ScheduleNotFoundError, ScheduleOverlapPolicy, type WorkflowHandle } from '@temporalio/client';
 import { mockCluster, startMockEnv, type MockHosts } from './helpers/mock-hosts';
-import { scheduledActivities, waitForState } from './helpers/workflow';
+import { scheduledActivities, waitForState, failure } from './helpers/workflow';
 import { cliEnv, freePort, kha } from './cli-run';
 import { launchBrowser, readFrameTable } from './helpers/browser';
 import { backupWorkflowId, deployWorkflowId, statusQuery, type DeploymentStatus } from '../src/workflows/definitions';
@@ -49,14 +48,6 @@ async function trigger(id: string): Promise<WorkflowHandle> {
   }
 }
 
-async function failure(h: WorkflowHandle): Promise<ApplicationFailure> {
-  const e = await h.result().then(
-    () => assert.fail('the workflow completed'),
-    (err: unknown) => err,
-  );
-  assert.ok(e instanceof WorkflowFailedError && e.cause instanceof ApplicationFailure, String(e));
-  return e.cause;
-}
 
 /** Until the server's workflow list has the run (status and the decision commands find runs through it). */
 async function listed(h: WorkflowHandle, status: string): Promise<void> {

@@ -1,5 +1,7 @@
 // Watching a deployment from a test: wait for a state, get the result or fail fast at a decision, read history.
-import type { WorkflowHandle } from '@temporalio/client';
+import assert from 'node:assert/strict';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { statusQuery, type DeploymentStatus } from '../../src/workflows/definitions';
 
@@ -51,4 +53,14 @@ export function scheduledActivities(events: HistoryEvent[]): Array<{ type: strin
 /** The node an activity input names ("node":"x"). */
 export function nodeOf(input: string): string {
   return /"node":"([^"]+)"/.exec(input)?.[1] ?? '';
+}
+
+/** The application failure a run ended with; fails the test when the run completed. */
+export async function failure(h: Pick<WorkflowHandle, 'result'>): Promise<ApplicationFailure> {
+  const e = await h.result().then(
+    () => assert.fail('the workflow completed'),
+    (err: unknown) => err,
+  );
+  assert.ok(e instanceof WorkflowFailedError && e.cause instanceof ApplicationFailure, String(e));
+  return e.cause;
 }
