@@ -88,7 +88,7 @@ export function backupDir(cluster: string): string {
   return join(stateDir(), cluster, 'backups');
 }
 
-const SNAPSHOT_FILE = /^etcd-\d{8}T\d{6}\.\d{3}Z-[a-z0-9.-]+\.db$/;
+export const SNAPSHOT_FILE = /^etcd-\d{8}T\d{6}\.\d{3}Z-[a-z0-9.-]+\.db$/;
 
 /** Keeps the newest `retain` snapshots (their names sort by time); returns the paths deleted. */
 function prune(dir: string, retain: number): string[] {

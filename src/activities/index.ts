@@ -16,3 +16,4 @@ export { verifyCluster, fetchKubeconfig } from './verify';
 export { checkKubeconfigTarget } from './kubeconfig-target';
 export { etcdBackup, etcdMembers, certificateExpiry, renewCertificates, discoverCluster } from './day2';
 export { removalCheck, drainNode, removeKubeVip, removeEtcdMember, deleteNodeObject } from './remove';
+export { restoreCheck, stageSnapshot, stopControlPlane, moveEtcdDataAside, restoreEtcdMember, startEtcd, waitRestoredQuorum, startApiServer, restartAfterRestore, verifyRestore } from './restore';

@@ -9,6 +9,8 @@ import { CERT_WARN_DAYS } from '../phases/certs';
 import type { BackupResult } from '../workflows/backup-cluster';
 import type { ResetResult } from '../workflows/reset-cluster';
 import type { RemoveResult } from '../workflows/remove-node';
+import { restoreWorkflowId } from '../workflows/definitions';
+import type { RestoreResult } from '../workflows/restore-cluster';
 import type { Printer } from './follow';
 
 /** What printing a completed run's result needs. */
@@ -129,6 +131,17 @@ function printRemoveResult(result: unknown, { printer, cluster }: ResultView): b
   return true;
 }
 
+function printRestoreResult(result: unknown, { printer, cluster }: ResultView): boolean {
+  const r = result as RestoreResult;
+  printer.info(
+    `✔ ${cluster} restored from ${r.snapshot} (sha256 ${r.sha256}, etcd revision ${r.revision}): ${r.members.length} etcd members started and healthy (${r.members.map((m) => m.name).join(', ')}), the API answers through the VIP, ${r.nodes.length} Nodes listed`,
+    'result',
+    { result: r },
+  );
+  printer.info(`the old etcd data stays in ${r.dataAside} and the moved manifests in ${r.manifestsAside} on each control-plane node; delete them once you no longer need the way back`);
+  return true;
+}
+
 export const OPERATIONS = {
   deploy: { workflowType: 'deployCluster', workflowId: deployWorkflowId, title: 'deployment', checkOnFailure: 'the node named above', printResult: printDeployResult },
   reset: { workflowType: 'resetCluster', workflowId: resetWorkflowId, title: 'reset', checkOnFailure: 'the hosts', printResult: printResetResult },
@@ -144,6 +157,7 @@ export const OPERATIONS = {
     approvalLine: (cluster: string) => `⏸ ${cluster} waits for approval of the changes above before it joins the new nodes. Check them, then run: kha approve ${cluster}`,
   },
   remove: { workflowType: 'removeNode', workflowId: removeWorkflowId, title: 'removal', checkOnFailure: 'the node and the control-plane nodes', printResult: printRemoveResult },
+  restore: { workflowType: 'restoreCluster', workflowId: restoreWorkflowId, title: 'restore', checkOnFailure: 'the control-plane node named above, its etcd and its static pods', printResult: printRestoreResult },
 } as const satisfies Record<string, Operation>;
 
 export type OperationKind = keyof typeof OPERATIONS;

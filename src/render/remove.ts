@@ -16,7 +16,7 @@ const HEX_ID = /^[0-9a-f]{1,16}$/;
 const CLIENT_URL = /^https:\/\/[0-9A-Za-z.:[\]-]+$/;
 
 /** etcdctl against one member's client URL (the host's etcdctl, or the one in the local etcd container). */
-function etcdAtFunction(): string {
+export function etcdAtFunction(): string {
   return lines(
     `etcd_certs=(--cacert=${ETCD_PKI}/ca.crt --cert=${ETCD_PKI}/healthcheck-client.crt --key=${ETCD_PKI}/healthcheck-client.key --dial-timeout=3s --command-timeout=8s)`,
     'etcd_at() {',

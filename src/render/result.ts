@@ -42,6 +42,10 @@ const KINDS = {
     nodeExists: z.boolean(),
     endpoints: z.array(z.object({ url: z.string(), healthy: z.boolean(), member: z.string().regex(/^\d*$/), leader: z.string().regex(/^\d*$/) })),
   }),
+  // kha restore: a snapshot copy's hash before and after the upload, and the final check.
+  'RESTORE-COPY': z.object({ sha256: z.string().regex(/^([0-9a-f]{64})?$/) }),
+  'RESTORE-STAGED': z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), etcdutl: z.enum(['host', 'container']), status: Checked }),
+  'RESTORE-VERIFY': z.object({ members: Checked, healthy: z.array(z.string()), nodes: z.array(z.string()), vip: z.boolean() }),
 } as const;
 
 export type ResultKind = keyof typeof KINDS;

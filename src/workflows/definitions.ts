@@ -27,6 +27,9 @@ export function renewWorkflowId(cluster: string): string {
 export function applyWorkflowId(cluster: string): string {
   return `kha-apply-${cluster}`;
 }
+export function restoreWorkflowId(cluster: string): string {
+  return `kha-restore-${cluster}`;
+}
 
 export const SA_CLUSTER = defineSearchAttributeKey('KhaCluster', SearchAttributeType.KEYWORD);
 export const SA_PHASE = defineSearchAttributeKey('KhaPhase', SearchAttributeType.KEYWORD);

@@ -68,6 +68,8 @@ export class MockHosts {
   readonly unreachable = new Set<string>();
   /** How many more drains time out (a PodDisruptionBudget that forbids the eviction). */
   drainTimeouts = 0;
+  /** What restoreCheck lists instead of one member per control plane (a cluster that differs from its file). */
+  restoreMembers?: (cluster: ClusterSpec) => Array<{ id: string; name: string; peerURLs: string[]; clientURLs: string[]; isLearner: boolean; started: boolean }>;
 
   /** Forgets calls, failures and holds: each test starts with healthy hosts. */
   reset(): void {
@@ -79,6 +81,7 @@ export class MockHosts {
     this.etcd.leader = 'cp-1';
     this.unreachable.clear();
     this.drainTimeouts = 0;
+    this.restoreMembers = undefined;
     for (const h of this.holds.values()) h.release();
     this.holds.clear();
   }
@@ -250,6 +253,42 @@ export class MockHosts {
         });
         const nodes = c.cluster.spec.nodes.filter((n) => n.role === 'control-plane').map((n) => ({ node: n.name, certificates: [cert('apiserver', 365), cert('front-proxy-client', 10), cert('ca', 3650, 'authority')] }));
         return { nodes };
+      },
+      // kha restore: snapshots are /tmp/mock-backups/CLUSTER/etcd-*.db (by name or that path); members one per control plane.
+      restoreCheck: async (c: { cluster: ClusterSpec; snapshot: string }) => {
+        await this.enter('restoreCheck', 'cluster');
+        const dir = `/tmp/mock-backups/${c.cluster.name}`;
+        const path = c.snapshot.includes('/') ? c.snapshot : `${dir}/${c.snapshot}`;
+        if (!path.startsWith(`${dir}/etcd-`) || path.slice(dir.length + 1).includes('/')) {
+          throw ApplicationFailure.nonRetryable(`snapshot ${JSON.stringify(c.snapshot)}: not a snapshot kha backup took of ${c.cluster.name} (mock)`, 'InvalidSpec');
+        }
+        const cps = c.cluster.spec.nodes.filter((n) => n.role === 'control-plane');
+        const members = this.restoreMembers?.(c.cluster) ?? cps.map((n, i) => ({ id: `b${i + 1}`, name: n.name, peerURLs: [`https://${n.address}:2380`], clientURLs: [`https://${n.address}:2379`], isLearner: false, started: true }));
+        return { path, sizeBytes: 4096, sha256: '1'.repeat(64), via: cps[0]!.name, members };
+      },
+      stageSnapshot: async (c: { node: string }) => {
+        await this.enter('stageSnapshot', c.node);
+        return { node: c.node, changed: true, note: 'copied (mock)', revision: 42, totalKeys: 100, etcdutl: 'container' };
+      },
+      stopControlPlane: step('stopControlPlane'),
+      moveEtcdDataAside: step('moveEtcdDataAside'),
+      restoreEtcdMember: step('restoreEtcdMember'),
+      startEtcd: step('startEtcd'),
+      startApiServer: step('startApiServer'),
+      restartAfterRestore: step('restartAfterRestore'),
+      waitRestoredQuorum: async (c: { cluster: ClusterSpec }) => {
+        await this.enter('waitRestoredQuorum', 'cluster');
+        return { via: 'cp-1', members: c.cluster.spec.nodes.filter((n) => n.role === 'control-plane').length };
+      },
+      verifyRestore: async (c: { cluster: ClusterSpec }) => {
+        await this.enter('verifyRestore', 'cluster');
+        const cps = c.cluster.spec.nodes.filter((n) => n.role === 'control-plane');
+        return {
+          via: 'cp-1',
+          members: cps.map((n, i) => ({ id: `c${i + 1}`, name: n.name, peerURLs: [`https://${n.address}:2380`], clientURLs: [`https://${n.address}:2379`], isLearner: false, started: true })),
+          healthy: cps.map((n) => `https://${n.address}:2379`),
+          nodes: c.cluster.spec.nodes.map((n) => n.name),
+        };
       },
       renewCertificates: async (c: { node: string }) => {
         await this.enter('renewCertificates', c.node);
