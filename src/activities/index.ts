@@ -16,3 +16,4 @@ export { verifyCluster, fetchKubeconfig } from './verify';
 export { checkKubeconfigTarget } from './kubeconfig-target';
 export { etcdBackup, etcdMembers, certificateExpiry, renewCertificates, discoverCluster } from './day2';
 export { removalCheck, drainNode, removeKubeVip, removeEtcdMember, deleteNodeObject } from './remove';
+export { upgradeRepository, upgradeKubeadm, drainForUpgrade, upgradeKubelet, uncordonNode } from './upgrade';

@@ -16,6 +16,7 @@ const commands: Record<string, Command> = {
   apply: { summary: 'join the nodes a running cluster lacks after approval (never removes, never upgrades)', load: () => import('./apply') },
   backup: { summary: 'take a verified etcd snapshot into the state directory (--retain N)', load: () => import('./backup') },
   remove: { summary: 'take one node out of a running cluster (drain, etcd member by ID, Node, reset; --force)', load: () => import('./remove') },
+  upgrade: { summary: 'upgrade a running cluster one minor at a time (snapshot first, approval before workers)', load: () => import('./upgrade') },
   certs: { summary: 'show the certificate expiry of every control-plane node (warns under 30 days)', load: () => import('./certs') },
   schedule: { summary: 'run backups or certificate checks every D as a Temporal Schedule (list, delete)', load: () => import('./schedule') },
   server: { summary: 'run the embedded Temporal server with its Web UI', load: () => import('./server') },

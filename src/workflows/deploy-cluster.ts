@@ -7,7 +7,7 @@ import { ApplicationFailure, log } from '@temporalio/workflow';
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import type { RenderFacts } from '../render/types';
 import type { NodeFacts } from '../activities/types';
-import { applyWorkflowId, removeWorkflowId, resetWorkflowId, type DeployResult } from './definitions';
+import { applyWorkflowId, removeWorkflowId, upgradeWorkflowId, resetWorkflowId, type DeployResult } from './definitions';
 import { crossNodeProblems } from './checks';
 import { resolveKubernetesVersion } from '../render/version';
 import { refuseBeside } from './exclusive';
@@ -67,6 +67,10 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
     board.setState('aborted');
   });
   await refuseBeside(removeWorkflowId(cluster.name), `a removal of a node of ${cluster.name} is running (${removeWorkflowId(cluster.name)}); a deployment does not start beside it: wait until it ends (kha status ${cluster.name} --remove), then deploy again`, (msg) => {
+    (e.status.notices ??= []).push(msg);
+    board.setState('aborted');
+  });
+  await refuseBeside(upgradeWorkflowId(cluster.name), `an upgrade of ${cluster.name} is running (${upgradeWorkflowId(cluster.name)}); a deployment does not start beside it: let it finish (kha status ${cluster.name} --upgrade), then deploy again`, (msg) => {
     (e.status.notices ??= []).push(msg);
     board.setState('aborted');
   });

@@ -7,3 +7,4 @@ export { renewCluster } from './renew-cluster';
 export { applyCluster } from './apply-cluster';
 export { deployWorkers } from './deploy-workers';
 export { removeNode } from './remove-node';
+export { upgradeCluster } from './upgrade-cluster';

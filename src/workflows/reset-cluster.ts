@@ -3,7 +3,7 @@
 // Each node leaves the cluster before its reset. A node that fails is recorded and the others go on.
 import { log } from '@temporalio/workflow';
 import type { ClusterSpec, NodeSpec } from '../spec/types';
-import { applyWorkflowId, deployWorkflowId, removeWorkflowId } from './definitions';
+import { applyWorkflowId, deployWorkflowId, removeWorkflowId, upgradeWorkflowId } from './definitions';
 import { refuseBeside } from './exclusive';
 import { assertValidCluster } from './input-check';
 import { RESET, resetControlPlanes, resetWorkers } from '../phases/reset';
@@ -43,6 +43,10 @@ export async function resetCluster(input: ResetInput): Promise<ResetResult> {
     board.setState('aborted');
   });
   await refuseBeside(removeWorkflowId(cluster.name), `a removal of a node of ${cluster.name} is running (${removeWorkflowId(cluster.name)}); a reset does not start beside it: wait until it ends (kha status ${cluster.name} --remove), then reset again`, (msg) => {
+    (e.status.notices ??= []).push(msg);
+    board.setState('aborted');
+  });
+  await refuseBeside(upgradeWorkflowId(cluster.name), `an upgrade of ${cluster.name} is running (${upgradeWorkflowId(cluster.name)}); a reset does not start beside it: let it finish, or stop it with kha abort ${cluster.name}, then reset again`, (msg) => {
     (e.status.notices ??= []).push(msg);
     board.setState('aborted');
   });
