@@ -27,8 +27,10 @@ const PACKAGES_RESULT = lines(
 /** Installs the named packages at $version unless installed at it already, then holds all three again. */
 function installHeld(packages: readonly string[]): string {
   return lines(
+    'KHA_CHANGES=${KHA_CHANGES:-0}',
     'need=()',
-    `for p in ${packages.join(' ')}; do`,
+    `upgraded=(${packages.join(' ')})`,
+    'for p in "${upgraded[@]}"; do',
     '  if [ "$(dpkg-query -W -f=\'${Version}\' "$p" 2>/dev/null || true)" != "$version" ]; then need+=("$p=$version"); fi',
     'done',
     'if [ "${#need[@]}" -gt 0 ]; then',
@@ -60,7 +62,7 @@ export function renderUpgradeRepository(c: ClusterSpec, n: NodeSpec, minor: stri
     body: lines(
       APT_LIB,
       body,
-      'if kha_changed; then KHA_CHANGES=$((KHA_CHANGES + 1)); else kha_already "the apt source names Kubernetes ' + minor + ' already"; fi',
+      'if ! kha_changed; then kha_already "the apt source names Kubernetes ' + minor + ' already"; fi',
       'kha_apt update -q',
       '# Every kubeadm version the target repository offers, for the choice of the patch.',
       "available=\"$(apt-cache madison kubeadm | awk -F'|' '{ gsub(/ /, \"\", $2); print $2 }' | tr -cd '0-9A-Za-z.+~\\n-' | sort -u)\"",
@@ -153,6 +155,7 @@ export function renderUpgradeKubelet(c: ClusterSpec, n: NodeSpec, facts: RenderF
       '# The kubelet may read its own Node with its own credentials.',
       `reported() { kubectl --kubeconfig ${q(KUBELET_CONF)} --request-timeout=10s get node "$node" -o jsonpath='{.status.nodeInfo.kubeletVersion}' 2>/dev/null; }`,
       'at_target() { [ "$(reported)" = "$target" ]; }',
+      'KHA_CHANGES=${KHA_CHANGES:-0}',
       'before=$KHA_CHANGES',
       installHeld(['kubelet', 'kubectl']),
       'if [ "$KHA_CHANGES" != "$before" ] || ! at_target; then',
@@ -181,6 +184,7 @@ export function renderUncordon(c: ClusterSpec, via: NodeSpec, target: string): R
     summary: `Uncordons ${target} after its upgrade.`,
     body: lines(
       `export KUBECONFIG=${q(ADMIN_CONF)}`,
+      'KHA_CHANGES=0',
       `node=${q(target)}`,
       'state="$(kubectl --request-timeout=20s get node "$node" -o jsonpath=\'{.spec.unschedulable}\')" || kha_die "cannot read the Node $node"',
       'if [ "$state" = true ]; then',
