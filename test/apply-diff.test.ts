@@ -9,7 +9,7 @@ const file = mockCluster('d', 5, 3);
 const addr = (name: string) => file.spec.nodes.find((n) => n.name === name)!.address;
 /** What runs: these nodes of the file, every one Ready, each control plane's member healthy. */
 function running(names: string[], tweak: (s: ClusterState) => void = () => {}): ClusterState {
-  const nodes = names.map((name) => ({ name, address: addr(name), ready: true, controlPlane: name.startsWith('cp'), kubeletVersion: 'v1.35.2' }));
+  const nodes = names.map((name) => ({ name, address: addr(name), ready: true, controlPlane: name.startsWith('cp'), kubeletVersion: 'v1.35.2', unschedulable: false }));
   const cps = nodes.filter((n) => n.controlPlane);
   const s: ClusterState = {
     via: 'cp-1',

@@ -11,7 +11,7 @@ test('every operation of the CLI table is a workflow the worker registers, with 
   for (const kind of OPERATION_KINDS) assert.ok(registered.includes(operation(kind).workflowType), `${kind}: ${operation(kind).workflowType} is not registered`);
   const prefixes = OPERATION_KINDS.map(workflowIdPrefix);
   for (const p of prefixes) assert.equal(prefixes.filter((q) => q.startsWith(p)).length, 1, `prefix ${p} is shared`);
-  assert.deepEqual(OPERATION_KINDS, ['deploy', 'reset', 'backup', 'certs', 'renew', 'apply', 'remove', 'restore']);
+  assert.deepEqual(OPERATION_KINDS, ['deploy', 'reset', 'backup', 'certs', 'renew', 'apply', 'remove', 'restore', 'upgrade']);
 });
 
 test('a workflow id of any operation names its cluster; other ids name none', () => {

@@ -95,14 +95,14 @@ test('parseClusterState: a member\'s report with nodes, hex members and healthy 
   const report = {
     member: true,
     kubernetesVersion: 'v1.35.1',
-    nodes: [{ name: 'cp-1', address: '192.0.2.11', ready: true, controlPlane: true, kubeletVersion: 'v1.35.1' }, { name: 'w-1', address: '192.0.2.21', ready: false, controlPlane: false, kubeletVersion: 'v1.35.1' }],
+    nodes: [{ name: 'cp-1', address: '192.0.2.11', ready: true, controlPlane: true, kubeletVersion: 'v1.35.1' }, { name: 'w-1', address: '192.0.2.21', ready: false, controlPlane: false, kubeletVersion: 'v1.35.1', unschedulable: true }],
     etcd: { header: { cluster_id: 'd1cfaf999eb97a2a' }, members: [{ ID: 'bdae9bbc11dd390d', name: 'cp-1', peerURLs: ['https://192.0.2.11:2380'], clientURLs: ['https://192.0.2.11:2379'] }] },
     healthyEndpoints: ['https://192.0.2.11:2379'],
     vipHolder: 'cp-1',
   };
   const s = parseClusterState(`noise\nKHA-CLUSTER-STATE ${JSON.stringify(report)}\n`, 'cp-1')!;
   assert.equal(s.via, 'cp-1');
-  assert.deepEqual(s.nodes.map((n) => [n.name, n.ready, n.controlPlane]), [['cp-1', true, true], ['w-1', false, false]]);
+  assert.deepEqual(s.nodes.map((n) => [n.name, n.ready, n.controlPlane, n.unschedulable]), [['cp-1', true, true, false], ['w-1', false, false, true]]);
   assert.deepEqual(s.members.map((m) => [m.id, m.started]), [['bdae9bbc11dd390d', true]]);
   assert.deepEqual([s.healthyEndpoints, s.vipHolder], [['https://192.0.2.11:2379'], 'cp-1']);
   assert.equal(parseClusterState('KHA-CLUSTER-STATE {"member":false}', 'cp-4'), undefined);

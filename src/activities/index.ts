@@ -17,3 +17,4 @@ export { checkKubeconfigTarget } from './kubeconfig-target';
 export { etcdBackup, etcdMembers, certificateExpiry, renewCertificates, discoverCluster } from './day2';
 export { removalCheck, drainNode, removeKubeVip, removeEtcdMember, deleteNodeObject } from './remove';
 export { restoreCheck, stageSnapshot, stopControlPlane, moveEtcdDataAside, restoreEtcdMember, startEtcd, waitRestoredQuorum, startApiServer, restartAfterRestore, verifyRestore } from './restore';
+export { upgradeRepository, upgradeKubeadm, drainForUpgrade, upgradeKubelet, uncordonNode } from './upgrade';

@@ -105,8 +105,13 @@ export async function removalCheck(call: NodeCall): Promise<RemovalCheck> {
 }
 
 export async function drainNode(call: DrainCall): Promise<StepResult> {
-  return withHealthyControlPlane(call.cluster, controlPlanesBut(call.cluster, call.node, call.via), async (s, cp) => {
-    const run = await runScript(s, cp.name, 'remove', renderDrain(call.cluster, cp, call.node, call.timeoutSeconds), { allowFailure: true });
+  return drainVia(call, controlPlanesBut(call.cluster, call.node, call.via), 'remove');
+}
+
+/** kubectl drain of call.node from the first of `via` that answers; a timeout is the operator's decision. */
+export async function drainVia(call: DrainCall, via: string[], phase: string): Promise<StepResult> {
+  return withHealthyControlPlane(call.cluster, via, async (s, cp) => {
+    const run = await runScript(s, cp.name, phase, renderDrain(call.cluster, cp, call.node, call.timeoutSeconds, phase), { allowFailure: true });
     if (run.result.exitCode !== 0) {
       const failure = readResult(run.stdout, 'FAILURE');
       const tail = `${run.result.stderrTail}`.trim().split('\n').slice(-4).join(' | ');

@@ -17,6 +17,7 @@ const commands: Record<string, Command> = {
   backup: { summary: 'take a verified etcd snapshot into the state directory (--retain N)', load: () => import('./backup') },
   remove: { summary: 'take one node out of a running cluster (drain, etcd member by ID, Node, reset; --force)', load: () => import('./remove') },
   restore: { summary: 'put an etcd snapshot from kha backup back on every member (asks for the cluster name)', load: () => import('./restore') },
+  upgrade: { summary: 'upgrade a running cluster one minor at a time (snapshot first, approval before workers)', load: () => import('./upgrade') },
   certs: { summary: 'show the certificate expiry of every control-plane node (warns under 30 days)', load: () => import('./certs') },
   schedule: { summary: 'run backups or certificate checks every D as a Temporal Schedule (list, delete)', load: () => import('./schedule') },
   server: { summary: 'run the embedded Temporal server with its Web UI', load: () => import('./server') },

@@ -1,7 +1,8 @@
 // The cluster operations the CLI knows, one row each. Start and attach, follow, status, completion and the
 // decision commands read only this table: adding an operation is one workflow file and one row here.
 import type { DeploymentStatus, DeployResult } from '../workflows/definitions';
-import { applyWorkflowId, backupWorkflowId, certsWorkflowId, deployWorkflowId, removeWorkflowId, renewWorkflowId, resetWorkflowId } from '../workflows/definitions';
+import { applyWorkflowId, backupWorkflowId, certsWorkflowId, deployWorkflowId, removeWorkflowId, renewWorkflowId, resetWorkflowId, upgradeWorkflowId } from '../workflows/definitions';
+import type { UpgradeResult } from '../workflows/upgrade-cluster';
 import type { RenewResult } from '../workflows/renew-cluster';
 import type { ApplyResult } from '../workflows/apply-cluster';
 import { daysLeft, type CertsResult } from '../workflows/certs-cluster';
@@ -142,6 +143,20 @@ function printRestoreResult(result: unknown, { printer, cluster }: ResultView): 
   return true;
 }
 
+function printUpgradeResult(result: unknown, { printer, cluster }: ResultView): boolean {
+  const r = result as UpgradeResult;
+  if (r.nothingToDo) {
+    printer.info(`✔ ${cluster}: nothing to do: it runs ${r.kubernetesVersion} on every node`, 'result', { result: r });
+    return true;
+  }
+  for (const h of r.hops) printer.info(`  ${h.from} → ${h.to}: etcd snapshot ${h.snapshot.path}${h.skippedNodes.length ? `; skipped: ${h.skippedNodes.join(', ')}` : ''}`);
+  const skipped = r.skippedNodes.length ? `; skipped (still at their earlier version): ${r.skippedNodes.join(', ')}` : '';
+  const cordoned = r.leftCordoned.length ? `; left cordoned as before: ${r.leftCordoned.join(', ')}` : '';
+  printer.info(`✔ ${cluster} upgraded from ${r.from} to ${r.kubernetesVersion}: kubeadm, kubelet and kubectl ${r.packageVersion} held on every node${skipped}${cordoned}`, 'result', { result: r });
+  if (r.skippedNodes.length) printer.info(`next step: fix ${r.skippedNodes.join(', ')}, then run kha upgrade again: it upgrades only the nodes behind`);
+  return true;
+}
+
 export const OPERATIONS = {
   deploy: { workflowType: 'deployCluster', workflowId: deployWorkflowId, title: 'deployment', checkOnFailure: 'the node named above', printResult: printDeployResult },
   reset: { workflowType: 'resetCluster', workflowId: resetWorkflowId, title: 'reset', checkOnFailure: 'the hosts', printResult: printResetResult },
@@ -158,6 +173,14 @@ export const OPERATIONS = {
   },
   remove: { workflowType: 'removeNode', workflowId: removeWorkflowId, title: 'removal', checkOnFailure: 'the node and the control-plane nodes', printResult: printRemoveResult },
   restore: { workflowType: 'restoreCluster', workflowId: restoreWorkflowId, title: 'restore', checkOnFailure: 'the control-plane node named above, its etcd and its static pods', printResult: printRestoreResult },
+  upgrade: {
+    workflowType: 'upgradeCluster',
+    workflowId: upgradeWorkflowId,
+    title: 'upgrade',
+    checkOnFailure: 'the node named above (kubeadm upgrade can be run again)',
+    printResult: printUpgradeResult,
+    approvalLine: (cluster: string) => `⏸ ${cluster}: the control plane is upgraded; the workers wait for approval. Check the control plane, then run: kha approve ${cluster}`,
+  },
 } as const satisfies Record<string, Operation>;
 
 export type OperationKind = keyof typeof OPERATIONS;

@@ -9,6 +9,8 @@ export function nodesOf(set: NodeSet, c: ClusterSpec): NodeSpec[] {
       return c.spec.nodes;
     case 'first-control-plane':
       return cps.slice(0, 1);
+    case 'control-planes':
+      return cps;
     case 'joining-control-planes':
       return cps.slice(1);
     case 'workers':

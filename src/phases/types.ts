@@ -9,6 +9,8 @@ export type PhaseMode = 'parallel' | 'sequential' | 'single' | 'cluster' | 'gate
 export type NodeSet =
   | 'all'
   | 'first-control-plane'
+  /** Every control-plane node in file order, the first one first (upgrades). */
+  | 'control-planes'
   /** Control-plane nodes after the first, in file order (joins). */
   | 'joining-control-planes'
   | 'workers'
@@ -41,7 +43,7 @@ export interface PhaseDef {
   mode: PhaseMode;
   nodes: NodeSet;
   /** For parallel phases with a bound: the policy field that bounds them. */
-  concurrency?: 'workerJoinConcurrency';
+  concurrency?: 'workerJoinConcurrency' | 'workerUpgradeConcurrency';
   /** Only when the policy asks for it (the approval gate). */
   when?: 'approveBeforeWorkers';
   /** Exactly what runs, in order, for each node. */

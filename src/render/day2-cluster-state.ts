@@ -18,6 +18,8 @@ export interface ClusterNode {
   ready: boolean;
   controlPlane: boolean;
   kubeletVersion: string;
+  /** Cordoned (spec.unschedulable). */
+  unschedulable: boolean;
 }
 
 export interface ClusterState {
@@ -50,13 +52,14 @@ export function renderClusterState(c: ClusterSpec, n: NodeSpec): RenderedScript 
       'config="$(kubectl -n kube-system get configmap kubeadm-config -o jsonpath=\'{.data.ClusterConfiguration}\')" || kha_die "the API server does not answer through $KUBECONFIG"',
       "version=\"$(printf '%s\\n' \"$config\" | sed -n 's/^kubernetesVersion:[[:space:]]*//p' | head -n 1 | tr -cd 'v0-9.')\"",
       '[ -n "$version" ] || kha_die "kubeadm-config names no kubernetesVersion"',
-      '# One line per Node, fields split by | (no name, address, version or label may hold one): name, InternalIP, Ready, kubelet version, labels (a JSON map: the role label is looked up in it).',
-      'node_lines="$(kubectl get nodes -o jsonpath=\'{range .items[*]}{.metadata.name}{"|"}{.status.addresses[?(@.type=="InternalIP")].address}{"|"}{.status.conditions[?(@.type=="Ready")].status}{"|"}{.status.nodeInfo.kubeletVersion}{"|"}{.metadata.labels}{"\\n"}{end}\')" || kha_die "kubectl get nodes failed"',
+      '# One line per Node, fields split by | (no name, address, version or label may hold one): name, InternalIP, Ready, kubelet version, cordoned, labels (a JSON map: the role label is looked up in it).',
+      'node_lines="$(kubectl get nodes -o jsonpath=\'{range .items[*]}{.metadata.name}{"|"}{.status.addresses[?(@.type=="InternalIP")].address}{"|"}{.status.conditions[?(@.type=="Ready")].status}{"|"}{.status.nodeInfo.kubeletVersion}{"|"}{.spec.unschedulable}{"|"}{.metadata.labels}{"\\n"}{end}\')" || kha_die "kubectl get nodes failed"',
       'nodes_json=""',
-      "while IFS='|' read -r name address ready kubelet labels; do",
+      "while IFS='|' read -r name address ready kubelet unschedulable labels; do",
       '  [ -n "$name" ] || continue',
       '  case "$labels" in *\'"node-role.kubernetes.io/control-plane"\'*) cp=true ;; *) cp=false ;; esac',
       '  if [ "$ready" = True ]; then ready=true; else ready=false; fi',
+      '  if [ "$unschedulable" = true ]; then unschedulable=true; else unschedulable=false; fi',
       "  name=\"$(printf '%s' \"$name\" | tr -cd 'a-z0-9.-')\"; address=\"$(printf '%s' \"$address\" | tr -cd '0-9a-f.:')\"; kubelet=\"$(printf '%s' \"$kubelet\" | tr -cd 'v0-9.+a-z-')\"",
       '  nodes_json="${nodes_json:+$nodes_json,}{\\"name\\":\\"$name\\",\\"address\\":\\"$address\\",\\"ready\\":$ready,\\"controlPlane\\":$cp,\\"kubeletVersion\\":\\"$kubelet\\"}"',
       'done <<<"$node_lines"',
@@ -82,7 +85,7 @@ export function parseClusterState(stdout: string, via: string): ClusterState | u
   if (!Array.isArray(r.nodes)) throw new Error('cluster-state: no nodes array');
   const nodes = r.nodes.map((x: Record<string, unknown>, i): ClusterNode => {
     if (typeof x.name !== 'string' || !x.name || typeof x.address !== 'string') throw new Error(`cluster-state: node ${i} has no name or address`);
-    return { name: x.name, address: x.address, ready: x.ready === true, controlPlane: x.controlPlane === true, kubeletVersion: typeof x.kubeletVersion === 'string' ? x.kubeletVersion : '' };
+    return { name: x.name, address: x.address, ready: x.ready === true, controlPlane: x.controlPlane === true, kubeletVersion: typeof x.kubeletVersion === 'string' ? x.kubeletVersion : '', unschedulable: x.unschedulable === true };
   });
   const members = parseEtcdMembers(JSON.stringify(r.etcd ?? null));
   const healthyEndpoints = Array.isArray(r.healthyEndpoints) ? r.healthyEndpoints.filter((u): u is string => typeof u === 'string') : [];

@@ -16,16 +16,15 @@ export function k8sRepoUrl(c: ClusterSpec, facts: RenderFacts): string {
   return `${c.spec.packages.repository}/v${kubeMinor(facts.kubernetesVersion)}/deb/`;
 }
 
-export function renderPackages(c: ClusterSpec, n: NodeSpec, facts: RenderFacts): PhaseRender {
-  const repo = k8sRepoUrl(c, facts);
+/**
+ * Shell that points apt at the Kubernetes repository of `minor` (packages, kha upgrade): the signing key fetched
+ * once and taken only when it is the pinned one, then the source; apt_updated=0 whenever either changed.
+ */
+export function k8sRepository(c: ClusterSpec, minor: string): { sources: ReturnType<typeof file>; body: string } {
+  const repo = `${c.spec.packages.repository}/v${minor}/deb/`;
   const sources = file(K8S_SOURCES, `deb [signed-by=${K8S_KEYRING}] ${repo} /`);
-  const extra = c.spec.packages.extra;
   const body = lines(
-    APT_LIB,
-    '',
-    'apt_install ca-certificates curl gpg',
-    '',
-    `# Repository of Kubernetes ${kubeMinor(facts.kubernetesVersion)}; its key is fetched once, and only the pinned key is taken.`,
+    `# Repository of Kubernetes ${minor}; its key is fetched once, and only the pinned key is taken.`,
     `repo_url=${q(repo)}`,
     `key_fpr=${q(kubernetesKeyFingerprint(c.spec))}`,
     `if [ ! -s ${q(K8S_KEYRING)} ] || ! kha_key_pinned ${q(K8S_KEYRING)} "$key_fpr"; then`,
@@ -38,6 +37,20 @@ export function renderPackages(c: ClusterSpec, n: NodeSpec, facts: RenderFacts):
     'fi',
     writeFile(sources),
     'if kha_changed; then apt_updated=0; fi',
+  );
+  return { sources, body };
+}
+
+export function renderPackages(c: ClusterSpec, n: NodeSpec, facts: RenderFacts): PhaseRender {
+  const repo = k8sRepoUrl(c, facts);
+  const { sources, body: repoLines } = k8sRepository(c, kubeMinor(facts.kubernetesVersion));
+  const extra = c.spec.packages.extra;
+  const body = lines(
+    APT_LIB,
+    '',
+    'apt_install ca-certificates curl gpg',
+    '',
+    repoLines,
     '',
     `# kubelet, kubeadm and kubectl at ${facts.packageVersion} on every node, held against upgrades.`,
     `version=${q(facts.packageVersion)}`,

@@ -93,13 +93,13 @@ export function renderRemovalCheck(c: ClusterSpec, via: NodeSpec, target: string
 }
 
 /** On a healthy control-plane node: cordon and drain `target` through the eviction API (PodDisruptionBudgets hold). */
-export function renderDrain(c: ClusterSpec, via: NodeSpec, target: string, timeoutSeconds: number): RenderedScript {
+export function renderDrain(c: ClusterSpec, via: NodeSpec, target: string, timeoutSeconds: number, phase = 'remove'): RenderedScript {
   if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1) throw new Error(`drain timeout ${timeoutSeconds} is not a whole number of seconds`);
   return script({
     step: true,
     cluster: c.name,
     node: via.name,
-    phase: 'remove',
+    phase,
     name: 'drain',
     runsOn: 'control-plane',
     summary: `Drains ${target}: cordon, then evict its pods (DaemonSets stay), at most ${timeoutSeconds} s.`,

@@ -3,7 +3,7 @@
 // control-plane node, the etcd member and the Node object.
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import { advertiseAddress, vipInterface } from '../spec/types';
-import { ADMIN_CONF, KUBEADM_DIR, KUBE_VIP_MANIFEST, criSocket, localApiAddress } from './common';
+import { ADMIN_CONF, KUBEADM_DIR, KUBELET_CONF, KUBE_VIP_MANIFEST, criSocket, localApiAddress } from './common';
 import { ROOT_KUBECONFIG } from './kubeadm';
 import { etcdctlFunction } from './join';
 import { lines, q, script } from './shell';
@@ -20,9 +20,22 @@ export function renderReset(c: ClusterSpec, n: NodeSpec, _facts: RenderFacts): P
     name: 'reset',
     summary: 'kubeadm reset -f, then removes what reset leaves: CNI state, rules, links, the VIP.',
     body: lines(
+      '# Whether anything of a cluster is here: then this reset changes the node (the step reports it).',
+      `for f in ${q(KUBELET_CONF)} /etc/kubernetes/manifests/kube-apiserver.yaml /var/lib/etcd/member; do`,
+      '  if [ -e "$f" ]; then KHA_CHANGES=$((${KHA_CHANGES:-0} + 1)); break; fi',
+      'done',
       'if kha_have kubeadm; then',
       `  kubeadm reset -f --cri-socket ${q(criSocket(c))} 2>&1 | kha_redact`,
       'fi',
+      cp
+        ? lines(
+            '# kubeadm reset empties the etcd data directory while the member may still be stopping, and a member that',
+            '# stops late writes it again: wait until no etcd container runs, then empty it (seen on real kubeadm).',
+            "etcd_stopped() { ! { kha_have crictl && crictl ps -q --name '^etcd$' 2>/dev/null | grep -q .; }; }",
+            'kha_wait 60 "the etcd container to stop" etcd_stopped',
+            'if [ -d /var/lib/etcd ]; then find /var/lib/etcd -mindepth 1 -delete; fi',
+          )
+        : null,
       `rm -f -- ${q(KUBE_VIP_MANIFEST)} ${q(ROOT_KUBECONFIG)}`,
       '# kha\'s own kubeadm and Calico configuration files.',
       `rm -rf -- ${q(KUBEADM_DIR)}`,

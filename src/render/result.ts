@@ -38,6 +38,7 @@ const KINDS = {
   CERTS: Checked,
   RENEWED: z.object({ restarted: z.array(z.string()) }),
   'CLUSTER-STATE': Checked,
+  'UPGRADE-REPOSITORY': z.object({ available: z.array(z.string()) }),
   'REMOVAL-CHECK': z.object({
     nodeExists: z.boolean(),
     endpoints: z.array(z.object({ url: z.string(), healthy: z.boolean(), member: z.string().regex(/^\d*$/), leader: z.string().regex(/^\d*$/) })),

@@ -212,6 +212,7 @@ export const PolicySpec = z.strictObject({
     .default({ enabled: true, rounds: 1, rebootTimeoutSeconds: 600 }),
   approveBeforeWorkers: z.boolean().default(true).describe('Wait for an approval after the control plane is up, before joining workers.'),
   workerJoinConcurrency: z.number().int().min(1).max(100).default(5).describe('How many workers join at once.'),
+  workerUpgradeConcurrency: z.number().int().min(1).max(100).default(1).describe('How many workers kha upgrade drains and upgrades at once.'),
 });
 
 export const ClusterSpecBody = z.strictObject({
@@ -261,6 +262,7 @@ export const ClusterSpecBody = z.strictObject({
     compensation: { enabled: true, rounds: 1, rebootTimeoutSeconds: 600 },
     approveBeforeWorkers: true,
     workerJoinConcurrency: 5,
+    workerUpgradeConcurrency: 1,
   }),
 });
 

@@ -12,7 +12,7 @@ import type { ClusterState } from '../render/day2-cluster-state';
 import { resolveKubernetesVersion } from '../render/version';
 import { crossNodeProblems } from './checks';
 import { assertValidCluster, invalidInput } from './input-check';
-import { refuseBesideDeployAndReset } from './backup-cluster';
+import { refuseBesideDeployAndReset, refuseBesideUpgradeAndRestore } from './backup-cluster';
 import { APPLY, applyApproval, applyContainerRuntime, applyControlPlaneJoin, applyHostPrep, applyPackages, applyPreflight, applyWorkerJoin, discover } from '../phases/apply';
 import { verify } from '../phases/deploy';
 import type { PhaseDef } from '../phases/types';
@@ -79,6 +79,7 @@ export async function applyCluster(input: ApplyInput): Promise<ApplyResult> {
 
   e.acceptApprovals(() => `approved: joining ${added.map((n) => n.name).join(', ') || 'no node'}`);
   await refuseBesideDeployAndReset(e, cluster.name, 'an apply');
+  await refuseBesideUpgradeAndRestore(e, cluster.name, 'an apply');
 
   const notice = (text: string) => (e.status.notices ??= []).push(text);
   /** Not apply's job: the run ends before any host changed, naming the command that does it. */

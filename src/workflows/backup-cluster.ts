@@ -4,7 +4,7 @@
 // carries the snapshot's path, size, hash and revision: its bytes never leave the activity.
 import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import type { ClusterSpec } from '../spec/types';
-import { backupWorkflowId, deployWorkflowId, resetWorkflowId } from './definitions';
+import { backupWorkflowId, deployWorkflowId, resetWorkflowId, restoreWorkflowId, upgradeWorkflowId } from './definitions';
 import { refuseBeside } from './exclusive';
 import { assertValidCluster, INVALID_SPEC } from './input-check';
 import { BACKUP, etcdBackupPhase } from '../phases/backup';
@@ -36,6 +36,16 @@ export async function refuseBesideDeployAndReset(e: Engine, cluster: string, wha
   };
   await refuseBeside(deployWorkflowId(cluster), `the deployment of ${cluster} is running (${deployWorkflowId(cluster)}); ${what} does not start beside it: let it finish, then run it again`, record);
   await refuseBeside(resetWorkflowId(cluster), `a reset of ${cluster} is running (${resetWorkflowId(cluster)}); ${what} does not start beside it: wait until it ends (kha status ${cluster} --reset)`, record);
+}
+
+/** Refuses (ClusterBusy) while an upgrade or a restore of the cluster runs (deploy, reset, apply, remove, certs renew). */
+export async function refuseBesideUpgradeAndRestore(e: Engine, cluster: string, what: string): Promise<void> {
+  const record = (msg: string) => {
+    (e.status.notices ??= []).push(msg);
+    e.board.setState('aborted');
+  };
+  await refuseBeside(upgradeWorkflowId(cluster), `an upgrade of ${cluster} is running (${upgradeWorkflowId(cluster)}); ${what} does not start beside it: let it finish (kha status ${cluster} --upgrade), then run it again`, record);
+  await refuseBeside(restoreWorkflowId(cluster), `a restore of ${cluster} is running (${restoreWorkflowId(cluster)}); ${what} does not start beside it: let it finish (kha status ${cluster} --restore), then run it again`, record);
 }
 
 export async function backupCluster(input: BackupInput): Promise<BackupResult> {

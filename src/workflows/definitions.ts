@@ -24,6 +24,9 @@ export function certsWorkflowId(cluster: string): string {
 export function renewWorkflowId(cluster: string): string {
   return `kha-renew-${cluster}`;
 }
+export function upgradeWorkflowId(cluster: string): string {
+  return `kha-upgrade-${cluster}`;
+}
 export function applyWorkflowId(cluster: string): string {
   return `kha-apply-${cluster}`;
 }

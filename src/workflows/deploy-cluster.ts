@@ -11,6 +11,7 @@ import { applyWorkflowId, removeWorkflowId, resetWorkflowId, type DeployResult }
 import { crossNodeProblems } from './checks';
 import { resolveKubernetesVersion } from '../render/version';
 import { refuseBeside } from './exclusive';
+import { refuseBesideUpgradeAndRestore } from './backup-cluster';
 import { checkDeployInput, checkKubeconfigChoice } from './input-check';
 import { DEPLOY, approval, calico, controlPlaneJoin, hostPrep, kubeadmInit, kubeVip, preflight, verify, workerJoin } from '../phases/deploy';
 import { Engine, Slots } from './engine/engine';
@@ -70,6 +71,7 @@ export async function deployCluster(input: DeployInput): Promise<DeployResult> {
     (e.status.notices ??= []).push(msg);
     board.setState('aborted');
   });
+  await refuseBesideUpgradeAndRestore(e, cluster.name, 'a deployment');
   // Refused beside a reset, an apply or a removal before anything is scheduled; then the worker checks the kubeconfig choice.
   await checkKubeconfigChoice(input);
 

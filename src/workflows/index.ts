@@ -8,3 +8,4 @@ export { applyCluster } from './apply-cluster';
 export { deployWorkers } from './deploy-workers';
 export { removeNode } from './remove-node';
 export { restoreCluster } from './restore-cluster';
+export { upgradeCluster } from './upgrade-cluster';

@@ -8,7 +8,7 @@ import type { ClusterSpec, NodeSpec } from '../spec/types';
 import type { RemovalCheck } from '../activities/remove';
 import { backupWorkflowId } from './definitions';
 import { refuseBeside } from './exclusive';
-import { refuseBesideDeployAndReset } from './backup-cluster';
+import { refuseBesideDeployAndReset, refuseBesideUpgradeAndRestore } from './backup-cluster';
 import { assertValidCluster, INVALID_SPEC } from './input-check';
 import { deleteNodePhase, drainPhase, etcdMemberPhase, kubeVipPhase, quorumRefusal, removeCheckPhase, removeOperation, resetHostPhase } from '../phases/remove';
 import type { PhaseDef } from '../phases/types';
@@ -57,6 +57,7 @@ export async function removeNode(input: RemoveInput): Promise<RemoveResult> {
   const e = new Engine(op, cluster, { heartbeatTimeoutSeconds: 60, startToCloseMs: (spec.ssh.commandTimeoutSeconds + 300) * 1000 });
   const { steps, board } = e;
   await refuseBesideDeployAndReset(e, cluster.name, 'a removal');
+  await refuseBesideUpgradeAndRestore(e, cluster.name, 'a removal');
   await refuseBeside(backupWorkflowId(cluster.name), `a backup of ${cluster.name} is running (${backupWorkflowId(cluster.name)}); a removal does not start beside it: wait until it ends, then run it again`, (msg) => {
     (e.status.notices ??= []).push(msg);
     board.setState('aborted');

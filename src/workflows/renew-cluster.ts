@@ -5,7 +5,7 @@
 import { ApplicationFailure } from '@temporalio/workflow';
 import type { ClusterSpec } from '../spec/types';
 import { assertValidCluster, INVALID_SPEC } from './input-check';
-import { refuseBesideDeployAndReset } from './backup-cluster';
+import { refuseBesideDeployAndReset, refuseBesideUpgradeAndRestore } from './backup-cluster';
 import { CERTS_RENEW, certsRenewPhase, kubeconfigRefreshPhase } from '../phases/certs';
 import { nodesOf } from '../phases/select';
 import { Engine } from './engine/engine';
@@ -31,6 +31,7 @@ export async function renewCluster(input: RenewInput): Promise<RenewResult> {
   // Five restarts with a wait of up to 3 minutes each fit in the SSH command timeout; the activity gets that and more.
   const e = new Engine(CERTS_RENEW, cluster, { heartbeatTimeoutSeconds: 60, startToCloseMs: (spec.ssh.commandTimeoutSeconds + 300) * 1000 });
   await refuseBesideDeployAndReset(e, cluster.name, 'a certificate renewal');
+  await refuseBesideUpgradeAndRestore(e, cluster.name, 'a certificate renewal');
   const result: RenewResult = { cluster: cluster.name, nodes: [], kubeconfigPath: '' };
   return e.run(
     async () => {

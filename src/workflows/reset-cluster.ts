@@ -5,6 +5,7 @@ import { log } from '@temporalio/workflow';
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import { applyWorkflowId, deployWorkflowId, removeWorkflowId } from './definitions';
 import { refuseBeside } from './exclusive';
+import { refuseBesideUpgradeAndRestore } from './backup-cluster';
 import { assertValidCluster } from './input-check';
 import { RESET, resetControlPlanes, resetWorkers } from '../phases/reset';
 import { nodesOf } from '../phases/select';
@@ -46,6 +47,7 @@ export async function resetCluster(input: ResetInput): Promise<ResetResult> {
     (e.status.notices ??= []).push(msg);
     board.setState('aborted');
   });
+  await refuseBesideUpgradeAndRestore(e, cluster.name, 'a reset');
   const result: ResetResult = { cluster: cluster.name, reset: [], failed: [] };
   const remaining = new Set(nodesOf('control-planes-first-last', cluster).map((n) => n.name));
 

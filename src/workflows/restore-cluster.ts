@@ -8,7 +8,7 @@
 import { ActivityFailure, ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import type { RestoreCheck } from '../activities/restore';
-import { applyWorkflowId, backupWorkflowId, removeWorkflowId, renewWorkflowId, type DecisionAction } from './definitions';
+import { applyWorkflowId, backupWorkflowId, removeWorkflowId, renewWorkflowId, type DecisionAction, upgradeWorkflowId } from './definitions';
 import { refuseBeside } from './exclusive';
 import { refuseBesideDeployAndReset } from './backup-cluster';
 import { assertValidCluster, INVALID_SPEC } from './input-check';
@@ -92,6 +92,7 @@ export async function restoreCluster(input: RestoreInput): Promise<RestoreResult
     [removeWorkflowId(cluster.name), 'a removal'],
     [backupWorkflowId(cluster.name), 'a backup'],
     [renewWorkflowId(cluster.name), 'a certificate renewal'],
+    [upgradeWorkflowId(cluster.name), 'an upgrade'],
   ] as const) {
     await refuseBeside(id, `${what} of ${cluster.name} is running (${id}); a restore does not start beside it: wait until it ends, then run it again`, record);
   }

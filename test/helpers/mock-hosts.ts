@@ -70,6 +70,11 @@ export class MockHosts {
   drainTimeouts = 0;
   /** What restoreCheck lists instead of one member per control plane (a cluster that differs from its file). */
   restoreMembers?: (cluster: ClusterSpec) => Array<{ id: string; name: string; peerURLs: string[]; clientURLs: string[]; isLearner: boolean; started: boolean }>;
+  /**
+   * Versions for kha upgrade: what kubeadm recorded, each node's kubelet (the start version unless upgraded),
+   * the kubeadm versions each minor's repository offers, and nodes cordoned before.
+   */
+  readonly kube = { start: 'v1.35.2', cluster: 'v1.35.2', kubelet: new Map<string, string>(), offered: new Map<string, string[]>(), cordoned: new Set<string>() };
 
   /** Forgets calls, failures and holds: each test starts with healthy hosts. */
   reset(): void {
@@ -82,6 +87,10 @@ export class MockHosts {
     this.unreachable.clear();
     this.drainTimeouts = 0;
     this.restoreMembers = undefined;
+    Object.assign(this.kube, { start: 'v1.35.2', cluster: 'v1.35.2' });
+    this.kube.kubelet.clear();
+    this.kube.offered.clear();
+    this.kube.cordoned.clear();
     for (const h of this.holds.values()) h.release();
     this.holds.clear();
   }
@@ -189,8 +198,8 @@ export class MockHosts {
         if (!cps.length) throw ApplicationFailure.nonRetryable(`no control-plane node in the file is a member of a running cluster ${c.cluster.name} (mock): deploy it first with kha deploy FILE`, 'NotACluster');
         return {
           via: cps[0]?.name ?? '',
-          kubernetesVersion: 'v1.35.2',
-          nodes: live.map((n) => ({ name: n.name, address: n.address, ready: true, controlPlane: n.role === 'control-plane', kubeletVersion: 'v1.35.2' })),
+          kubernetesVersion: this.kube.cluster,
+          nodes: live.map((n) => ({ name: n.name, address: n.address, ready: true, controlPlane: n.role === 'control-plane', kubeletVersion: this.kube.kubelet.get(n.name) ?? this.kube.start, unschedulable: this.kube.cordoned.has(n.name) })),
           members: cps.map((n, i) => ({ id: (0xa0 + i).toString(16).padStart(16, '0'), name: n.name, peerURLs: [`https://${n.address}:2380`], clientURLs: [`https://${n.address}:2379`], isLearner: false, started: true })),
           healthyEndpoints: cps.map((n) => `https://${n.address}:2379`),
           vipHolder: cps[0]?.name ?? '',
@@ -240,6 +249,32 @@ export class MockHosts {
         return { node: c.node, changed: true, note: `member ${c.memberId} removed (mock)`, movedLeaderTo: moved };
       },
       deleteNodeObject: step('deleteNodeObject'),
+      // kha upgrade: kubeadm upgrade apply records the version; a node's kubelet is at the target once upgraded.
+      upgradeRepository: async (c: { node: string; minor: string }) => {
+        await this.enter('upgradeRepository', c.node);
+        return { node: c.node, changed: true, note: `apt source ${c.minor} (mock)`, available: this.kube.offered.get(c.minor) ?? [] };
+      },
+      upgradeKubeadm: async (c: { node: string; mode: string; facts: { kubernetesVersion: string; packageVersion: string } }) => {
+        await this.enter('upgradeKubeadm', c.node);
+        if (c.mode === 'apply') this.kube.cluster = c.facts.kubernetesVersion;
+        const kubelet = `${(this.kube.kubelet.get(c.node) ?? this.kube.start).slice(1)}-1.1`;
+        return { node: c.node, changed: true, note: `kubeadm upgrade ${c.mode} (mock)`, packages: { kubeadm: c.facts.packageVersion, kubelet, kubectl: kubelet } };
+      },
+      drainForUpgrade: async (c: { node: string; timeoutSeconds: number }) => {
+        await this.enter('drainForUpgrade', c.node);
+        if (this.drainTimeouts > 0) {
+          this.drainTimeouts--;
+          throw ApplicationFailure.create({ type: 'DrainTimeout', nonRetryable: true, message: `drain of ${c.node} did not finish within ${c.timeoutSeconds} s (mock)` });
+        }
+        return { node: c.node, changed: true, note: 'drained (mock)' };
+      },
+      upgradeKubelet: async (c: { node: string; facts: { kubernetesVersion: string; packageVersion: string } }) => {
+        await this.enter('upgradeKubelet', c.node);
+        this.kube.kubelet.set(c.node, c.facts.kubernetesVersion);
+        const v = c.facts.packageVersion;
+        return { node: c.node, changed: true, note: 'kubelet (mock)', packages: { kubeadm: v, kubelet: v, kubectl: v } };
+      },
+      uncordonNode: step('uncordonNode'),
       // Every control plane: apiserver 365 days, front-proxy-client 10 days (a warning), ca 3650 days.
       certificateExpiry: async (c: { cluster: ClusterSpec }) => {
         await this.enter('certificateExpiry', 'cluster');

@@ -113,6 +113,12 @@ export class Engine {
     });
   }
 
+  /** An approval given before this run started (an earlier run of the same operation, continued as new). */
+  approveInAdvance(by: string): void {
+    this.approved = true;
+    log.info('approved in advance', { by });
+  }
+
   /** A gate phase: waits for an approval unless one came in advance; `skip` ends it as skipped at once. */
   async gate(phase: string, waitingFor: string, skip: boolean): Promise<void> {
     if (skip) return this.board.endPhase(phase, 'skipped');
