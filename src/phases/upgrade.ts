@@ -4,7 +4,7 @@
 // the others, then drain, kubelet and kubectl, uncordon), an approval, the workers in batches, and a check that
 // every node runs the one pinned version. A further target continues as a new run for the next minor.
 // PURE: the workflow imports it.
-import type { Operation, PhaseDef } from './types';
+import type { Operation, PhaseDef, StepRef } from './types';
 
 export const upgradeCheckPhase: PhaseDef = {
   id: 'upgrade-check',
@@ -36,6 +36,13 @@ export const upgradeRepositoryPhase: PhaseDef = {
   rollback: 'none: the held packages stay as they are; kha deploy --again writes the source of the file\'s minor',
 };
 
+/** What follows kubeadm on every node: drain, kubelet and kubectl, uncordon (not a node cordoned before). */
+const kubeletSteps: readonly StepRef[] = [
+  { render: 'remove', script: 'drain', runsOn: 'control-plane', activity: 'drainForUpgrade' },
+  { render: 'upgrade', script: 'kubelet-upgrade', runsOn: 'node', activity: 'upgradeKubelet', note: 'kubelet and kubectl packages, held; daemon-reload; kubelet restarted and reporting the target version' },
+  { render: 'upgrade', script: 'uncordon', runsOn: 'control-plane', activity: 'uncordonNode', note: 'not a node that was cordoned before the upgrade' },
+];
+
 export const upgradeControlPlanePhase: PhaseDef = {
   id: 'control-plane-upgrade',
   title: 'Upgrade control plane',
@@ -43,9 +50,7 @@ export const upgradeControlPlanePhase: PhaseDef = {
   nodes: 'control-planes',
   steps: [
     { render: 'upgrade', script: 'kubeadm-upgrade', runsOn: 'node', activity: 'upgradeKubeadm', note: 'kubeadm package, then kubeadm upgrade plan + apply on the first control-plane node, kubeadm upgrade node on the others' },
-    { render: 'remove', script: 'drain', runsOn: 'control-plane', activity: 'drainForUpgrade' },
-    { render: 'upgrade', script: 'kubelet-upgrade', runsOn: 'node', activity: 'upgradeKubelet', note: 'kubelet and kubectl packages, held; daemon-reload; kubelet restarted and reporting the target version' },
-    { render: 'upgrade', script: 'uncordon', runsOn: 'control-plane', activity: 'uncordonNode', note: 'not a node that was cordoned before the upgrade' },
+    ...kubeletSteps,
   ],
   check: 'kubeadm upgrade is skipped when the node\'s static pods already run the target; packages at the target are not installed again',
   rollback: 'none: kubeadm does not downgrade; a failed step is retried (kubeadm upgrade is idempotent)',
@@ -70,9 +75,7 @@ export const upgradeWorkersPhase: PhaseDef = {
   concurrency: 'workerUpgradeConcurrency',
   steps: [
     { render: 'upgrade', script: 'kubeadm-upgrade', runsOn: 'node', activity: 'upgradeKubeadm', note: 'kubeadm package, kubeadm upgrade node (the kubelet configuration)' },
-    { render: 'remove', script: 'drain', runsOn: 'control-plane', activity: 'drainForUpgrade' },
-    { render: 'upgrade', script: 'kubelet-upgrade', runsOn: 'node', activity: 'upgradeKubelet' },
-    { render: 'upgrade', script: 'uncordon', runsOn: 'control-plane', activity: 'uncordonNode' },
+    ...kubeletSteps,
   ],
   check: 'as for the control plane',
   rollback: 'none',
