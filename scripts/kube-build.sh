@@ -24,6 +24,9 @@ export PATH="$PATH:/usr/local/go/bin"
 command -v go >/dev/null || { echo "kube-build: no go on PATH (or /usr/local/go/bin)" >&2; exit 3; }
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
 mkdir -p "$cache"
+# One build at a time per cache: a second caller (another test run, the demo) waits, then finds it complete.
+exec 9>"$cache/.lock"
+flock 9
 versions=("$@")
 [ "${#versions[@]}" -gt 0 ] || versions=("${default_kube[@]}")
 
