@@ -2,7 +2,8 @@
 // runs in one workflow); then 3+1,000, which runs its workers in child workflows of 100 (deploy-workers.ts):
 // it completes with two workers that fail in two batches, wait for a decision and are retried through the
 // deployment's id while the other batches finish, and every history stays under a fifth of Temporal's limits
-// (51,200 events, 50 MB per workflow run) and replays against the current workflow code.
+// (51,200 events, 50 MB per workflow run) and replays against the current workflow code; a poll of its status
+// (the query and the Web UI details) stays under 16 KiB.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -12,7 +13,8 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { mockCluster, startMockEnv, type MockHosts } from './helpers/mock-hosts';
 import { ROOT } from './render-helpers';
-import { decisionUpdate, deployWorkflowId, statusQuery, workerBatchWorkflowId, type DeployResult, type DeploymentStatus } from '../src/workflows/definitions';
+import { decisionUpdate, deployWorkflowId, statusQuery, workerBatchWorkflowId, type DeployResult, type DeploymentStatus, type StatusRequest, type StepState } from '../src/workflows/definitions';
+import { countOf } from '../src/workflows/status-view';
 import type { ClusterSpec } from '../src/spec/types';
 
 let mock: Awaited<ReturnType<typeof startMockEnv>> | undefined;
@@ -73,16 +75,25 @@ test('history per worker node of a 3+100 deployment in one workflow', async () =
 });
 
 const row = (s: DeploymentStatus, phase: string, node: string) => s.phases.find((p) => p.phase === phase)?.nodes.find((n) => n.node === node);
+const count = (s: DeploymentStatus, phase: string, state: StepState) => countOf(s.phases.find((p) => p.phase === phase)!, state);
+/** What a poll of the status costs: the query's answer and the Web UI's current details, as JSON bytes. */
+async function pollBytes(h: WorkflowHandle): Promise<{ query: number; details: number }> {
+  const s = await h.query(statusQuery);
+  const meta = await h.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+  return { query: Buffer.byteLength(JSON.stringify(s)), details: Buffer.byteLength(JSON.stringify(meta.currentDetails ?? '')) };
+}
+/** A poll of 1,003 nodes stays this small: the row-per-node answer was about 700 KB. */
+const POLL_BYTES_LIMIT = 16 * 1024;
 
 /**
  * Polls the status until `pred` holds (no time limit of its own: the test runner's timeout is the bound). On a
  * loaded machine a query can time out before the worker answers it: that is asked again, not a failure.
  */
-async function until(h: WorkflowHandle, what: string, pred: (s: DeploymentStatus) => boolean): Promise<DeploymentStatus> {
+async function until(h: WorkflowHandle, what: string, pred: (s: DeploymentStatus) => boolean, req: StatusRequest = {}): Promise<DeploymentStatus> {
   let failures = 0;
   for (;;) {
     await new Promise((r) => setTimeout(r, 3000));
-    const s = await h.query(statusQuery).catch((err: unknown) => {
+    const s = await h.query(statusQuery, req).catch((err: unknown) => {
       if (++failures > 20) throw err;
       return undefined;
     });
@@ -101,14 +112,22 @@ test('3+1,000 workers: batches of 100 in child workflows, a decision retried thr
   hosts.failNext('hostPrep', 'w-250');
   hosts.failNext('containerRuntime', 'w-777');
   const h = await start(c, { batchReportSeconds: 5 });
-  const others = names.filter((n) => n !== 'w-250' && n !== 'w-777');
+  // The status summarises phases this large: counts per state, the two waiting rows, and the rows asked for.
   const waiting = await until(
     h,
     'w-250 and w-777 wait while every other node is done',
     (s) => s.state === 'waiting-decision' && /w-250 \(host-prep\)/.test(s.waitingFor ?? '') && /w-777 \(container-runtime\)/.test(s.waitingFor ?? '') &&
-      others.every((n) => (n.startsWith('w-') ? row(s, 'worker-join', n) : row(s, 'packages', n))?.state === 'done'),
+      count(s, 'worker-join', 'done') === 998 && count(s, 'packages', 'done') === 1001,
+    { nodes: ['w-250', 'w-777'] },
   );
   process.stdout.write(`3+1000: w-250 and w-777 wait, every other node done after ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+  const whileWaiting = await pollBytes(h);
+  const compact = await h.query(statusQuery);
+  const hostPrep = compact.phases.find((p) => p.phase === 'host-prep')!;
+  assert.deepEqual(hostPrep.nodes.map((n) => [n.node, n.state]), [['w-250', 'waiting']]);
+  assert.deepEqual(hostPrep.summary, { total: 1003, counts: { done: 1002, waiting: 1 }, omitted: { done: 1002 } });
+  assert.deepEqual(compact.phases.find((p) => p.phase === 'worker-join')!.nodes, []);
+  assert.equal(compact.phases.find((p) => p.phase === 'control-plane-join')!.nodes.length, 2, 'a small phase keeps its rows');
   assert.equal(row(waiting, 'host-prep', 'w-250')?.state, 'waiting');
   assert.equal(row(waiting, 'worker-join', 'w-250')?.state, 'pending');
   assert.equal(row(waiting, 'container-runtime', 'w-777')?.state, 'waiting');
@@ -124,8 +143,19 @@ test('3+1,000 workers: batches of 100 in child workflows, a decision retried thr
   assert.equal(hosts.ran('hostPrep', 'w-250'), 2);
   assert.equal(hosts.ran('joinWorker'), 1000);
 
-  // The deployment's status shows every node at the end of its pipeline.
-  const s = await h.query(statusQuery);
+  // The deployment's full status (asked for) shows every node at the end of its pipeline.
+  const atEnd = await pollBytes(h);
+  const fullBytes = Buffer.byteLength(JSON.stringify(await h.query(statusQuery, { full: true })));
+  process.stdout.write(
+    `3+1000 status poll: ${(whileWaiting.query / 1024).toFixed(1)} KiB while two wait, ${(atEnd.query / 1024).toFixed(1)} KiB at the end (full: ${(fullBytes / 1024).toFixed(0)} KiB); ` +
+      `Web UI details ${(whileWaiting.details / 1024).toFixed(1)} / ${(atEnd.details / 1024).toFixed(1)} KiB\n`,
+  );
+  for (const [what, b] of [['while waiting', whileWaiting], ['at the end', atEnd]] as const) {
+    assert.ok(b.query < POLL_BYTES_LIMIT, `status query ${what}: ${b.query} bytes`);
+    assert.ok(b.details < POLL_BYTES_LIMIT, `Web UI details ${what}: ${b.details} bytes`);
+  }
+  assert.equal(count(await h.query(statusQuery), 'worker-join', 'done'), 1000);
+  const s = await h.query(statusQuery, { full: true });
   assert.equal(s.state, 'done');
   const done = new Set<string>();
   for (const p of s.phases) for (const r of p.nodes) if (r.state === 'done') done.add(r.node);

@@ -3,7 +3,7 @@
 // the command's exit code.
 import { ServiceError, WorkflowFailedError, WorkflowUpdateFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { sleep } from '../util/sleep';
-import { approveWorkersUpdate, statusQuery, type DeploymentStatus } from '../workflows/definitions';
+import { approveWorkersUpdate, statusQuery, type DeploymentStatus, type StatusRequest } from '../workflows/definitions';
 import { noWorkerMessage, pollers, type Target } from './client';
 import { operation, type OperationKind } from './operations';
 import { activeSteps, decisionText, Live, newFacts, statusTable, type OutputMode } from './output';
@@ -60,9 +60,9 @@ export interface FollowOptions {
 }
 
 /** The status query, or undefined when no worker answers within the deadline. */
-export async function queryStatus(t: Target, handle: WorkflowHandle, timeoutMs = 5000): Promise<DeploymentStatus | undefined> {
+export async function queryStatus(t: Target, handle: WorkflowHandle, timeoutMs = 5000, req?: StatusRequest): Promise<DeploymentStatus | undefined> {
   try {
-    return await t.client.withDeadline(Date.now() + timeoutMs, () => handle.query(statusQuery));
+    return await t.client.withDeadline(Date.now() + timeoutMs, () => (req ? handle.query(statusQuery, req) : handle.query(statusQuery)));
   } catch {
     return undefined;
   }

@@ -2,6 +2,7 @@
 // change (logs, CI), or one JSON object per line (scripts). Pure functions of DeploymentStatus, except Live.
 import type { DeploymentStatus, NodeStepStatus, PhaseStatus, StepState } from '../workflows/definitions';
 import { MARK } from '../workflows/progress';
+import { countOf, omittedText, totalOf } from '../workflows/status-view';
 
 export type OutputMode = 'tty' | 'plain' | 'json';
 
@@ -61,6 +62,8 @@ export interface TableOptions {
   frame?: number;
   /** Show every node of every phase (status), or only those of unfinished phases (live view). */
   allNodes?: boolean;
+  /** After the count of rows a summarised phase leaves out: how to see one of them. */
+  moreHint?: string;
   now?: number;
 }
 
@@ -72,13 +75,13 @@ export function statusTable(s: DeploymentStatus, o: TableOptions = {}): string[]
   const nodeWidth = Math.max(...s.phases.flatMap((p) => p.nodes.map((n) => n.node.length)), 8);
   const lines = [headline(s, o.now)];
   for (const p of s.phases) {
-    const done = p.nodes.filter((n) => n.state === 'done' || n.state === 'skipped').length;
-    const count = p.nodes.length ? `${done}/${p.nodes.length}` : '';
+    const total = totalOf(p);
+    const count = total ? `${countOf(p, 'done') + countOf(p, 'skipped')}/${total}` : '';
     const row = `  ${mark(p.state)} ${pad(p.title, titleWidth)}  ${pad(p.state, 12)} ${pad(count, 5)} ${duration(p.startedAt, p.endedAt, o.now)}`;
     lines.push(paint(row.trimEnd(), p.state, color));
     const showNodes = o.allNodes || (p.state !== 'done' && p.state !== 'pending' && p.state !== 'skipped') || p.nodes.some((n) => n.state === 'failed' || n.state === 'waiting');
-    if (!showNodes || !p.nodes.length) continue;
-    if (p.nodes.every((n) => n.state === 'pending')) {
+    if (!showNodes || !total) continue;
+    if (p.nodes.length && !p.summary && p.nodes.every((n) => n.state === 'pending')) {
       lines.push(`      ${MARK.pending} ${p.nodes.map((n) => n.node).join(', ')}`);
       continue;
     }
@@ -86,6 +89,8 @@ export function statusTable(s: DeploymentStatus, o: TableOptions = {}): string[]
       const row2 = `      ${mark(n.state)} ${pad(n.node, nodeWidth)}  ${pad(n.state, 12)} ${pad(duration(n.startedAt, n.endedAt, o.now), 7)} ${nodeDetail(n)}`;
       lines.push(paint(row2.trimEnd(), n.state, color));
     }
+    // A summarised phase (a large cluster) lists only the rows worth a line; the rest are counted.
+    if (p.summary && omittedText(p)) lines.push(`      ${p.nodes.length ? 'and ' : ''}${omittedText(p)}${o.moreHint ?? ''}`);
   }
   if (s.waitingFor) lines.push(`waiting for: ${s.waitingFor}`);
   for (const w of s.warnings ?? []) lines.push(`warning: ${w}`);
@@ -112,7 +117,7 @@ export function facts(s: DeploymentStatus): Fact[] {
   for (const p of s.phases) {
     const phase: Fact = {
       key: `phase:${p.phase}=${p.state}`,
-      line: `${p.phase}: ${p.state}`,
+      line: `${p.phase}: ${p.state}${p.summary ? ` (${countOf(p, 'done') + countOf(p, 'skipped')}/${totalOf(p)} nodes done)` : ''}`,
       event: { type: 'phase', phase: p.phase, title: p.title, state: p.state, startedAt: p.startedAt, endedAt: p.endedAt },
     };
     // A phase starts before its nodes and ends after them.
@@ -177,6 +182,8 @@ export function decisionText(s: DeploymentStatus): string[] {
   const waiting = s.phases.flatMap((p) => p.nodes.filter((n) => n.state === 'waiting').map((n) => ({ phase: p.phase, n })));
   waiting.sort((a, b) => Number(b.n.node === d.node && b.phase === d.phase) - Number(a.n.node === d.node && a.phase === d.phase));
   if (!waiting.length) waiting.push({ phase: d.phase, n: { node: d.node, state: 'waiting', attempts: 0, compensations: 0, lastError: d.error } });
+  // A summarised status (a large cluster) lists only some of the waiting rows: the commands count them all.
+  const waitingCount = Math.max(waiting.length, s.phases.reduce((a, p) => a + countOf(p, 'waiting'), 0));
   // Nodes that failed the same way (same phase, tries and error but for their own name) make one line.
   const groups = new Map<string, Array<{ phase: string; n: NodeStepStatus }>>();
   for (const w of waiting) {
@@ -189,11 +196,12 @@ export function decisionText(s: DeploymentStatus): string[] {
     const who = g.length === 1 ? `${n.node}${n.node === d.node ? ` (${d.role})` : ''}` : `${g.map((x) => x.n.node).join(', ')} (${g.length} nodes)`;
     return `✖ ${who} failed in phase ${phase}${n.attempts ? tries(n) : ''}: ${oneLine(n.lastError ?? d.error, 400)}`;
   });
+  if (waitingCount > waiting.length) lines.push(`  and ${waitingCount - waiting.length} more node(s) waiting (kha status ${s.cluster} --node NAME shows one)`);
   const next: string[] = [];
   // Per-node commands while they fit on a screen; a batch gets one command for all of them.
-  if (d.allowed.includes('retry') && waiting.length <= 3) for (const { n } of waiting) next.push(`fix the host, then: kha retry ${s.cluster} --node ${n.node}`);
-  if (d.allowed.includes('retry') && waiting.length > 1) next.push(`fix the hosts, then retry all ${waiting.length}: kha retry ${s.cluster} --all`);
-  if (d.allowed.includes('skip')) next.push(waiting.length > 1 ? `leave the waiting workers out: kha skip ${s.cluster} --all (or one: kha skip ${s.cluster} ${d.node})` : `leave it out: kha skip ${s.cluster} ${d.node}`);
+  if (d.allowed.includes('retry') && waitingCount <= 3) for (const { n } of waiting) next.push(`fix the host, then: kha retry ${s.cluster} --node ${n.node}`);
+  if (d.allowed.includes('retry') && waitingCount > 1) next.push(`fix the hosts, then retry all ${waitingCount}: kha retry ${s.cluster} --all`);
+  if (d.allowed.includes('skip')) next.push(waitingCount > 1 ? `leave the waiting workers out: kha skip ${s.cluster} --all (or one: kha skip ${s.cluster} ${d.node})` : `leave it out: kha skip ${s.cluster} ${d.node}`);
   if (d.allowed.includes('abort-rollback')) next.push(`give up and undo: kha abort ${s.cluster} --rollback`);
   if (d.allowed.includes('abort-leave')) next.push(`give up, leave the nodes as they are: kha abort ${s.cluster}`);
   lines.push('next step, one of:', ...next.map((n) => `  ${n}`));

@@ -1,7 +1,8 @@
 // `kha status CLUSTER`: the deployment's status query as a table; when no worker answers, what the server
 // itself knows (execution status, search attributes, pending activities with their last failure).
 import { defaultPayloadConverter, type WorkflowHandle } from '@temporalio/client';
-import { SA_CLUSTER, SA_PHASE, SA_STATE, type DeploymentStatus } from '../workflows/definitions';
+import { SA_CLUSTER, SA_PHASE, SA_STATE, type DeploymentStatus, type StatusRequest } from '../workflows/definitions';
+import { SUMMARY_ABOVE } from '../workflows/status-view';
 import { guarded, parseArgs } from './args';
 import type { CertsResult } from '../workflows/certs-cluster';
 import { connectTarget, noWorkerMessage, pollers, workflowUrl, type Target } from './client';
@@ -14,10 +15,12 @@ import { latestRun, type Description } from './runs';
 const [DEFAULT_KIND, ...OTHER_KINDS] = OPERATION_KINDS as [OperationKind, ...OperationKind[]];
 const FLAGS = OTHER_KINDS.map((k) => `--${k}`);
 
-const USAGE = `usage: kha status CLUSTER [--json] [${FLAGS.join(' | ')}]
+const USAGE = `usage: kha status CLUSTER [--json] [--node NAME] [${FLAGS.join(' | ')}]
 
 Shows the ${operation(DEFAULT_KIND).title} of CLUSTER (${OTHER_KINDS.map((k) => `its ${operation(k).title}, with --${k}`).join('; ')}): every phase
-and node with state, times, attempts and last error, and what it waits for. Exit status: 0 shown, 1 no such
+and node with state, times, attempts and last error, and what it waits for. A phase of more than ${SUMMARY_ABOVE} nodes
+shows a count per state and only the nodes worth a line (waiting, failed, the longest running, retried);
+--node NAME adds that node's row in every phase. Exit status: 0 shown, 1 no such
 ${operation(DEFAULT_KIND).title} or no server.
 `;
 
@@ -169,14 +172,15 @@ export async function showStatus(
   d: Description,
   json: boolean,
   extra: Record<string, unknown> = {},
+  req?: StatusRequest,
 ): Promise<{ status?: DeploymentStatus; view?: ServerView; worker: boolean }> {
   const p = await pollers(t).catch(() => ({ workflow: 0, activity: 0 }));
-  const status = p.workflow > 0 ? await queryStatus(t, handle) : undefined;
+  const status = p.workflow > 0 ? await queryStatus(t, handle, 5000, req) : undefined;
   const url = workflowUrl(t, d.workflowId, d.runId);
   if (status) {
     if (json) process.stdout.write(`${JSON.stringify({ workflowId: d.workflowId, runId: d.runId, execution: d.status.name, url, status, ...extra })}\n`);
     else {
-      const lines = statusTable(status, { allNodes: true, color: process.stdout.isTTY === true });
+      const lines = statusTable(status, { allNodes: true, color: process.stdout.isTTY === true, moreHint: ` (kha status ${status.cluster} --node NAME shows one)` });
       process.stdout.write(`${lines.join('\n')}\n`);
       const dec = decisionText(status);
       if (dec.length && d.status.name === 'RUNNING') process.stdout.write(`${dec.join('\n')}\n`);
@@ -201,7 +205,7 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write(USAGE);
       return EXIT.ok;
     }
-    const a = parseArgs(argv, ['--json', ...FLAGS], [], USAGE);
+    const a = parseArgs(argv, ['--json', ...FLAGS], ['--node'], USAGE);
     if (a.positionals.length !== 1) {
       process.stderr.write(`kha status: expected one cluster name\n${USAGE}`);
       return EXIT.usage;
@@ -226,7 +230,8 @@ export async function run(argv: string[]): Promise<number> {
       // The deployment view also carries the warnings of the cluster's latest certificate check.
       // A lookup that fails (say, a server without kha's search attributes) must not hide the deployment.
       const certs = kind === DEFAULT_KIND ? await certWarnings(t, cluster).catch(() => undefined) : undefined;
-      await showStatus(t, found.handle, found.d, json, certs && { certificateWarnings: certs });
+      const node = a.values.get('--node');
+      await showStatus(t, found.handle, found.d, json, certs && { certificateWarnings: certs }, node ? { nodes: [node] } : undefined);
       if (certs && !json) for (const line of certWarningLines(cluster, certs)) process.stdout.write(`${line}\n`);
       return EXIT.ok;
     } finally {

@@ -61,6 +61,25 @@ export interface PhaseStatus {
   startedAt?: string;
   endedAt?: string;
   nodes: NodeStepStatus[];
+  /** Set when the query summarised the phase (status-view.ts): `nodes` then lists only some rows. */
+  summary?: PhaseSummary;
+}
+
+export interface PhaseSummary {
+  /** Rows of the phase. */
+  total: number;
+  /** Rows per state, all of them. */
+  counts: Partial<Record<StepState, number>>;
+  /** Rows per state that `nodes` leaves out. */
+  omitted: Partial<Record<StepState, number>>;
+}
+
+/** What a status query asks for: by default a large phase is summarised. */
+export interface StatusRequest {
+  /** These nodes' rows are listed in every phase. */
+  nodes?: string[];
+  /** Every row of every phase, however many (hundreds of KB at 1,000 nodes). */
+  full?: boolean;
 }
 
 export type DeploymentState =
@@ -120,7 +139,7 @@ export interface DeployResult {
   kubeconfigPath: string;
 }
 
-export const statusQuery = defineQuery<DeploymentStatus>('status');
+export const statusQuery = defineQuery<DeploymentStatus, [StatusRequest?]>('status');
 /** The argument names who approves (recorded in the workflow's log). */
 export const approveWorkersUpdate = defineUpdate<string, [by: string]>('approveWorkers');
 export const approveWorkersSignal = defineSignal<[by: string]>('approveWorkersSignal');

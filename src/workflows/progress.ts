@@ -1,5 +1,6 @@
 // The Markdown progress table shown as the workflow's current details in the Web UI. Pure.
 import type { DeploymentStatus, StepState } from './definitions';
+import { omittedText } from './status-view';
 
 /** One symbol per state, shared by the Web UI table and the terminal view. */
 export const MARK: Record<StepState, string> = {
@@ -28,7 +29,8 @@ export function renderProgress(s: DeploymentStatus): string {
     const nodes = p.nodes
       .map((n) => `${MARK[n.state]} ${n.node}${n.attempts > 1 ? ` ×${n.attempts}` : ''}${n.compensations ? ` ↺${n.compensations}` : ''}`)
       .join(', ');
-    lines.push(`| ${MARK[p.state]} ${cell(p.title)} | ${p.state} | ${cell(nodes) || '—'} |`);
+    const more = p.summary ? omittedText(p, (st) => `${MARK[st]} `) : '';
+    lines.push(`| ${MARK[p.state]} ${cell(p.title)} | ${p.state} | ${cell([nodes, more].filter(Boolean).join(', ')) || '—'} |`);
   }
   return lines.join('\n');
 }

@@ -7,6 +7,7 @@ import { nodesOf } from '../../phases/select';
 import type { Operation } from '../../phases/types';
 import { SA_CLUSTER, SA_PHASE, SA_STATE, statusQuery, type DeploymentStatus, type NodeStepStatus, type PhaseStatus, type StepState } from '../definitions';
 import { renderProgress } from '../progress';
+import { statusView } from '../status-view';
 
 const now = () => new Date().toISOString();
 const SETTLED: readonly StepState[] = ['done', 'skipped', 'failed'];
@@ -55,10 +56,7 @@ export class StatusBoard {
         nodes: (p.mode === 'cluster' ? ['cluster'] : nodesOf(p.nodes, cluster).filter(mine).map((n) => n.name)).map((node) => newRow(node)),
       })),
     };
-    setHandler(statusQuery, () => {
-      this.derive();
-      return this.status;
-    });
+    setHandler(statusQuery, (req) => statusView(this.derive(), req));
   }
 
   phase(id: string): PhaseStatus {
@@ -156,7 +154,8 @@ export class StatusBoard {
         { key: SA_STATE, value: attrs[2]! },
       ]);
     }
-    const details = renderProgress(s);
+    // The Web UI's table is summarised like the query: a row per node of 1,000 is no table to read.
+    const details = renderProgress(statusView(s));
     if (details !== this.lastDetails) {
       this.lastDetails = details;
       setCurrentDetails(details);
