@@ -7,7 +7,10 @@ export const etcdBackupPhase: PhaseDef = {
   title: 'etcd snapshot',
   mode: 'cluster',
   nodes: 'first-control-plane',
-  steps: [{ render: 'day2', script: 'etcd-snapshot', runsOn: 'control-plane', activity: 'etcdBackup', note: 'on the first control-plane node whose member is healthy' }],
+  steps: [
+    { render: 'day2', script: 'etcd-snapshot', runsOn: 'control-plane', activity: 'etcdBackup', note: 'on the first control-plane node whose member is healthy' },
+    { render: 'day2', script: 'etcd-snapshot-cleanup', runsOn: 'control-plane', activity: 'etcdBackup', note: 'once the copy is on the worker (0600)' },
+  ],
   check: 'none needed: every run takes a new snapshot; retention deletes the oldest beyond the count',
   rollback: 'nothing: a snapshot changes nothing on the cluster',
 };

@@ -4,12 +4,14 @@
 // kha's cleanup on the host. PURE: the workflow imports it.
 import type { Operation, PhaseDef, StepRef } from './types';
 
+const memberList: StepRef = { render: 'remove', script: 'etcd-member-list', runsOn: 'control-plane', activity: 'removalCheck' };
+
 const check: PhaseDef = {
   id: 'remove-check',
   title: 'Check the removal',
   mode: 'cluster',
   nodes: 'none',
-  steps: [{ render: 'remove', script: 'removal-check', runsOn: 'control-plane', activity: 'removalCheck', note: 'etcd members by ID, health and leader; the Node; whether the host answers SSH' }],
+  steps: [memberList, { render: 'remove', script: 'removal-check', runsOn: 'control-plane', activity: 'removalCheck', note: 'etcd members by ID, health and leader; the Node; whether the host answers SSH' }],
   check: 'read-only; refuses when the remaining etcd members would lose quorum',
   rollback: 'nothing: the check changes nothing',
 };
@@ -39,7 +41,11 @@ export const etcdMemberPhase: PhaseDef = {
   title: 'Remove the etcd member',
   mode: 'single',
   nodes: 'none',
-  steps: [{ render: 'remove', script: 'etcd-remove-member', runsOn: 'control-plane', activity: 'removeEtcdMember', note: 'control-plane nodes only; by member ID, after move-leader when it leads' }],
+  steps: [
+    { ...memberList, activity: 'removeEtcdMember', note: 'the member ID the check found is still the node\'s' },
+    { render: 'remove', script: 'removal-check', runsOn: 'control-plane', activity: 'removeEtcdMember' },
+    { render: 'remove', script: 'etcd-remove-member', runsOn: 'control-plane', activity: 'removeEtcdMember', note: 'control-plane nodes only; by member ID, after move-leader when it leads' },
+  ],
   check: 'a member ID no longer listed is not removed again',
   rollback: 'none: a removed member joins again only as a new node (kha deploy --again)',
 };

@@ -23,7 +23,10 @@ export const stagePhase: PhaseDef = {
   title: 'Copy the snapshot',
   mode: 'parallel',
   nodes: 'control-planes-first-last',
-  steps: [restoreStep('restore-stage', 'stageSnapshot', 'the file over SSH standard input (0600), its sha256 on the node, etcdutl snapshot status')],
+  steps: [
+    restoreStep('restore-prepare', 'stageSnapshot', 'the run\'s directory (0700) and the sha256 of a copy already there'),
+    restoreStep('restore-stage', 'stageSnapshot', 'after the file over SSH standard input (0600): its sha256 on the node, etcdutl snapshot status'),
+  ],
   check: 'a copy with the same sha256 is not copied again',
   rollback: 'nothing: the copy sits in /var/lib/kha/restore/RUN',
 };

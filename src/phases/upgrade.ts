@@ -21,7 +21,10 @@ export const upgradeSnapshotPhase: PhaseDef = {
   title: 'etcd snapshot',
   mode: 'cluster',
   nodes: 'first-control-plane',
-  steps: [{ render: 'day2', script: 'etcd-backup', runsOn: 'control-plane', activity: 'etcdBackup', note: 'verified with etcdutl, copied to the state directory (0600)' }],
+  steps: [
+    { render: 'day2', script: 'etcd-snapshot', runsOn: 'control-plane', activity: 'etcdBackup', note: 'verified with etcdutl, copied to the state directory (0600)' },
+    { render: 'day2', script: 'etcd-snapshot-cleanup', runsOn: 'control-plane', activity: 'etcdBackup' },
+  ],
   check: 'a snapshot is taken before every hop; an older one is kept by the retention count',
   rollback: 'nothing: the snapshot is what kha restore would start from',
 };
