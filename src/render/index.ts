@@ -17,7 +17,7 @@ import { assumedFacts } from './version';
 
 export type Renderer = (c: ClusterSpec, n: NodeSpec, facts: RenderFacts) => PhaseRender;
 
-export const RENDERERS: Record<AnyPhaseName, Renderer> = {
+export const RENDERERS = {
   preflight: renderPreflight,
   'host-prep': renderHostPrep,
   'container-runtime': renderContainerRuntime,
@@ -29,7 +29,7 @@ export const RENDERERS: Record<AnyPhaseName, Renderer> = {
   'worker-join': renderWorkerJoin,
   verify: renderVerify,
   reset: renderReset,
-};
+} as const satisfies Record<string, Renderer>;
 
 /** Renders one phase for one node. Throws when the phase does not run on that node. */
 export function renderPhase(cluster: ClusterSpec, nodeName: string, phase: AnyPhaseName, facts: RenderFacts): PhaseRender {

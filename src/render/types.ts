@@ -1,23 +1,13 @@
 // What renderers produce. Renderers are pure: (cluster, node, facts) -> scripts and files.
 // `kha plan` and the activities call the same functions, so the plan is what runs.
 
+import type { RENDERERS } from './index';
+
 /**
- * The rendered phases (one renderer each, see RENDERERS in index.ts); their order and where they run come from
- * the phase list in src/phases/.
+ * The rendered phases, the deployment's and the teardown's: the keys of RENDERERS (index.ts), one renderer
+ * each; their order and where they run come from the phase lists in src/phases/.
  */
-export type PhaseName =
-  | 'preflight'
-  | 'host-prep'
-  | 'container-runtime'
-  | 'packages'
-  | 'kube-vip'
-  | 'kubeadm-init'
-  | 'calico'
-  | 'control-plane-join'
-  | 'worker-join'
-  | 'verify';
-/** Teardown is not part of a deployment's order but is rendered the same way. */
-export type AnyPhaseName = PhaseName | 'reset';
+export type AnyPhaseName = keyof typeof RENDERERS;
 
 /** A file a script writes on the host; listed separately so reviewers and golden tests can read it. */
 export interface RenderedFile {
