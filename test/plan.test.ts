@@ -1,4 +1,5 @@
-// `kha plan` as a user runs it: the printed order, and --out writing every script and file.
+// `kha plan` as a user runs it: the printed order, and --out writing every script and file; the same for each
+// other operation of the CLI table (--operation), from the phase lists its workflow runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -7,6 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { planFacts, renderPhase } from '../src/render';
 import { loadOrFail, ROOT } from './render-helpers';
+import { OPERATION_KINDS } from '../src/cli/operations';
+import { UPGRADE } from '../src/phases/upgrade';
+import { renderUpgradeKubeadm, renderUpgradeKubelet, renderUpgradeRepository } from '../src/render/upgrade';
+import { findNode } from '../src/spec/types';
 
 const KHA = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const seed = join(ROOT, 'examples', 'seed-cluster.yaml');
@@ -127,4 +132,108 @@ test('kha plan shows the VIP waits inside the switch script and the teardown in 
   assert.match(teardown, /Reset control-plane nodes\s+one at a time\s+k8scp-03 k8scp-02 k8scp-01\n/);
   // A failed join's compensation runs the same scripts the other way round.
   assert.match(r.stdout, /Compensation of a failed join \(control-plane-join, worker-join\).*\n\s+reset\/reset\n\s+reset\/remove-node/);
+});
+
+/** Every script under `dir`, by path relative to it. */
+function scriptsUnder(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(d, e.name));
+      else if (e.name.endsWith('.sh')) out.push(join(d, e.name).slice(dir.length + 1));
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+test('kha plan --operation upgrade prints its phases from the list upgradeCluster runs, and --out writes the scripts its activities render', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kha-plan-'));
+  try {
+    const r = kha('plan', seed, '--operation', 'upgrade', '--out', dir);
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    assert.match(lines[0]!, /^Plan for cluster seed \(.*seed-cluster\.yaml\): upgrade \(kha upgrade\)$/);
+    const titles = lines.filter((l) => /^ ?\d+\. /.test(l)).map((l) => l.replace(/^ ?\d+\. /, '').split(/\s{2,}/)[0]);
+    assert.deepEqual(titles, UPGRADE.phases.map((p) => p.title));
+    const at = (title: string) => lines.find((l) => l.includes(`. ${title}`)) ?? '';
+    assert.match(at('Upgrade control plane'), /one at a time\s+k8scp-01 k8scp-02 k8scp-03$/);
+    assert.match(at('Upgrade workers'), /parallel, at most 1 at a time\s+k8swn-01 k8swn-02 k8swn-03$/);
+    assert.match(r.stdout, /remove\/drain \(on a healthy control-plane node\)\n\s+upgrade\/kubelet-upgrade/);
+    assert.match(r.stdout, /· waits for approve-workers on every node: kubelets are never newer than the API servers/);
+    assert.deepEqual(scriptsUnder(join(dir, 'k8scp-01')), [
+      '01-upgrade-check/cluster-state.sh', '02-etcd-snapshot/etcd-snapshot-cleanup.sh', '02-etcd-snapshot/etcd-snapshot.sh', '03-repository/upgrade-repository.sh',
+      '04-control-plane-upgrade/drain.sh', '04-control-plane-upgrade/kubeadm-upgrade.sh', '04-control-plane-upgrade/kubelet-upgrade.sh', '04-control-plane-upgrade/uncordon.sh',
+      '07-upgrade-verify/cluster-state.sh',
+    ]);
+    assert.deepEqual(scriptsUnder(join(dir, 'k8swn-02')), ['03-repository/upgrade-repository.sh', '06-worker-upgrade/drain.sh', '06-worker-upgrade/kubeadm-upgrade.sh', '06-worker-upgrade/kubelet-upgrade.sh', '06-worker-upgrade/uncordon.sh']);
+    // The same renderers the activities call: kubeadm upgrade apply on the first control-plane node only.
+    const c = loadOrFail(seed);
+    const facts = planFacts(c).facts;
+    const read = (p: string) => readFileSync(join(dir, p), 'utf8');
+    assert.equal(read('k8scp-01/04-control-plane-upgrade/kubeadm-upgrade.sh'), renderUpgradeKubeadm(c, findNode(c, 'k8scp-01'), facts, 'apply').content);
+    assert.equal(read('k8scp-02/04-control-plane-upgrade/kubeadm-upgrade.sh'), renderUpgradeKubeadm(c, findNode(c, 'k8scp-02'), facts, 'node').content);
+    assert.equal(read('k8swn-02/06-worker-upgrade/kubelet-upgrade.sh'), renderUpgradeKubelet(c, findNode(c, 'k8swn-02'), facts).content);
+    assert.equal(read('k8swn-02/03-repository/upgrade-repository.sh'), renderUpgradeRepository(c, findNode(c, 'k8swn-02'), '1.35').content);
+    assert.equal(read('plan.txt'), r.stdout.slice(0, r.stdout.indexOf('\nWrote ')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('kha plan --operation writes the scripts of every operation of the CLI table; the day-2 ones parse and pass shellcheck', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kha-plan-'));
+  try {
+    const paths: string[] = [];
+    for (const kind of OPERATION_KINDS) {
+      const args = kind === 'remove' ? ['--node', 'k8scp-02'] : [];
+      const out = join(dir, kind);
+      const r = kha('plan', seed, '--operation', kind, ...args, '--out', out);
+      assert.equal(r.status, 0, `${kind}: ${r.stderr}`);
+      const scripts = scriptsUnder(out);
+      assert.ok(scripts.length > 0, `${kind}: no script written`);
+      assert.match(r.stdout, new RegExp(`Wrote ${scripts.length} scripts and \\d+ files for \\d+ nodes? to `), kind);
+      // The deployment's renderers (deploy, reset, apply) are checked script by script in render.test.ts.
+      if (!['deploy', 'reset', 'apply'].includes(kind)) paths.push(...scripts.map((s) => join(out, s)));
+    }
+    const distinct = new Map<string, string>();
+    for (const p of paths) distinct.set(readFileSync(p, 'utf8'), p);
+    for (const p of distinct.values()) {
+      assert.match(readFileSync(p, 'utf8'), /^#!\/usr\/bin\/env bash\n(.*\n)*set -euo pipefail\n/, p);
+      const n = spawnSync('bash', ['-n', p], { encoding: 'utf8' });
+      assert.equal(n.status, 0, `bash -n ${p}: ${n.stderr}`);
+    }
+    const sc = spawnSync('shellcheck', ['--severity=style', '--format=gcc', ...distinct.values()], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    assert.equal(sc.error, undefined, 'shellcheck must be installed');
+    assert.equal(sc.stdout + sc.stderr, '', 'shellcheck findings');
+    // A worker's removal has no kube-vip or etcd member step; a control-plane node's has both.
+    assert.deepEqual(readdirSync(join(dir, 'remove', 'k8scp-02')).sort(), ['01-remove-check', '02-drain', '03-kube-vip-remove', '04-etcd-member', '05-delete-node', '06-reset-host']);
+    const worker = kha('plan', seed, '--operation', 'remove', '--node', 'k8swn-01');
+    assert.equal(worker.status, 0, worker.stderr);
+    assert.doesNotMatch(worker.stdout, /Remove kube-vip|Remove the etcd member|kube-vip-remove|etcd-remove-member/);
+    assert.match(worker.stdout, /Drain\s+single node\s+k8swn-01\n\s+remove\/drain \(on a healthy control-plane node\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('kha plan --operation narrows to a node and a phase id, and refuses what it cannot plan with exit code 2', () => {
+  const r = kha('plan', seed, '--operation', 'restore', '--node', 'k8swn-01');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /Stand-ins for what the run learns: restore run RUN/);
+  assert.deepEqual(r.stdout.split('\n').filter((l) => /^ ?\d+\. /.test(l)).map((l) => l.trim().split(/\s{2,}/)), [['9. Restart components', 'parallel', 'k8swn-01']]);
+  const one = kha('plan', seed, '--operation', 'reset', '--phase', 'reset-control-plane');
+  assert.equal(one.status, 0, one.stderr);
+  assert.match(one.stdout, /Reset control-plane nodes\s+one at a time\s+k8scp-03 k8scp-02 k8scp-01\n/);
+  assert.doesNotMatch(one.stdout, /Reset workers/);
+  const noNode = kha('plan', seed, '--operation', 'remove');
+  assert.equal(noNode.status, 2);
+  assert.match(noNode.stderr, /--operation remove needs --node NAME, the node to remove/);
+  const unknown = kha('plan', seed, '--operation', 'upgrad');
+  assert.equal(unknown.status, 2);
+  assert.match(unknown.stderr, /unknown operation "upgrad".*upgrade/);
+  const badPhase = kha('plan', seed, '--operation', 'backup', '--phase', 'host-prep');
+  assert.equal(badPhase.status, 2);
+  assert.match(badPhase.stderr, /unknown phase "host-prep" of backup \(phases: etcd-backup\)/);
+  assert.match(kha('plan', '--help').stdout, new RegExp(`KIND: ${OPERATION_KINDS.join(', ')}\\.`));
 });

@@ -11,6 +11,7 @@ import type { ClusterSpec } from '../src/spec/types';
 import { DEPLOY } from '../src/phases/deploy';
 import { RESET } from '../src/phases/reset';
 import { nodesOf } from '../src/phases/select';
+import { OPERATION_KINDS, OPERATIONS } from '../src/cli/operations';
 import type { AnyPhaseName, PhaseRender, RenderFacts } from '../src/render/types';
 import { allSpecFiles, loadOrFail, ROOT, SPEC_FIXTURES } from './render-helpers';
 
@@ -324,7 +325,7 @@ test('reset cleans what kubeadm reset leaves; remove-node drops the etcd member 
   assert.doesNotMatch(scriptOf(renderPhase(c, 'k8swn-01', 'reset', planFacts(c).facts), 'reset'), /ip addr del/);
 });
 
-test('every step of every phase names a rendered script with its runsOn and an activity the worker registers', async () => {
+test('every step of every phase names a rendered script with its runsOn and an activity the worker registers; every operation\'s too', async () => {
   const acts: Record<string, unknown> = await import('../src/activities');
   const c = loadOrFail(seedExample);
   const facts = planFacts(c).facts;
@@ -340,5 +341,17 @@ test('every step of every phase names a rendered script with its runsOn and an a
       }
     }
     for (const b of op.barriers) assert.ok(op.phases.some((p) => p.id === b.phase) && op.phases.some((p) => p.id === b.after), `${op.id}: barrier ${b.phase} after ${b.after}`);
+  }
+  // Every other operation of the CLI table: its steps' activities exist and its barriers name its phases
+  // (plan.test.ts renders each of their scripts through kha plan --operation).
+  const lists = OPERATION_KINDS.flatMap((k) => {
+    const ph = OPERATIONS[k].phases;
+    return typeof ph === 'function' ? [ph('control-plane'), ph('worker')] : [ph];
+  });
+  assert.ok(lists.length > 9);
+  for (const op of lists) {
+    for (const p of op.phases) for (const st of [...p.steps, ...(p.compensation?.steps ?? [])]) assert.equal(typeof acts[st.activity], 'function', `${op.id}/${p.id}: activity ${st.activity}`);
+    for (const b of op.barriers) assert.ok(op.phases.some((p) => p.id === b.phase) && op.phases.some((p) => p.id === b.after), `${op.id}: barrier ${b.phase} after ${b.after}`);
+    assert.equal(new Set(op.phases.map((p) => p.id)).size, op.phases.length, `${op.id}: phase ids are unique`);
   }
 });

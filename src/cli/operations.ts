@@ -13,6 +13,15 @@ import type { RemoveResult } from '../workflows/remove-node';
 import { restoreWorkflowId } from '../workflows/definitions';
 import type { RestoreResult } from '../workflows/restore-cluster';
 import type { Printer } from './follow';
+import type { Operation as PhaseList } from '../phases/types';
+import { DEPLOY } from '../phases/deploy';
+import { RESET } from '../phases/reset';
+import { BACKUP } from '../phases/backup';
+import { CERTS, CERTS_RENEW } from '../phases/certs';
+import { APPLY } from '../phases/apply';
+import { removeOperation } from '../phases/remove';
+import { RESTORE } from '../phases/restore';
+import { UPGRADE } from '../phases/upgrade';
 
 /** What printing a completed run's result needs. */
 export interface ResultView {
@@ -27,6 +36,8 @@ export interface Operation {
   workflowType: string;
   /** One workflow id per cluster: a second start attaches to the running one. */
   workflowId(cluster: string): string;
+  /** Its phase list (src/phases/), as its workflow runs it and `kha plan --operation` prints it; kha remove's depends on the role of the node it removes. */
+  phases: PhaseList | ((role: 'control-plane' | 'worker') => PhaseList);
   /** The noun in messages: "the deployment of demo". */
   title: string;
   /** What to check when a run failed, in the next-step line. */
@@ -158,12 +169,13 @@ function printUpgradeResult(result: unknown, { printer, cluster }: ResultView): 
 }
 
 export const OPERATIONS = {
-  deploy: { workflowType: 'deployCluster', workflowId: deployWorkflowId, title: 'deployment', checkOnFailure: 'the node named above', printResult: printDeployResult },
-  reset: { workflowType: 'resetCluster', workflowId: resetWorkflowId, title: 'reset', checkOnFailure: 'the hosts', printResult: printResetResult },
-  backup: { workflowType: 'backupCluster', workflowId: backupWorkflowId, title: 'backup', checkOnFailure: 'the control-plane nodes and their etcd members', printResult: printBackupResult, scheduleAction: 'backup' },
-  certs: { workflowType: 'certsCluster', workflowId: certsWorkflowId, title: 'certificate check', checkOnFailure: 'the control-plane nodes', printResult: printCertsResult, scheduleAction: 'certs-check' },
-  renew: { workflowType: 'renewCluster', workflowId: renewWorkflowId, title: 'certificate renewal', checkOnFailure: 'the control-plane node named above and its static pods', printResult: printRenewResult },
+  deploy: { phases: DEPLOY, workflowType: 'deployCluster', workflowId: deployWorkflowId, title: 'deployment', checkOnFailure: 'the node named above', printResult: printDeployResult },
+  reset: { phases: RESET, workflowType: 'resetCluster', workflowId: resetWorkflowId, title: 'reset', checkOnFailure: 'the hosts', printResult: printResetResult },
+  backup: { phases: BACKUP, workflowType: 'backupCluster', workflowId: backupWorkflowId, title: 'backup', checkOnFailure: 'the control-plane nodes and their etcd members', printResult: printBackupResult, scheduleAction: 'backup' },
+  certs: { phases: CERTS, workflowType: 'certsCluster', workflowId: certsWorkflowId, title: 'certificate check', checkOnFailure: 'the control-plane nodes', printResult: printCertsResult, scheduleAction: 'certs-check' },
+  renew: { phases: CERTS_RENEW, workflowType: 'renewCluster', workflowId: renewWorkflowId, title: 'certificate renewal', checkOnFailure: 'the control-plane node named above and its static pods', printResult: printRenewResult },
   apply: {
+    phases: APPLY,
     workflowType: 'applyCluster',
     workflowId: applyWorkflowId,
     title: 'apply',
@@ -171,9 +183,10 @@ export const OPERATIONS = {
     printResult: printApplyResult,
     approvalLine: (cluster: string) => `⏸ ${cluster} waits for approval of the changes above before it joins the new nodes. Check them, then run: kha approve ${cluster}`,
   },
-  remove: { workflowType: 'removeNode', workflowId: removeWorkflowId, title: 'removal', checkOnFailure: 'the node and the control-plane nodes', printResult: printRemoveResult },
-  restore: { workflowType: 'restoreCluster', workflowId: restoreWorkflowId, title: 'restore', checkOnFailure: 'the control-plane node named above, its etcd and its static pods', printResult: printRestoreResult },
+  remove: { phases: removeOperation, workflowType: 'removeNode', workflowId: removeWorkflowId, title: 'removal', checkOnFailure: 'the node and the control-plane nodes', printResult: printRemoveResult },
+  restore: { phases: RESTORE, workflowType: 'restoreCluster', workflowId: restoreWorkflowId, title: 'restore', checkOnFailure: 'the control-plane node named above, its etcd and its static pods', printResult: printRestoreResult },
   upgrade: {
+    phases: UPGRADE,
     workflowType: 'upgradeCluster',
     workflowId: upgradeWorkflowId,
     title: 'upgrade',
