@@ -3,7 +3,7 @@
 // nodes only: preparation, control-plane joins one at a time (etcd checked after each), worker joins in
 // parallel, verification. A member is never touched. PURE (see types.ts).
 import type { Operation, PhaseDef } from './types';
-import { containerRuntime, controlPlaneJoin, hostPrep, packages, preflight, verify, workerJoin } from './deploy';
+import { controlPlaneJoin, HOST_PHASES, preflight, verify, workerJoin } from './deploy';
 
 const NEW_ONLY = 'kubeadm reset and cleanup of each new node this run touched; a member from before is never reset';
 
@@ -29,16 +29,15 @@ export const applyApproval: PhaseDef = {
   rollback: 'nothing',
 };
 
-export const applyHostPrep: PhaseDef = { ...hostPrep, nodes: 'new-nodes', rollback: NEW_ONLY };
-export const applyContainerRuntime: PhaseDef = { ...containerRuntime, nodes: 'new-nodes', rollback: NEW_ONLY };
-export const applyPackages: PhaseDef = { ...packages, nodes: 'new-nodes', rollback: NEW_ONLY };
+/** The deployment's host phases, on the new nodes only. */
+export const APPLY_HOST_PHASES: readonly PhaseDef[] = HOST_PHASES.map((p) => ({ ...p, nodes: 'new-nodes', rollback: NEW_ONLY }));
 export const applyControlPlaneJoin: PhaseDef = { ...controlPlaneJoin, nodes: 'new-control-planes', rollback: `${NEW_ONLY}; one at a time, newest first` };
 export const applyWorkerJoin: PhaseDef = { ...workerJoin, nodes: 'new-workers', rollback: `${NEW_ONLY}; workers first, in parallel` };
 
 export const APPLY: Operation = {
   id: 'apply',
   title: 'Apply',
-  phases: [discover, applyPreflight, applyApproval, applyHostPrep, applyContainerRuntime, applyPackages, applyControlPlaneJoin, applyWorkerJoin, verify],
+  phases: [discover, applyPreflight, applyApproval, ...APPLY_HOST_PHASES, applyControlPlaneJoin, applyWorkerJoin, verify],
   barriers: [
     { phase: 'preflight', after: 'discover', why: 'only discovery knows which nodes are new' },
     { phase: 'approval', after: 'preflight', why: 'the operator approves a difference whose new nodes passed preflight' },

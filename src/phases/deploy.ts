@@ -1,7 +1,9 @@
 // The deployment, phase by phase: the one list that deployCluster runs, `kha plan` prints and writes, the
 // status table shows and the bench reads. PURE (see types.ts).
-import type { Barrier, Operation, PhaseDef, StepRef } from './types';
+import type { Barrier, HostPhaseDef, HostStepActivity, Operation, PhaseDef, StepRef } from './types';
 
+/** A host step: the script of the same name as its rendered phase, on the node itself. */
+const host = (render: string, activity: HostStepActivity) => ({ render, script: render, runsOn: 'node', activity }) as const;
 const on = (render: string, script: string, activity: StepRef['activity'], runsOn: StepRef['runsOn'] = 'node'): StepRef => ({ render, script, runsOn, activity });
 
 /** Reset, leave the cluster (the etcd member and the Node object), reboot: what a failed join left is gone. */
@@ -22,35 +24,41 @@ export const preflight: PhaseDef = {
   rollback: 'nothing: preflight changes nothing',
 };
 
-export const hostPrep: PhaseDef = {
+export const hostPrep: HostPhaseDef = {
   id: 'host-prep',
   title: 'Host preparation',
   mode: 'parallel',
   nodes: 'all',
-  steps: [on('host-prep', 'host-prep', 'hostPrep')],
+  steps: [host('host-prep', 'hostPrep')],
   check: 'each file, module and sysctl is compared before it is written',
   rollback: RESET_ON_ROLLBACK,
 };
 
-export const containerRuntime: PhaseDef = {
+export const containerRuntime: HostPhaseDef = {
   id: 'container-runtime',
   title: 'Container runtime',
   mode: 'parallel',
   nodes: 'all',
-  steps: [on('container-runtime', 'container-runtime', 'containerRuntime')],
+  steps: [host('container-runtime', 'containerRuntime')],
   check: 'the runtime config is compared before it is written; the service restarts only when it changed',
   rollback: RESET_ON_ROLLBACK,
 };
 
-export const packages: PhaseDef = {
+export const packages: HostPhaseDef = {
   id: 'packages',
   title: 'kubeadm, kubelet, kubectl',
   mode: 'parallel',
   nodes: 'all',
-  steps: [on('packages', 'packages', 'installPackages')],
+  steps: [host('packages', 'installPackages')],
   check: 'installed versions are read first; apt runs only when they differ from the pinned version',
   rollback: RESET_ON_ROLLBACK,
 };
+
+/**
+ * What each node does on its own host after preflight, in order, each as soon as the one before is done: the
+ * deployment, its batches of workers and kha apply (on the new nodes) run this list.
+ */
+export const HOST_PHASES: readonly HostPhaseDef[] = [hostPrep, containerRuntime, packages];
 
 export const kubeVip: PhaseDef = {
   id: 'kube-vip',
@@ -150,6 +158,6 @@ export const DEPLOY_BARRIERS: readonly Barrier[] = [
 export const DEPLOY: Operation = {
   id: 'deploy',
   title: 'Deployment',
-  phases: [preflight, hostPrep, containerRuntime, packages, kubeVip, kubeadmInit, calico, controlPlaneJoin, approval, workerJoin, verify],
+  phases: [preflight, ...HOST_PHASES, kubeVip, kubeadmInit, calico, controlPlaneJoin, approval, workerJoin, verify],
   barriers: DEPLOY_BARRIERS,
 };

@@ -1,6 +1,7 @@
 // What a phase is: plain data that the workflows execute, `kha plan` prints, the status table shows and the
 // bench reads. PURE: erased type imports only, because the workflow bundle imports it.
 import type * as activities from '../activities';
+import type { NodeCall, StepResult } from '../activities/types';
 
 /** How a phase runs its nodes: all at once (with a bound), one at a time, on one node, once for the cluster, or as a gate. */
 export type PhaseMode = 'parallel' | 'sequential' | 'single' | 'cluster' | 'gate';
@@ -23,6 +24,16 @@ export type NodeSet =
   | 'none';
 
 export type ActivityName = keyof typeof activities;
+
+/** An activity a node's own pipeline can call as one host step: a node call in, a step result out. */
+export type HostStepActivity = {
+  [K in ActivityName]: (typeof activities)[K] extends (call: NodeCall) => Promise<StepResult> ? K : never;
+}[ActivityName];
+
+/** A phase each node runs on its own host between preflight and its join: one step, run by such an activity. */
+export interface HostPhaseDef extends PhaseDef {
+  steps: readonly [StepRef & { activity: HostStepActivity; runsOn: 'node' }];
+}
 
 /** One rendered script: `kha plan` prints it and writes it; `activity` is the activity that runs it. */
 export interface StepRef {

@@ -13,7 +13,7 @@ import { resolveKubernetesVersion } from '../render/version';
 import { crossNodeProblems } from './checks';
 import { assertValidCluster, invalidInput } from './input-check';
 import { refuseBesideDeployAndReset, refuseBesideUpgradeAndRestore } from './backup-cluster';
-import { APPLY, applyApproval, applyContainerRuntime, applyControlPlaneJoin, applyHostPrep, applyPackages, applyPreflight, applyWorkerJoin, discover } from '../phases/apply';
+import { APPLY, APPLY_HOST_PHASES, applyApproval, applyControlPlaneJoin, applyPreflight, applyWorkerJoin, discover } from '../phases/apply';
 import { verify } from '../phases/deploy';
 import type { PhaseDef } from '../phases/types';
 import { Engine, Slots } from './engine/engine';
@@ -148,7 +148,7 @@ export async function applyCluster(input: ApplyInput): Promise<ApplyResult> {
         return { cluster: cluster.name, kubernetesVersion: d.kubernetesVersion, nothingToDo: true, joined: [], skippedNodes: [], nodesReady: state!.nodes.filter((n) => n.ready).length, etcdMembers: state!.members.length };
       }
       // The rows of the new nodes, now that they are known.
-      for (const p of [applyPreflight, applyHostPrep, applyContainerRuntime, applyPackages]) for (const n of added) board.row(p.id, n.name);
+      for (const p of [applyPreflight, ...APPLY_HOST_PHASES]) for (const n of added) board.row(p.id, n.name);
       for (const n of d.addControlPlanes) board.row(applyControlPlaneJoin.id, n.name);
       for (const n of d.addWorkers) board.row(applyWorkerJoin.id, n.name);
       if (!d.addControlPlanes.length) board.endPhase(applyControlPlaneJoin.id, 'skipped');
@@ -190,7 +190,7 @@ export async function applyCluster(input: ApplyInput): Promise<ApplyResult> {
       await e.gate(applyApproval.id, `approval of the changes above (joining ${added.map((n) => n.name).join(', ')}): check them, then run: kha approve ${cluster.name}`, false);
 
       // ---- the joins -------------------------------------------------------------------------------------------
-      await e.barrier(applyHostPrep.id);
+      await e.barrier(APPLY_HOST_PHASES[0]!.id);
       let turn = Promise.resolve();
       const cpJoins = d.addControlPlanes.map((n) => (turn = joiningControlPlane(n, turn)));
       await Promise.all([...cpJoins, ...d.addWorkers.map(worker)]);

@@ -4,8 +4,8 @@ import { ApplicationFailure } from '@temporalio/workflow';
 import type { NodeSpec } from '../spec/types';
 import type { RenderFacts } from '../render/types';
 import type { NodeFacts } from '../activities/types';
-import { containerRuntime, hostPrep, packages, preflight, workerJoin } from '../phases/deploy';
-import type { PhaseDef } from '../phases/types';
+import { HOST_PHASES, packages, preflight, workerJoin } from '../phases/deploy';
+import type { HostPhaseDef, PhaseDef } from '../phases/types';
 import type { Engine, Slots } from './engine/engine';
 import type { StepOutcome } from './engine/steps';
 
@@ -45,10 +45,10 @@ export function nodeSteps(w: NodeWork) {
   }
   const nodeCall = (n: NodeSpec) => ({ cluster: steps.forNode(n.name), node: n.name, facts: f() });
   const ownCall = (n: NodeSpec) => ({ cluster: steps.forOwnNode(n.name), node: n.name, facts: f() });
-  const prepare = (p: PhaseDef, act: 'hostPrep' | 'containerRuntime') => (n: NodeSpec) =>
+  const prepare = (p: HostPhaseDef) => (n: NodeSpec) =>
     run(p, n, async () => {
       touched.add(n.name);
-      return (await steps.call(act, p.id, n.name, [ownCall(n)])).note;
+      return (await steps.call(p.steps[0].activity, p.id, n.name, [ownCall(n)])).note;
     });
   const installPackages = (n: NodeSpec) =>
     run(packages, n, async () => {
@@ -60,10 +60,10 @@ export function nodeSteps(w: NodeWork) {
       }
       return res.note;
     });
-  /** Host prep, container runtime and packages of one node, each as soon as the one before is done. */
+  /** The host phases of one node (HOST_PHASES), each as soon as the one before is done; the packages also checked. */
   async function prepareNode(n: NodeSpec): Promise<boolean> {
-    for (const stepOf of [prepare(hostPrep, 'hostPrep'), prepare(containerRuntime, 'containerRuntime'), installPackages]) {
-      if ((await stepOf(n)) === 'skipped') return false;
+    for (const p of HOST_PHASES) {
+      if ((await (p === packages ? installPackages : prepare(p))(n)) === 'skipped') return false;
     }
     return true;
   }

@@ -20,7 +20,7 @@ import {
 import type { ClusterSpec, NodeSpec } from '../spec/types';
 import type { NodeFacts } from '../activities/types';
 import type { RenderFacts } from '../render/types';
-import { DEPLOY, containerRuntime, hostPrep, packages, preflight, workerJoin } from '../phases/deploy';
+import { DEPLOY, HOST_PHASES, preflight, workerJoin } from '../phases/deploy';
 import type { Operation } from '../phases/types';
 import {
   batchDecisionSignal,
@@ -58,7 +58,7 @@ export function batchSize(o: DeployOptions): number {
 const WORKER_BATCH: Operation = {
   id: 'deploy-workers',
   title: 'Worker batch',
-  phases: DEPLOY.phases.filter((p) => [preflight, hostPrep, containerRuntime, packages, workerJoin].includes(p)),
+  phases: DEPLOY.phases.filter((p) => [preflight, ...HOST_PHASES, workerJoin].includes(p)),
   barriers: [],
 };
 
