@@ -4,7 +4,7 @@ import type { Command } from './help';
 
 const commands: Record<string, Command> = {
   validate: { summary: 'check a cluster file and print every problem', load: () => import('./validate') },
-  plan: { summary: 'show the phases, nodes and order; --out writes every script and file', load: () => import('./plan') },
+  plan: { summary: 'show the phases, nodes and order of the deployment or of --operation KIND; --out writes every script and file', load: () => import('./plan') },
   schema: { summary: 'print the JSON Schema of the cluster file', load: () => import('./schema') },
   deploy: { summary: 'deploy a cluster file and follow the deployment', load: () => import('./deploy') },
   status: { summary: 'show a deployment: phases, nodes, what it waits for', load: () => import('./status') },
