@@ -12,6 +12,7 @@ import { simTools } from '../src/lab/tools';
 import { readHostFaults } from '../src/lab/faults';
 import { claimSubnet, pickSubnet } from '../src/lab/cleanup';
 import { createBridge } from '../src/lab/net';
+import { sleep } from '../src/util/sleep';
 
 interface SshResult {
   code: number;
@@ -59,7 +60,6 @@ function ssh(lab: Lab, address: string, user: string, cmd: string, opts: SshOpti
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function labNetns(subnetIndex: number): string[] {
   return existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(`kha${subnetIndex}-`)) : [];

@@ -20,6 +20,7 @@ import { findRealBinaries, kubeBinDir } from '../src/lab/real/tier';
 import { cliEnv, freePort, kha } from './cli-run';
 import { subnet } from './helpers/subnet';
 import { EtcdCtl } from './helpers/etcd';
+import { sleep } from '../src/util/sleep';
 
 const SUBNET = subnet(113);
 const LONG = 1_500_000;
@@ -28,7 +29,6 @@ const CPS = ['k8scp-01', 'k8scp-02', 'k8scp-03'];
 const WORKER = 'k8swn-01';
 const timings: Record<string, number> = {};
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('kha remove on real Kubernetes components (lab real tier, 3+1)', () => {
   const dir = join(tmpdir(), `kha-real-remove-${SUBNET}`);

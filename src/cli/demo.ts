@@ -11,6 +11,7 @@ import { embeddedServerStatus, ensureBackgroundWorker, ensureEmbeddedServer, sta
 import { deployWorkflowId, resetWorkflowId, SA_CLUSTER, TASK_QUEUE } from '../workflows/definitions';
 import { guarded, parseArgs } from './args';
 import { CliError, workflowUrl } from './client';
+import { sleep } from '../util/sleep';
 import { run as deploy } from './deploy';
 import { EXIT } from './follow';
 
@@ -162,7 +163,7 @@ async function waitForPoller(address: string, namespace: string, pid: number, lo
       const r = await connection.workflowService.describeTaskQueue({ namespace, taskQueue: { name: TASK_QUEUE, kind: 1 /* NORMAL */ }, taskQueueType: 1 /* workflow */ });
       if ((r.pollers ?? []).some((p) => p.identity?.startsWith(`${pid}@`))) return;
       if (Date.now() > deadline) throw new CliError(`the background worker (pid ${pid}) does not poll task queue ${TASK_QUEUE} after ${timeoutMs / 1000} s; see ${logFile}`);
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
     }
   } finally {
     await connection.close();

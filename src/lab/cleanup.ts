@@ -150,7 +150,7 @@ async function removeHostCgroups(index: number): Promise<void> {
         // still has processes exiting, or a child left: next round
       }
     }
-    if (dirs.length) await new Promise((r) => setTimeout(r, 100));
+    if (dirs.length) await sleep(100);
   }
 }
 

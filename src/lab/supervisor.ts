@@ -208,7 +208,7 @@ class Supervisor {
         this.log(`pid ${initPid}: the sim server did not start within 30 s; tools run as processes of their own`);
         return;
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   }
 
