@@ -222,6 +222,10 @@ test('kha plan --operation narrows to a node and a phase id, and refuses what it
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /Stand-ins for what the run learns: restore run RUN/);
   assert.deepEqual(r.stdout.split('\n').filter((l) => /^ ?\d+\. /.test(l)).map((l) => l.trim().split(/\s{2,}/)), [['9. Restart components', 'parallel', 'k8swn-01']]);
+  // A node's plan: its phases only, no gate.
+  const w = kha('plan', seed, '--operation', 'upgrade', '--node', 'k8swn-01');
+  assert.equal(w.status, 0, w.stderr);
+  assert.deepEqual(w.stdout.split('\n').filter((l) => /^ ?\d+\. /.test(l)).map((l) => l.trim().split(/\s{2,}/)[0]), ['3. Package repository', '6. Upgrade workers']);
   const one = kha('plan', seed, '--operation', 'reset', '--phase', 'reset-control-plane');
   assert.equal(one.status, 0, one.stderr);
   assert.match(one.stdout, /Reset control-plane nodes\s+one at a time\s+k8scp-03 k8scp-02 k8scp-01\n/);

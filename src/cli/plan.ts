@@ -291,7 +291,8 @@ function planOperation(o: Options, c: ClusterSpec): number {
     }
     phases = phases.filter((p) => p.def.id === o.phase);
   }
-  if (o.node && kind !== 'remove') phases = phases.filter((p) => p.def.mode === 'gate' ? !o.phase : p.nodes.some((n) => n.name === o.node));
+  // As for the deployment: a node's plan leaves the gates out.
+  if (o.node && kind !== 'remove') phases = phases.filter((p) => p.def.mode !== 'gate' && p.nodes.some((n) => n.name === o.node));
   const { facts, resolvedAtDeploy } = planFacts(c);
   const plan = operationText(kind, op, c, phases, o, facts, resolvedAtDeploy);
   process.stdout.write(plan);
