@@ -1,11 +1,10 @@
 // What the day-2 commands (kha backup, kha certs) share: CLUSTER is a cluster file, or the name of a cluster
-// kha deployed, whose spec then comes from its last deployment's input on the server (nothing else to keep).
+// kha deployed, whose spec then comes from the server: the nodes kha recorded there (nothing else to keep).
 import { existsSync } from 'node:fs';
-import { defaultPayloadConverter } from '@temporalio/common';
-import type { ClusterSpec } from '../spec/types';
-import { deployWorkflowId } from '../workflows/definitions';
+import { controlPlaneNodes, workerNodes, type ClusterSpec } from '../spec/types';
 import { guarded, parseArgs, type Parsed } from './args';
-import { CliError, connectTarget, describeOrUndefined, type Target } from './client';
+import { CliError, connectTarget, type Target } from './client';
+import { recordedCluster } from './membership';
 import { EXIT, outputMode, Printer } from './follow';
 import type { OperationKind } from './operations';
 import { announceServer, followOrDetach, loadOrReport, startOrAttach } from './workflow-run';
@@ -13,17 +12,18 @@ import { announceServer, followOrDetach, loadOrReport, startOrAttach } from './w
 /** CLUSTER names a file (read without a server) rather than a cluster kha deployed. */
 const isClusterFile = (arg: string) => arg.includes('/') || /\.ya?ml$/.test(arg) || existsSync(arg);
 
-/** The cluster named by `arg`, or undefined after printing why the file is invalid (exit 2). */
+/**
+ * The cluster named by `arg`, or undefined after printing why the file is invalid (exit 2). A name means the
+ * nodes kha recorded after the newest completed deployment, apply, upgrade or removal (src/cli/membership.ts).
+ */
 export async function day2Cluster(t: Target, arg: string, printer: Printer): Promise<ClusterSpec | undefined> {
   if (isClusterFile(arg)) return loadOrReport(arg, printer);
-  const id = deployWorkflowId(arg);
-  const d = await describeOrUndefined(t.client.workflow.getHandle(id));
-  if (!d) throw new CliError(`no deployment of ${arg} on ${t.address} (workflow ${id}); name a cluster kha deployed, or give its cluster file`);
-  const h = await t.connection.workflowService.getWorkflowExecutionHistory({ namespace: t.namespace, execution: { workflowId: d.workflowId, runId: d.runId }, maximumPageSize: 1 });
-  const payload = h.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-  const cluster = payload ? defaultPayloadConverter.fromPayload<{ cluster?: ClusterSpec }>(payload).cluster : undefined;
-  if (!cluster?.spec) throw new CliError(`the deployment of ${arg} (${id}) has no cluster in its input; give the cluster file instead`);
-  return cluster;
+  const r = await recordedCluster(t, arg);
+  const cps = controlPlaneNodes(r.cluster).map((n) => n.name);
+  const workers = workerNodes(r.cluster).map((n) => n.name);
+  const nodes = `control-plane ${cps.join(', ')}${workers.length ? `; workers ${workers.join(', ')}` : ''}`;
+  printer.info(`${arg}: the nodes kha recorded ${r.from ? `after ${r.from}` : 'in its deployment'}: ${nodes}`, 'cluster-record', { cluster: arg, from: r.from, controlPlanes: cps, workers });
+  return r.cluster;
 }
 
 

@@ -29,8 +29,8 @@ const USAGE = `usage: kha schedule ${ACTION_LIST} CLUSTER --every D [--retain N]
 Creates a Temporal Schedule that starts kha's backup (workflow backupCluster) or certificate check
 (certsCluster) of CLUSTER every D; nothing is installed on any host. D is a duration of days, hours and
 minutes: 30m, 6h, 1d, 1d12h (at least 5m, at most 366d); runs fall on multiples of D since the Unix epoch (UTC).
-CLUSTER is the name of a cluster kha deployed (its spec comes from that deployment on the server, as for
-kha backup) or a cluster file; the spec is kept in the schedule: run the command again after the cluster
+CLUSTER is the name of a cluster kha deployed (its nodes as kha recorded them, as for kha backup) or a
+cluster file; the spec is kept in the schedule: run the command again after the cluster
 changed. Running it again for an existing schedule updates its interval and options. A run never starts
 while the last one of the schedule still runs (it is skipped), and a scheduled backup refuses beside a
 deployment, a reset or a backup by hand, like kha backup. kha status CLUSTER --backup / --certs shows the
