@@ -2,7 +2,8 @@
 // server (TEMPORAL_ADDRESS), the real workflows with mock activities (no lab). After kha deploy (3+1), kha apply
 // (two control-plane nodes added) and kha remove of the first control-plane node, kha certs checks exactly the
 // control-plane nodes that are members, kha backup starts from the next one, the removed node is no node of
-// the cluster any more, a refused removal changes nothing, and a schedule keeps the same nodes.
+// the cluster any more, a refused removal changes nothing, a schedule made before the removal gets the nodes
+// left, and one made after keeps them.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -32,6 +33,12 @@ function files(): { deployed: string; grown: string } {
     y.replace('    - { name: w-1,', '    - { name: cp-4, address: 198.19.0.20, role: control-plane }\n    - { name: cp-5, address: 198.19.0.21, role: control-plane }\n    - { name: w-1,'),
   );
   return { deployed, grown };
+}
+
+/** The nodes in the action of the cluster's schedule. */
+async function scheduledNodes(action: string): Promise<string[]> {
+  const input = (await env.client.schedule.getHandle(`kha-schedule-${action}-${NAME}`).describe()).action.args?.[0] as { cluster: ClusterSpec };
+  return input.cluster.spec.nodes.map((n) => n.name);
 }
 
 /** The control-plane nodes kha certs NAME checked, from its table. */
@@ -68,9 +75,18 @@ describe('day-2 commands by cluster name use the nodes kha recorded after deploy
     const certs = await kha(['certs', NAME], cli);
     assert.match(certs.stdout, /^mem: the nodes kha recorded after kha apply \(kha-apply-mem, completed \S+\): control-plane cp-1, cp-2, cp-3, cp-4, cp-5; workers w-1$/m);
 
+    // A schedule made before the removal: kha remove gives it the nodes left.
+    const sc = await kha(['schedule', 'certs-check', NAME, '--every', '1d'], cli);
+    assert.equal(sc.code, 0, sc.stdout + sc.stderr);
+    assert.deepEqual(await scheduledNodes('certs-check'), ['cp-1', 'cp-2', 'cp-3', 'cp-4', 'cp-5', 'w-1']);
     const rm = await kha(['remove', NAME, 'cp-1', '--yes'], cli);
     assert.equal(rm.code, 0, rm.stdout + rm.stderr);
     assert.match(rm.stdout, /^✔ cp-1 removed from mem: etcd member a1 removed \(leadership moved to cp-2\), Node deleted, host reset$/m);
+    assert.match(rm.stdout, /^updated schedule kha-schedule-certs-check-mem: its runs use the nodes kha recorded now \(cp-2, cp-3, cp-4, cp-5, w-1\)$/m);
+    assert.deepEqual(await scheduledNodes('certs-check'), ['cp-2', 'cp-3', 'cp-4', 'cp-5', 'w-1']);
+    const sd = await env.client.schedule.getHandle(`kha-schedule-certs-check-${NAME}`).describe();
+    assert.equal(sd.spec.intervals?.[0]?.every, 86_400_000);
+    assert.match(sd.action.staticSummary ?? '', /^scheduled certs mem every 1d: Kubernetes 1\.35, 4 control-plane \+ 1 worker node/);
     // Four control-plane nodes left: an even count kha validate refuses in a file, but what runs now.
     assert.deepEqual(await certsNodes(), ['cp-2', 'cp-3', 'cp-4', 'cp-5']);
     const b = await kha(['backup', NAME], cli);
@@ -93,8 +109,7 @@ describe('day-2 commands by cluster name use the nodes kha recorded after deploy
     // A schedule made now keeps these nodes in its action.
     const s = await kha(['schedule', 'backup', NAME, '--every', '1d'], cli);
     assert.equal(s.code, 0, s.stdout + s.stderr);
-    const input = (await env.client.schedule.getHandle(`kha-schedule-backup-${NAME}`).describe()).action.args?.[0] as { cluster: ClusterSpec };
-    assert.deepEqual(input.cluster.spec.nodes.map((n) => n.name), ['cp-2', 'cp-3', 'cp-4', 'cp-5', 'w-1']);
+    assert.deepEqual(await scheduledNodes('backup'), ['cp-2', 'cp-3', 'cp-4', 'cp-5', 'w-1']);
   });
 
   test('kha deploy --again with a file makes that file the record again', async () => {

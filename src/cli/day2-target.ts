@@ -39,6 +39,8 @@ export interface Day2Extras<O> {
   after?: string[];
   /** Runs once the cluster is known, before the run starts: a number is the exit code instead of starting. */
   before?: (cluster: ClusterSpec, o: O, positionals: string[], printer: Printer) => Promise<number | undefined>;
+  /** Runs after a run this command followed ended well (kha apply, kha remove: the schedules get the new nodes). */
+  done?: (t: Target, printer: Printer, cluster: string) => Promise<unknown>;
 }
 
 /**
@@ -88,7 +90,10 @@ export function day2Command<O>(
         const started = await startOrAttach(t, printer, { kind, cluster, args: [input(cluster, o, a.positionals)], again: true });
         if ('code' in started) return started.code;
         const autoApprove = extras.autoApprove !== undefined && a.flags.has(extras.autoApprove);
-        return await followOrDetach(t, printer, started.handle, { kind, cluster: cluster.name, detach: a.flags.has('--detach'), autoApprove });
+        const detach = a.flags.has('--detach');
+        const code = await followOrDetach(t, printer, started.handle, { kind, cluster: cluster.name, detach, autoApprove });
+        if (code === EXIT.ok && !detach) await extras.done?.(t, printer, cluster.name);
+        return code;
       } finally {
         await t.close();
       }
