@@ -4,8 +4,8 @@
 // would leave etcd without quorum refused before any change; a control-plane node that does not lead etcd
 // removed with --force while its link is down; and the first control-plane node, the etcd leader, removed
 // (leadership moved, its member removed by ID, its data gone), after which the VIP still answers and kha backup
-// starts from the next control plane (and etcdBackup passes over the one whose link is down). Checked with the
-// real kubectl over the VIP and the real etcdctl.
+// and kha certs start from the next control plane, the only one kha recorded as left (and etcdBackup passes
+// over the one whose link is down). Checked with the real kubectl over the VIP and the real etcdctl.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -196,9 +196,13 @@ describe('kha remove on real Kubernetes components (lab real tier, 3+1)', () => 
     assert.deepEqual(left.map((m) => m.id).sort(), [ids.get('k8scp-01'), ids.get('k8scp-02')].sort());
     for (const h of ['k8scp-01', 'k8scp-02']) assert.equal(await etcd.healthy(url(h)), true, `${h} answers no quorum read`);
     assert.deepEqual(nodeNames(), ['k8scp-01', 'k8scp-02']);
+    // kha recorded the removal: by name, k8scp-03 is no node of the cluster any more.
+    const again = await kha(['remove', NAME, 'k8scp-03', '--force', '--yes'], env, LONG);
+    assert.equal(again.code, 2, again.stdout + again.stderr);
+    assert.match(again.stderr, /k8scp-03 is not a node of rmreal \(nodes: k8scp-01, k8scp-02\); nothing was done/);
   });
 
-  it('the first control-plane node, the etcd leader: leadership moved, member removed by ID, data gone, host reset; the VIP answers and kha backup starts from k8scp-02', async () => {
+  it('the first control-plane node, the etcd leader: leadership moved, member removed by ID, data gone, host reset; the VIP answers, and kha backup and kha certs by name start from k8scp-02, the only node recorded as left', async () => {
     assert.equal(await leader(['k8scp-01', 'k8scp-02']), 'k8scp-01');
     const r = await kha(['remove', NAME, 'k8scp-01', '--yes'], env, LONG);
     timings.leaderRemove = r.ms;
@@ -220,10 +224,18 @@ describe('kha remove on real Kubernetes components (lab real tier, 3+1)', () => 
     timings.vipBack = Date.now() - t0;
     assert.equal(livez.stdout.trim(), 'ok', `the VIP does not answer /livez: ${livez.stderr}`);
     assert.deepEqual(nodeNames(), ['k8scp-02']);
-    // The deployment's spec still lists k8scp-01 first: the backup passes over its member and takes k8scp-02's.
+    // By name, the day-2 commands take the nodes kha recorded after this removal: k8scp-02 is the first (and only)
+    // control-plane node, so the backup and the certificate check start there and touch no removed node.
     const b = await kha(['backup', NAME], env, LONG);
     assert.equal(b.code, 0, b.stdout + b.stderr);
+    assert.match(b.stdout, /^rmreal: the nodes kha recorded after the removal of k8scp-01 \(kha-remove-rmreal, completed \S+\): control-plane k8scp-02$/m);
     assert.match(b.stdout, /^✔ rmreal backed up from k8scp-02: /m);
+    const certs = await kha(['certs', NAME], env, LONG);
+    timings.certsAfter = certs.ms;
+    assert.equal(certs.code, 0, certs.stdout + certs.stderr);
+    const checked = [...new Set(certs.stdout.split('\n').filter((l) => /^k8scp-\d+\s+\S+\s+\d{4}-/.test(l)).map((l) => l.split(/\s+/)[0]))];
+    assert.deepEqual(checked, ['k8scp-02']);
+    assert.match(certs.stdout, /^✔ rmreal certificates: \d+ on 1 control-plane node\(s\)/m);
     // A control plane that does not answer at all (k8scp-03, its link still down) is passed over the same way.
     const saved = process.env.XDG_STATE_HOME;
     process.env.XDG_STATE_HOME = join(dir, 'state');

@@ -3,13 +3,17 @@
 // without --confirm and without a terminal is refused (exit 2) with nothing changed on the hosts; kha restore
 // --confirm brings back the snapshot: the later ConfigMap is gone, the earlier one is there, the real etcdctl
 // lists 3 started voting members, all healthy, the API answers through the VIP, the old data stays on every node,
-// and no chunk of the snapshot's bytes is in the backup's or the restore's workflow history.
+// and no chunk of the snapshot's bytes is in the backup's or the restore's workflow history. Then kha schedule
+// backup on the same cluster: Temporal's trigger starts a run whose snapshot etcdutl verifies (0600, retention
+// kept, none of its bytes in that run's history), and kha schedule delete removes the schedule.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import type { BackupResult } from '../src/workflows/backup-cluster';
 import { Lab } from '../src/lab/lab';
 import { findRealBinaries, kubeBinDir } from '../src/lab/real/tier';
 import { findTemporalCli } from '../src/temporal/cli-path';
@@ -55,6 +59,23 @@ describe('kha restore on real Kubernetes components (lab real tier, 3+0)', () =>
     const r = spawnSync(findTemporalCli() ?? process.env.TEMPORAL_CLI_PATH ?? 'temporal', ['workflow', 'show', '--workflow-id', id, '--address', `127.0.0.1:${port}`, '--output', 'json'], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
     assert.equal(r.status, 0, r.stderr);
     return r.stdout;
+  };
+
+  /** No chunk of the file's bytes is in any of the workflows' histories. */
+  const notInHistory = (file: string, ids: string[]) => {
+    const data = readFileSync(file);
+    // A window of varied bytes (a bbolt file has long runs of zeros, whose base64 is in any history).
+    let mid = Math.floor(data.length / 2);
+    while (mid + 64 < data.length && new Set(data.subarray(mid, mid + 60)).size < 30) mid += 61;
+    assert.ok(mid + 64 < data.length, 'no varied 60 bytes in the snapshot');
+    // Three alignments: base64 of a payload that contains the bytes holds one of these whatever the offset.
+    const chunks = [0, 1, 2].map((o) => data.subarray(mid + o, mid + o + 60).toString('base64').slice(4, -4));
+    chunks.push(data.subarray(mid, mid + 32).toString('hex'));
+    for (const id of ids) {
+      const h = history(id);
+      assert.ok(h.length > 1000, `${id}: no history`);
+      for (const c of chunks) assert.equal(h.includes(c), false, `${id}: a chunk of the snapshot is in the history`);
+    }
   };
 
   before(async () => {
@@ -142,18 +163,51 @@ describe('kha restore on real Kubernetes components (lab real tier, 3+0)', () =>
   });
 
   it('no chunk of the snapshot is in the backup or restore workflow history', () => {
-    const data = readFileSync(join(dir, 'state', 'kha', NAME, 'backups', snapshot));
-    // A window of varied bytes (a bbolt file has long runs of zeros, whose base64 is in any history).
-    let mid = Math.floor(data.length / 2);
-    while (mid + 64 < data.length && new Set(data.subarray(mid, mid + 60)).size < 30) mid += 61;
-    assert.ok(mid + 64 < data.length, 'no varied 60 bytes in the snapshot');
-    // Three alignments: base64 of a payload that contains the bytes holds one of these whatever the offset.
-    const chunks = [0, 1, 2].map((o) => data.subarray(mid + o, mid + o + 60).toString('base64').slice(4, -4));
-    chunks.push(data.subarray(mid, mid + 32).toString('hex'));
-    for (const id of [`kha-backup-${NAME}`, `kha-restore-${NAME}`]) {
-      const h = history(id);
-      assert.ok(h.length > 1000, `${id}: no history`);
-      for (const c of chunks) assert.equal(h.includes(c), false, `${id}: a chunk of the snapshot is in the history`);
+    notInHistory(join(dir, 'state', 'kha', NAME, 'backups', snapshot), [`kha-backup-${NAME}`, `kha-restore-${NAME}`]);
+  });
+
+  it('kha schedule backup: a run Temporal triggers takes a snapshot etcdutl verifies, 0600, retention kept, none of it in the run\'s history; kha schedule delete', async () => {
+    const backups = join(dir, 'state', 'kha', NAME, 'backups');
+    const id = `kha-schedule-backup-${NAME}`;
+    const made = await kha(['schedule', 'backup', NAME, '--every', '1d', '--retain', '1'], env, LONG);
+    assert.equal(made.code, 0, made.stdout + made.stderr);
+    assert.match(made.stdout, new RegExp(`^created schedule ${id}: backup of ${NAME} every 1d, next run \\d{4}-\\d\\d-\\d\\dT00:00:00`, 'm'));
+    const listed = await kha(['schedule', 'list', NAME], env);
+    assert.equal(listed.code, 0, listed.stdout + listed.stderr);
+    assert.match(listed.stdout, new RegExp(`^${id}\\s+backup\\s+1d\\s+\\S+\\s+-\\s+none yet$`, 'm'));
+    const connection = await Connection.connect({ address: `127.0.0.1:${port}` });
+    try {
+      const client = new Client({ connection });
+      const h = client.schedule.getHandle(id);
+      await h.trigger();
+      let run: { workflowId: string; firstExecutionRunId: string } | undefined;
+      for (let i = 0; !run; i++) {
+        run = (await h.describe()).info.recentActions.at(-1)?.action.workflow;
+        assert.ok(run || i < 600, `schedule ${id} took no action after its trigger`);
+        if (!run) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.match(run.workflowId, new RegExp(`^${id}-\\d{4}-`));
+      const t0 = Date.now();
+      // The embedded server's background worker (started by kha schedule) runs it.
+      const r = (await client.workflow.getHandle(run.workflowId, run.firstExecutionRunId).result()) as BackupResult;
+      timings.scheduledBackup = Date.now() - t0;
+      assert.equal(r.cluster, NAME);
+      assert.ok(CPS.includes(r.node), r.node);
+      // Retention 1: the snapshot of kha backup is gone, the new one is the only file.
+      assert.deepEqual(readdirSync(backups).filter((f) => f.endsWith('.db')), [basename(r.path)]);
+      assert.deepEqual(r.removed, [join(backups, snapshot)]);
+      assert.equal(statSync(r.path).mode & 0o777, 0o600);
+      const status = JSON.parse(execFileSync(join(tier.etcdDir, 'etcdutl'), ['snapshot', 'status', r.path, '-w', 'json'], { encoding: 'utf8' })) as { revision: number; totalKey: number };
+      assert.equal(status.revision, r.revision);
+      assert.equal(status.totalKey, r.totalKeys);
+      notInHistory(r.path, [run.workflowId]);
+    } finally {
+      await connection.close();
     }
+    const del = await kha(['schedule', 'delete', NAME, 'backup'], env);
+    assert.equal(del.code, 0, del.stdout + del.stderr);
+    assert.match(del.stdout, new RegExp(`^deleted schedule ${id}`, 'm'));
+    const none = await kha(['schedule', 'list', NAME], env);
+    assert.match(none.stdout, new RegExp(`^no kha schedules of ${NAME} on `, 'm'));
   });
 });

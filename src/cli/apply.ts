@@ -2,6 +2,7 @@
 // approved the difference; never removes a node or changes the version (kha remove, kha upgrade do).
 import type { ApplyInput } from '../workflows/apply-cluster';
 import { day2Command } from './day2-target';
+import { refreshSchedules } from './schedule';
 
 const USAGE = `usage: kha apply FILE [--auto-approve] [--json] [--detach]
 
@@ -26,5 +27,5 @@ export const run = day2Command(
   [],
   (a) => a.flags.has('--auto-approve'),
   (cluster, autoApprove): ApplyInput => ({ cluster, options: autoApprove ? { autoApprove } : undefined }),
-  { flags: ['--auto-approve'], fileOnly: true, autoApprove: '--auto-approve' },
+  { flags: ['--auto-approve'], fileOnly: true, autoApprove: '--auto-approve', done: refreshSchedules },
 );

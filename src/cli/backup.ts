@@ -15,8 +15,8 @@ const USAGE = `usage: kha backup CLUSTER [--retain N] [--json] [--detach]
 
 Takes an etcd snapshot from the first control-plane node whose member is healthy, checks it with etcdutl
 snapshot status there, and copies it to the worker's state directory ($XDG_STATE_HOME/kha/CLUSTER/backups,
-mode 0600); the copy on the node is removed. CLUSTER is the name of a cluster kha deployed (its spec comes
-from the deployment on the server) or a cluster file. Refused while a deployment or reset of it runs.
+mode 0600); the copy on the node is removed. CLUSTER is the name of a cluster kha deployed (its nodes are the
+ones kha recorded after the last completed deploy, apply, upgrade or remove) or a cluster file. Refused while a deployment or reset of it runs.
   --retain N   keep the newest N snapshots of CLUSTER, this one included (1-1000, default ${DEFAULT_BACKUP_RETAIN})
 Prints the snapshot's path, size, sha256 and etcd revision; its content never enters a workflow history.
 Exit status: 0 snapshot taken, 1 failed or refused, 2 bad usage or invalid file.

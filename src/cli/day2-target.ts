@@ -1,11 +1,10 @@
 // What the day-2 commands (kha backup, kha certs) share: CLUSTER is a cluster file, or the name of a cluster
-// kha deployed, whose spec then comes from its last deployment's input on the server (nothing else to keep).
+// kha deployed, whose spec then comes from the server: the nodes kha recorded there (nothing else to keep).
 import { existsSync } from 'node:fs';
-import { defaultPayloadConverter } from '@temporalio/common';
-import type { ClusterSpec } from '../spec/types';
-import { deployWorkflowId } from '../workflows/definitions';
+import { controlPlaneNodes, workerNodes, type ClusterSpec } from '../spec/types';
 import { guarded, parseArgs, type Parsed } from './args';
-import { CliError, connectTarget, describeOrUndefined, type Target } from './client';
+import { CliError, connectTarget, type Target } from './client';
+import { recordedCluster } from './membership';
 import { EXIT, outputMode, Printer } from './follow';
 import type { OperationKind } from './operations';
 import { announceServer, followOrDetach, loadOrReport, startOrAttach } from './workflow-run';
@@ -13,17 +12,18 @@ import { announceServer, followOrDetach, loadOrReport, startOrAttach } from './w
 /** CLUSTER names a file (read without a server) rather than a cluster kha deployed. */
 const isClusterFile = (arg: string) => arg.includes('/') || /\.ya?ml$/.test(arg) || existsSync(arg);
 
-/** The cluster named by `arg`, or undefined after printing why the file is invalid (exit 2). */
+/**
+ * The cluster named by `arg`, or undefined after printing why the file is invalid (exit 2). A name means the
+ * nodes kha recorded after the newest completed deployment, apply, upgrade or removal (src/cli/membership.ts).
+ */
 export async function day2Cluster(t: Target, arg: string, printer: Printer): Promise<ClusterSpec | undefined> {
   if (isClusterFile(arg)) return loadOrReport(arg, printer);
-  const id = deployWorkflowId(arg);
-  const d = await describeOrUndefined(t.client.workflow.getHandle(id));
-  if (!d) throw new CliError(`no deployment of ${arg} on ${t.address} (workflow ${id}); name a cluster kha deployed, or give its cluster file`);
-  const h = await t.connection.workflowService.getWorkflowExecutionHistory({ namespace: t.namespace, execution: { workflowId: d.workflowId, runId: d.runId }, maximumPageSize: 1 });
-  const payload = h.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-  const cluster = payload ? defaultPayloadConverter.fromPayload<{ cluster?: ClusterSpec }>(payload).cluster : undefined;
-  if (!cluster?.spec) throw new CliError(`the deployment of ${arg} (${id}) has no cluster in its input; give the cluster file instead`);
-  return cluster;
+  const r = await recordedCluster(t, arg);
+  const cps = controlPlaneNodes(r.cluster).map((n) => n.name);
+  const workers = workerNodes(r.cluster).map((n) => n.name);
+  const nodes = `control-plane ${cps.join(', ')}${workers.length ? `; workers ${workers.join(', ')}` : ''}`;
+  printer.info(`${arg}: the nodes kha recorded ${r.from ? `after ${r.from}` : 'in its deployment'}: ${nodes}`, 'cluster-record', { cluster: arg, from: r.from, controlPlanes: cps, workers });
+  return r.cluster;
 }
 
 
@@ -39,6 +39,8 @@ export interface Day2Extras<O> {
   after?: string[];
   /** Runs once the cluster is known, before the run starts: a number is the exit code instead of starting. */
   before?: (cluster: ClusterSpec, o: O, positionals: string[], printer: Printer) => Promise<number | undefined>;
+  /** Runs after a run this command followed ended well (kha apply, kha remove: the schedules get the new nodes). */
+  done?: (t: Target, printer: Printer, cluster: string) => Promise<unknown>;
 }
 
 /**
@@ -88,7 +90,10 @@ export function day2Command<O>(
         const started = await startOrAttach(t, printer, { kind, cluster, args: [input(cluster, o, a.positionals)], again: true });
         if ('code' in started) return started.code;
         const autoApprove = extras.autoApprove !== undefined && a.flags.has(extras.autoApprove);
-        return await followOrDetach(t, printer, started.handle, { kind, cluster: cluster.name, detach: a.flags.has('--detach'), autoApprove });
+        const detach = a.flags.has('--detach');
+        const code = await followOrDetach(t, printer, started.handle, { kind, cluster: cluster.name, detach, autoApprove });
+        if (code === EXIT.ok && !detach) await extras.done?.(t, printer, cluster.name);
+        return code;
       } finally {
         await t.close();
       }

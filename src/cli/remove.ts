@@ -4,6 +4,7 @@ import { DEFAULT_DRAIN_TIMEOUT_SECONDS, type RemoveInput } from '../workflows/re
 import { CliError } from './client';
 import { day2Command } from './day2-target';
 import { EXIT } from './follow';
+import { refreshSchedules } from './schedule';
 
 const USAGE = `usage: kha remove CLUSTER NODE [--force] [--reboot] [--yes] [--drain-timeout SECONDS] [--json] [--detach]
 
@@ -42,6 +43,7 @@ export const run = day2Command<Options>(
   {
     after: ['NODE'],
     flags: ['--force', '--reboot', '--yes'],
+    done: refreshSchedules,
     before: async (cluster, o, p, printer) => {
       const name = p[1]!;
       const node = cluster.spec.nodes.find((n) => n.name === name);

@@ -9,6 +9,7 @@ import { guarded, parseArgs } from './args';
 import { retainOption } from './backup';
 import { CliError, connectTarget, describeOrUndefined, noWorkerMessage, pollers, workerFor, type Target } from './client';
 import { day2Cluster } from './day2-target';
+import { recordedCluster } from './membership';
 import { EXIT, outputMode, Printer, rootMessage } from './follow';
 import { OPERATION_KINDS, operation, type OperationKind } from './operations';
 import { didYouMean } from './suggest';
@@ -29,9 +30,9 @@ const USAGE = `usage: kha schedule ${ACTION_LIST} CLUSTER --every D [--retain N]
 Creates a Temporal Schedule that starts kha's backup (workflow backupCluster) or certificate check
 (certsCluster) of CLUSTER every D; nothing is installed on any host. D is a duration of days, hours and
 minutes: 30m, 6h, 1d, 1d12h (at least 5m, at most 366d); runs fall on multiples of D since the Unix epoch (UTC).
-CLUSTER is the name of a cluster kha deployed (its spec comes from that deployment on the server, as for
-kha backup) or a cluster file; the spec is kept in the schedule: run the command again after the cluster
-changed. Running it again for an existing schedule updates its interval and options. A run never starts
+CLUSTER is the name of a cluster kha deployed (its nodes as kha recorded them, as for kha backup) or a
+cluster file; the spec is kept in the schedule (kha apply and kha remove update it when the run they
+follow ends well; otherwise run this command again after the cluster changed). Running it again for an existing schedule updates its interval and options. A run never starts
 while the last one of the schedule still runs (it is skipped), and a scheduled backup refuses beside a
 deployment, a reset or a backup by hand, like kha backup. kha status CLUSTER --backup / --certs shows the
 newest run, by hand or scheduled; kha retry / kha abort answer a scheduled run that waits.
@@ -71,6 +72,14 @@ function everyOf(d: Pick<ScheduleDescription, 'spec'>): number | undefined {
   return d.spec.intervals?.[0]?.every;
 }
 
+/** What the Web UI shows of a scheduled run: the operation, interval and nodes. */
+function actionTexts(kind: OperationKind, cluster: ClusterSpec, every: number | undefined): { staticSummary: string; staticDetails: string } {
+  return {
+    staticSummary: `scheduled ${kind} ${cluster.name}${every ? ` every ${formatEvery(every)}` : ''}: ${clusterSummary(cluster)}`,
+    staticDetails: clusterDetails(cluster, `scheduled ${kind}`),
+  };
+}
+
 async function describeSchedule(h: ScheduleHandle): Promise<ScheduleDescription | undefined> {
   try {
     return await h.describe();
@@ -102,8 +111,7 @@ async function create(t: Target, printer: Printer, action: string, kind: Operati
         { key: SA_PHASE, value: 'none' },
         { key: SA_STATE, value: 'running' },
       ],
-      staticSummary: `scheduled ${kind} ${cluster.name} every ${formatEvery(every)}: ${clusterSummary(cluster)}`,
-      staticDetails: clusterDetails(cluster, `scheduled ${kind}`),
+      ...actionTexts(kind, cluster, every),
     },
     // Never two runs of a schedule at once; a run missed while the server was down is made up within one interval.
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: every, pauseOnFailure: false },
@@ -139,6 +147,29 @@ async function create(t: Target, printer: Printer, action: string, kind: Operati
   } else if ((await pollers(t).catch(() => ({ workflow: 0 }))).workflow === 0) {
     printer.error(`warning: ${noWorkerMessage(t)}; scheduled runs wait for one`);
   }
+}
+
+/**
+ * After kha apply or kha remove changed the nodes of `cluster`: each of its schedules gets the nodes kha recorded
+ * now, so a scheduled check never goes to a removed node nor misses an added one. Returns the schedules updated.
+ */
+export async function refreshSchedules(t: Target, printer: Printer, cluster: string): Promise<string[]> {
+  const updated: string[] = [];
+  let now: ClusterSpec | undefined;
+  for (const [action, kind] of ACTIONS) {
+    const id = scheduleId(action, cluster);
+    const h = t.client.schedule.getHandle(id);
+    if (!(await describeSchedule(h))) continue;
+    now ??= (await recordedCluster(t, cluster)).cluster;
+    const spec = now;
+    await h.update((prev) => {
+      const input = { ...(prev.action.args?.[0] as object), cluster: spec };
+      return { ...prev, action: { ...prev.action, args: [input], ...actionTexts(kind, spec, everyOf(prev)) } };
+    });
+    printer.info(`updated schedule ${id}: its runs use the nodes kha recorded now (${spec.spec.nodes.map((n) => n.name).join(', ')})`, 'schedule-nodes', { scheduleId: id, nodes: spec.spec.nodes.map((n) => n.name) });
+    updated.push(id);
+  }
+  return updated;
 }
 
 export interface ScheduleRow {

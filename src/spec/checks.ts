@@ -63,7 +63,7 @@ function checkVersion(spec: Spec, f: Findings): void {
   }
 }
 
-function checkNodes(spec: Spec, f: Findings): void {
+function checkNodes(spec: Spec, f: Findings, running: boolean): void {
   const nodes = spec.nodes;
   if (nodes.length === 0) {
     f.error([S, 'nodes'], 'no nodes: list the control-plane nodes (3 for high availability) and the workers', 'key');
@@ -104,11 +104,10 @@ function checkNodes(spec: Spec, f: Findings): void {
   if (cp === 0) {
     f.error([S, 'nodes'], 'no control-plane node: give 3 nodes (or 1 for a test cluster) role: control-plane', 'key');
   } else if (cp % 2 === 0) {
-    f.error(
-      [S, 'nodes'],
-      `${cp} control-plane nodes: use an odd number (3 or 5); etcd needs a majority, so ${cp} nodes survive no more failures than ${cp - 1}`,
-      'key',
-    );
+    const odd = `${cp} control-plane nodes: use an odd number (3 or 5); etcd needs a majority, so ${cp} nodes survive no more failures than ${cp - 1}`;
+    // A running cluster has an even count between a removal and its replacement: what it is, not a choice.
+    if (running) f.warn([S, 'nodes'], odd, 'key');
+    else f.error([S, 'nodes'], odd, 'key');
   } else if (cp === 1) {
     f.warn([S, 'nodes'], 'only one control-plane node: the cluster is not highly available; use 3 control-plane nodes for HA', 'key');
   }
@@ -319,12 +318,17 @@ function checkPolicy(spec: Spec, f: Findings): void {
   }
 }
 
+export interface CheckOptions {
+  /** The nodes are the membership kha recorded for a running cluster (kha remove may leave an even count). */
+  running?: boolean;
+}
+
 /** Every cross-field finding for a file the schema accepted. */
-export function crossFieldChecks(file: ClusterFileParsed): Finding[] {
+export function crossFieldChecks(file: ClusterFileParsed, o: CheckOptions = {}): Finding[] {
   const f = new Findings();
   const spec = file.spec;
   checkVersion(spec, f);
-  checkNodes(spec, f);
+  checkNodes(spec, f, o.running === true);
   checkEndpoint(spec, f);
   checkNetworks(spec, f);
   checkProxy(spec, f);

@@ -49,7 +49,7 @@ export async function refuseBesideUpgradeAndRestore(e: Engine, cluster: string, 
 }
 
 export async function backupCluster(input: BackupInput): Promise<BackupResult> {
-  assertValidCluster('backupCluster', input?.cluster);
+  assertValidCluster('backupCluster', input?.cluster, { running: true });
   const { cluster } = input;
   const r = input.retain;
   if (r !== undefined && (!Number.isInteger(r) || r < 1 || r > 1000)) throw ApplicationFailure.nonRetryable(`backupCluster: retain must be an integer from 1 to 1000, got ${JSON.stringify(r)}`, INVALID_SPEC);

@@ -23,7 +23,7 @@ export interface CertsResult {
 export const daysLeft = (c: CertExpiry): number => Math.floor(c.residualSeconds / 86_400);
 
 export async function certsCluster(input: CertsInput): Promise<CertsResult> {
-  assertValidCluster('certsCluster', input?.cluster);
+  assertValidCluster('certsCluster', input?.cluster, { running: true });
   const { cluster } = input;
   const first = cluster.spec.nodes.find((n) => n.role === 'control-plane')!;
   const e = new Engine(CERTS, cluster, { heartbeatTimeoutSeconds: 60 });

@@ -5,7 +5,7 @@
 import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type * as activities from '../activities';
 import { ClusterFile, API_VERSION, KIND } from '../spec/schema';
-import { crossFieldChecks, normalise } from '../spec/checks';
+import { crossFieldChecks, normalise, type CheckOptions } from '../spec/checks';
 import { fieldPath } from '../spec/issues';
 
 export const INVALID_SPEC = 'InvalidSpec';
@@ -39,7 +39,7 @@ function firstDifference(a: unknown, b: unknown, path: PropertyKey[]): PropertyK
 }
 
 /** Every reason the cluster cannot be used as given (empty when it is exactly what the loader produces). */
-export function clusterInputProblems(cluster: unknown): string[] {
+export function clusterInputProblems(cluster: unknown, o: CheckOptions = {}): string[] {
   if (!isRecord(cluster)) return ['cluster: must be the object kha validate produces'];
   const problems: string[] = [];
   if (typeof cluster.source !== 'string' || cluster.source.length > 4096 || /[\u0000-\u001f\u007f]/.test(cluster.source)) {
@@ -54,7 +54,7 @@ export function clusterInputProblems(cluster: unknown): string[] {
     }
     return problems;
   }
-  for (const f of crossFieldChecks(parsed.data)) if (f.severity === 'error') problems.push(`${fieldPath(f.path)}: ${f.message}`);
+  for (const f of crossFieldChecks(parsed.data, o)) if (f.severity === 'error') problems.push(`${fieldPath(f.path)}: ${f.message}`);
   if (problems.length) return problems.slice(0, MAX_PROBLEMS);
   // Defaults and normal forms are filled by the loader; an input that lacks them was not loaded by it.
   const diff = firstDifference(normalise(parsed.data).spec, cluster.spec, ['spec']);
@@ -70,9 +70,12 @@ export function invalidInput(what: string, problems: string[]): ApplicationFailu
   });
 }
 
-/** Throws InvalidSpec unless the cluster is valid. */
-export function assertValidCluster(what: string, cluster: unknown): void {
-  const problems = clusterInputProblems(cluster);
+/**
+ * Throws InvalidSpec unless the cluster is valid. `running`: an operation on a running cluster, whose nodes
+ * may be the membership kha recorded after a removal (an even number of control-plane nodes is allowed).
+ */
+export function assertValidCluster(what: string, cluster: unknown, o: CheckOptions = {}): void {
+  const problems = clusterInputProblems(cluster, o);
   if (problems.length) throw invalidInput(what, problems);
 }
 

@@ -43,7 +43,7 @@ export interface RemoveResult {
 }
 
 export async function removeNode(input: RemoveInput): Promise<RemoveResult> {
-  assertValidCluster('removeNode', input?.cluster);
+  assertValidCluster('removeNode', input?.cluster, { running: true });
   const { cluster } = input;
   const spec = cluster.spec;
   const target = spec.nodes.find((n) => n.name === input.node);

@@ -23,7 +23,7 @@ export interface RenewResult {
 }
 
 export async function renewCluster(input: RenewInput): Promise<RenewResult> {
-  assertValidCluster('renewCluster', input?.cluster);
+  assertValidCluster('renewCluster', input?.cluster, { running: true });
   const { cluster } = input;
   const p = input.kubeconfigPath;
   if (p !== undefined && (typeof p !== 'string' || !p.startsWith('/'))) throw ApplicationFailure.nonRetryable(`renewCluster: kubeconfigPath must be an absolute path`, INVALID_SPEC);

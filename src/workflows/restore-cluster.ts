@@ -70,7 +70,7 @@ function innermost(e: unknown): { type?: string; message: string } {
 }
 
 export async function restoreCluster(input: RestoreInput): Promise<RestoreResult> {
-  assertValidCluster('restoreCluster', input?.cluster);
+  assertValidCluster('restoreCluster', input?.cluster, { running: true });
   const { cluster } = input;
   if (input.confirm !== cluster.name) {
     throw ApplicationFailure.nonRetryable(`restoreCluster: confirm must be the cluster's name ${JSON.stringify(cluster.name)} typed by the operator, got ${JSON.stringify(input.confirm ?? null)}; nothing was done`, INVALID_SPEC);

@@ -18,6 +18,16 @@ type Call = { activity: keyof Acts; node: string };
 
 /** A cluster file with `cps` control-plane nodes and `workers` workers (addresses in the lab range, never contacted). */
 export function mockCluster(name: string, cps: number, workers: number, tweak: (yaml: string) => string = (y) => y): ClusterSpec {
+  const dir = mkdtempSync(join(tmpdir(), 'kha-mock-'));
+  try {
+    return loadOrFail(mockClusterFile(dir, name, cps, workers, tweak));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** mockCluster's file, written to `dir` (for the CLI, which reads files itself); returns its path. */
+export function mockClusterFile(dir: string, name: string, cps: number, workers: number, tweak: (yaml: string) => string = (y) => y): string {
   const addr = (i: number) => `198.19.${Math.floor(i / 250)}.${(i % 250) + 2}`;
   const nodes = [
     ...Array.from({ length: cps }, (_, i) => `    - { name: cp-${i + 1}, address: ${addr(i + 1)}, role: control-plane }`),
@@ -43,14 +53,9 @@ export function mockCluster(name: string, cps: number, workers: number, tweak: (
       '',
     ].join('\n'),
   );
-  const dir = mkdtempSync(join(tmpdir(), 'kha-mock-'));
-  try {
-    const f = join(dir, `${name}.yaml`);
-    writeFileSync(f, yaml);
-    return loadOrFail(f);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const f = join(dir, `${name}.yaml`);
+  writeFileSync(f, yaml);
+  return f;
 }
 
 /** Mock activities: what ran, in order; failures and holds per activity and node. */
