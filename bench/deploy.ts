@@ -21,10 +21,10 @@ import { labMemory, type LabMemory } from './lib/lab-memory';
 import { temporal } from '@temporalio/proto';
 import { LAB_CLOCK_SKEW_MS, log, machine, machineLine, round1, round2, table, writeResult } from './lib/report';
 import { sshCost } from './lib/ssh-cost';
+import { benchSubnet } from './lib/subnets';
 import { machineCpu, sampleProcess, startWorkerProcess } from './lib/worker-process';
 import { recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
 
-const SUBNETS: Record<string, number> = { '3+3': 233, '3+50': 234, '3+100': 235 };
 /** wall / the plan's critical path (issue 12). */
 const TARGETS: Record<string, number> = { '3+3': 1.1, '3+50': 1.2, '3+100': 1.3 };
 const WORKER_RSS_TARGET_MIB = 300;
@@ -110,9 +110,9 @@ async function simCommandCost(d: Awaited<ReturnType<typeof startDeployEnv>>, hos
   return { wallMs: round1(((real ?? 0) * 1000) / n), cpuMs: round1((((u ?? 0) + (s ?? 0)) * 1000 + serverMs) / n) };
 }
 
-async function runSize(size: string, latency: LatencyConfig): Promise<SizeResult> {
+async function runSize(size: string, index: number, latency: LatencyConfig): Promise<SizeResult> {
   const [cp, w] = size.split('+').map(Number) as [number, number];
-  const d = await startDeployEnv({ subnetIndex: SUBNETS[size] ?? 236, controlPlanes: cp, workers: w });
+  const d = await startDeployEnv({ subnetIndex: benchSubnet('deploy', index), controlPlanes: cp, workers: w });
   try {
     const cluster = d.cluster('bench', (c) => {
       c.spec.policy.approveBeforeWorkers = false;
@@ -239,7 +239,7 @@ async function main(): Promise<void> {
   const m = machine();
   log(machineLine(m));
   const results: SizeResult[] = [];
-  for (const s of sizes) results.push(await runSize(s, latency));
+  for (const [i, s] of sizes.entries()) results.push(await runSize(s, i, latency));
 
   const out: string[] = [`\n${machineLine(m)}`, `Deployment vs critical path (latency ${L} ms per simulated command, kubeadm init/join ${K} ms)`];
   out.push(
