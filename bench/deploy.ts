@@ -8,7 +8,7 @@
 // bytes are counted with its child workflows'. Approval off, worker joins all at once.
 //   node dist/bench/deploy.js [--sizes 3+3,3+50,3+100] [--latency-ms 200] [--kubeadm-latency-ms 3000]
 import { rmSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { writeHostFaults } from '../src/lab/faults';
 import { deploymentStages } from '../src/render/order';
@@ -60,24 +60,14 @@ interface SizeResult {
   /** kha's executor on this lab: a new SSH session + `true` + close, and `true` on an open session (medians). */
   ssh: { newSessionMs: number; openSessionMs: number };
   /**
-   * What kha itself adds along the critical chain: workflow tasks between activities (gaps), Temporal handing
-   * activities to the worker (queue), and one SSH session set-up per activity; the rest of the wall time is
-   * the hosts running the scripts (latency, simulated tools, shell).
+   * Wall time beyond the plan's critical path, along its chain as the run took it: waits between one chain step's
+   * end and the next one's first scheduling (workflow tasks, or a barrier settled later by another node), time
+   * the chain's activities sat queued for the worker, the rest inside the steps beyond their latency (SSH,
+   * rendering, shell and simulated tools on a busy machine), and from the chain's last end to the workflow's.
    */
-  overhead: {
-    gapsMs: number;
-    queueMs: number;
-    sshMs: number;
-    totalMs: number;
-    shareOfWall: number;
-    wallOverHostTime: number;
-    /**
-     * Upper bound: SSH set-up replaced by each chain activity's whole lead (activity start to its first simulated
-     * command: rendering, SSH under load, the script's prelude and the first tool's start-up - not all kha's).
-     */
-    upperMs: number;
-    wallOverHostTimeUpper: number;
-  };
+  excess: { gapsMs: number; queueMs: number; inStepsMs: number; tailMs: number; leadMs: number };
+  /** Load average (1 min) when the size started and when its deployment ended. */
+  load: { start1m: number; end1m: number };
   worker: { startupMs: number; peakRssMiB: number; rssAtStartMiB: number; cpuSeconds: number; cpuShareOfOneCore: number };
   /** Share of all cores busy during the deployment (this machine, everything included). */
   machineCpuBusy: number;
@@ -114,6 +104,7 @@ async function simCommandCost(d: Awaited<ReturnType<typeof startDeployEnv>>, hos
 
 async function runSize(size: string, index: number, latency: LatencyConfig): Promise<SizeResult> {
   const [cp, w] = size.split('+').map(Number) as [number, number];
+  const load0 = round2(loadavg()[0]!);
   const d = await startDeployEnv({ subnetIndex: benchSubnet('deploy', index), controlPlanes: cp, workers: w });
   try {
     const cluster = d.cluster('bench', (c) => {
@@ -190,11 +181,17 @@ async function runSize(size: string, index: number, latency: LatencyConfig): Pro
         commands: round1(c.commands),
         leadMs: Number.isFinite(c.leadMs) ? Math.round(c.leadMs) : null,
       }));
-    const gapsMs = path.phases.reduce((g, p) => g + p.gapBeforeMs + p.chain.gapsMs, path.tailMs);
-    const queueMs = path.phases.reduce((q, p) => q + p.chain.queueMs, 0);
-    const sshMs = Math.round(path.phases.reduce((n, p) => n + p.chain.activities, 0) * Math.max(0, ssh.newSessionMs - ssh.openSessionMs));
-    const totalMs = gapsMs + queueMs + sshMs;
-    const upperMs = gapsMs + queueMs + path.phases.reduce((n, p) => n + p.chain.leadMs, 0);
+    let prevEnd = 0;
+    const excess = { gapsMs: 0, queueMs: 0, inStepsMs: 0, tailMs: 0, leadMs: 0 };
+    for (const c of plan.chain) {
+      if (!Number.isFinite(c.actual.startMs)) continue;
+      excess.gapsMs += Math.max(0, c.actual.startMs - prevEnd);
+      excess.queueMs += c.actual.queueMs;
+      excess.leadMs += c.actual.leadMs;
+      excess.inStepsMs += c.actual.endMs - c.actual.startMs - c.actual.queueMs - (c.endMs - c.startMs);
+      prevEnd = Math.max(prevEnd, c.actual.endMs);
+    }
+    excess.tailMs = Math.max(0, plan.wallMs - prevEnd);
     return {
       size,
       hosts: cp + w,
@@ -206,7 +203,8 @@ async function runSize(size: string, index: number, latency: LatencyConfig): Pro
       labMemory: lab,
       simCommand,
       ssh,
-      overhead: { gapsMs, queueMs, sshMs, totalMs, shareOfWall: round2(totalMs / deployMs), wallOverHostTime: round2(deployMs / (deployMs - totalMs)), upperMs, wallOverHostTimeUpper: round2(deployMs / (deployMs - upperMs)) },
+      excess,
+      load: { start1m: load0, end1m: round2(loadavg()[0]!) },
       worker: {
         startupMs: readyMs - worker.spawnedMs,
         peakRssMiB: round1(proc.peakRssKiB / 1024),
@@ -246,7 +244,7 @@ async function main(): Promise<void> {
   const out: string[] = [`\n${machineLine(m)}`, `Deployment vs critical path (latency ${L} ms per simulated command, kubeadm init/join ${K} ms)`];
   out.push(
     table(
-      ['hosts', 'wall s', 'plan critical s', 'ratio', 'target', 'bound by', 'stage critical s', 'stage ratio', 'machine floor s', 'wall/floor', 'kha overhead s', 'wall/host time', 'commands', 'sim cmd ms (cpu)', 'worker peak MiB', 'worker CPU s', 'machine CPU busy', 'lab PSS/host MiB', 'history events', 'history KiB', 'events/worker'],
+      ['hosts', 'wall s', 'plan critical s', 'ratio', 'target', 'bound by', 'stage critical s', 'stage ratio', 'machine floor s', 'wall/floor', 'excess s: gaps/queue/in steps', 'load start/end', 'commands', 'sim cmd ms (cpu)', 'worker peak MiB', 'worker CPU s', 'machine CPU busy', 'lab PSS/host MiB', 'history events', 'history KiB', 'events/worker'],
       results.map((r) => [
         r.size,
         round1(r.plan.wallMs / 1000),
@@ -258,8 +256,8 @@ async function main(): Promise<void> {
         r.path.ratio,
         round1(r.machineFloorMs / 1000),
         round2(r.path.wallMs / r.machineFloorMs),
-        `${round1(r.overhead.totalMs / 1000)}-${round1(r.overhead.upperMs / 1000)}`,
-        `${r.overhead.wallOverHostTime}-${r.overhead.wallOverHostTimeUpper}`,
+        `${round1(r.excess.gapsMs / 1000)}/${round1(r.excess.queueMs / 1000)}/${round1(r.excess.inStepsMs / 1000)}`,
+        `${r.load.start1m}/${r.load.end1m}`,
         r.path.commandsTotal,
         `${r.simCommand.wallMs} (${r.simCommand.cpuMs})`,
         r.worker.peakRssMiB,
@@ -276,12 +274,21 @@ async function main(): Promise<void> {
     out.push(
       `${r.size}: plan critical path ${r.plan.criticalMs} ms (phases, barriers and bounds of src/phases/deploy.ts, each step its simulated latency${r.plan.unplacedMs ? `; ${r.plan.unplacedMs} ms of latency in no phase of the plan` : ''}); wall ${r.plan.wallMs} ms, ratio ${r.plan.ratio} (target <= ${r.target}). Its chain:`,
     );
-    out.push(table(['phase', 'node', 'start', 'end', 'latency', 'waited for'], r.plan.chain.map((c) => [c.phase, c.node, c.startMs, c.endMs, c.endMs - c.startMs, c.after])));
+    out.push(
+      table(
+        ['phase', 'node', 'start', 'end', 'latency', 'waited for', 'ran from', 'to', 'took - latency', 'queued', 'lead', 'cmds'],
+        r.plan.chain.map((c) => [c.phase, c.node, c.startMs, c.endMs, c.endMs - c.startMs, c.after, c.actual.startMs, c.actual.endMs, c.actual.endMs - c.actual.startMs - (c.endMs - c.startMs), c.actual.queueMs, c.actual.leadMs, c.actual.commands]),
+      ),
+    );
+    out.push(
+      `${r.size}: the ${round1((r.plan.wallMs - r.plan.criticalMs) / 1000)} s beyond it along the chain: ${r.excess.gapsMs} ms between chain steps (workflow tasks, or a barrier another node settled later), ` +
+        `${r.excess.queueMs} ms queued for the worker, ${r.excess.inStepsMs} ms inside the steps beyond their latency (of it ${r.excess.leadMs} ms before each activity's first command: SSH, rendering, script start), ${r.excess.tailMs} ms after the last step; load ${r.load.start1m} at the start, ${r.load.end1m} at the end\n`,
+    );
     out.push(
       `${r.size}: history ${r.history.events} events, ${round1(r.history.bytes / 1024)} KiB over ${r.history.executions} execution(s); ${r.history.eventsPerWorker} events per worker node, ${r.history.eventsPerNode} per node; ` +
         `lab memory per host ${round1(r.labMemory.pssPerHostKiB / 1024)} MiB PSS (${round1(r.labMemory.privatePerHostKiB / 1024)} MiB private, ${round1(r.labMemory.rssPerHostKiB / 1024)} MiB summed RSS); worker peak RSS ${r.worker.peakRssMiB} MiB (target <= ${WORKER_RSS_TARGET_MIB})\n`,
     );
-    out.push(`${r.size}: where the time goes (chain = slowest node of a parallel phase, every step of the others; ms)`);
+    out.push(`${r.size}: stage by stage (chain = slowest node of a parallel phase, every step of the others; phases overlap, so a gap can be negative; ms)`);
     out.push(
       table(
         ['phase', 'mode', 'steps', 'cmds', 'wall', 'critical', 'gap before', 'chain acts', 'chain gaps', 'chain queue', 'chain exec', 'chain lead', 'chain cmds', 'exec - latency'],
@@ -291,8 +298,7 @@ async function main(): Promise<void> {
     out.push(`${r.size}: the one-at-a-time stages, activity by activity (ms)`);
     out.push(table(['phase', 'node', 'activity', 'exec', 'latency', 'exec - latency', 'cmds', 'lead'], r.steps.map((x) => [x.phase, x.node, x.activity, x.execMs, x.latencyMs, x.execMs - x.latencyMs, x.commands, x.leadMs ?? '-'])));
     out.push(
-      `${r.size}: kha's own share ${round1(r.overhead.totalMs / 1000)} s (at most ${round1(r.overhead.upperMs / 1000)} s counting every chain lead) of ${round1(r.path.wallMs / 1000)} s (workflow gaps ${r.overhead.gapsMs} ms, activity queue ${r.overhead.queueMs} ms, ` +
-        `SSH set-up ${r.overhead.sshMs} ms = activities on the chain x ${round1(r.ssh.newSessionMs - r.ssh.openSessionMs)} ms); one simulated command costs ${r.simCommand.wallMs} ms wall ` +
+      `${r.size}: SSH on this lab: a new session and \`true\` ${r.ssh.newSessionMs} ms, \`true\` on an open one ${r.ssh.openSessionMs} ms (activities reuse sessions); one simulated command costs ${r.simCommand.wallMs} ms wall ` +
         `(${r.simCommand.cpuMs} ms CPU) on an idle host before latency; worker start-up ${r.worker.startupMs} ms, RSS ${r.worker.rssAtStartMiB} MiB at start; ` +
         `workflow tasks: ${r.workflowTasks.count}, queue median ${r.workflowTasks.queueMedianMs} ms (max ${r.workflowTasks.queueMaxMs}), run median ${r.workflowTasks.runMedianMs} ms (max ${r.workflowTasks.runMaxMs}), ${r.workflowTasks.timedOut} timed out\n`,
     );
@@ -318,9 +324,8 @@ async function main(): Promise<void> {
       historyBytes: r.history.bytes,
       historyEventsPerWorker: r.history.eventsPerWorker,
       workerPeakRssMet: r.worker.peakRssMiB <= WORKER_RSS_TARGET_MIB,
-      khaOverheadMs: r.overhead.totalMs,
-      wallOverHostTime: r.overhead.wallOverHostTime,
-      wallOverHostTimeUpper: r.overhead.wallOverHostTimeUpper,
+      excessMs: r.excess,
+      load: r.load,
       machineFloorMs: r.machineFloorMs,
       workerPeakRssMiB: r.worker.peakRssMiB,
       workerCpuSeconds: r.worker.cpuSeconds,

@@ -233,6 +233,8 @@ export interface PlanStep {
   endMs: number;
   /** What its start waited for: the run's start, the node's previous phase, a barrier, the previous node's turn or a free runner. */
   after: string;
+  /** What the run did for this step: the activities' times (ms from the workflow's start) and the commands' latency. */
+  actual: { startMs: number; endMs: number; queueMs: number; leadMs: number; commands: number };
 }
 
 export interface PlanPath {
@@ -258,6 +260,7 @@ export function planCriticalPath(input: {
   const active = new Set(activePhases(op, cluster).map((p) => p.id));
   const nodesIn = (p: PhaseDef) => (active.has(p.id) ? nodesOf(p.nodes, cluster).map((n) => n.name) : []);
   const cost = new Map<string, number>();
+  const placed = new Map<string, ActivityCost[]>();
   let unplacedMs = 0;
   for (const c of input.costs) {
     const p = op.phases.find((x) => x.id === c.activity.phase);
@@ -269,6 +272,7 @@ export function planCriticalPath(input: {
       continue;
     }
     cost.set(`${p.id}\0${node}`, (cost.get(`${p.id}\0${node}`) ?? 0) + c.latencyMs);
+    placed.set(`${p.id}\0${node}`, [...(placed.get(`${p.id}\0${node}`) ?? []), c]);
   }
   const nodeLast = new Map<string, PlanStep>();
   const phaseEnd = new Map<string, { ms: number; by?: PlanStep }>();
@@ -293,7 +297,15 @@ export function planCriticalPath(input: {
         const r = runners.splice(i, 1)[0]!;
         if (r.endMs > start.ms) start = { ms: r.endMs, by: r, after: limit === 1 ? `${r.node}'s turn` : `a free runner (${r.node})` };
       }
-      const step: PlanStep & { prev?: PlanStep } = { phase: p.id, node, startMs: start.ms, endMs: start.ms + (cost.get(`${p.id}\0${node}`) ?? 0), after: start.after, prev: start.by };
+      const step: PlanStep & { prev?: PlanStep } = {
+        phase: p.id,
+        node,
+        startMs: start.ms,
+        endMs: start.ms + (cost.get(`${p.id}\0${node}`) ?? 0),
+        after: start.after,
+        actual: actualOf(placed.get(`${p.id}\0${node}`) ?? [], input.workflow.startMs),
+        prev: start.by,
+      };
       nodeLast.set(node, step);
       runners.push(step);
       if (step.endMs >= end.ms) end = { ms: step.endMs, by: step };
@@ -302,7 +314,7 @@ export function planCriticalPath(input: {
   }
   const last = [...phaseEnd.values()].reduce<{ ms: number; by?: PlanStep }>((a, b) => (b.ms >= a.ms ? b : a), { ms: 0 });
   const chain: PlanStep[] = [];
-  for (let s = last.by as (PlanStep & { prev?: PlanStep }) | undefined; s; s = s.prev) chain.unshift({ phase: s.phase, node: s.node, startMs: Math.round(s.startMs), endMs: Math.round(s.endMs), after: s.after });
+  for (let s = last.by as (PlanStep & { prev?: PlanStep }) | undefined; s; s = s.prev) chain.unshift({ phase: s.phase, node: s.node, startMs: Math.round(s.startMs), endMs: Math.round(s.endMs), after: s.after, actual: s.actual });
   const criticalMs = Math.round(last.ms);
   const wallMs = Math.round(input.workflow.endMs - input.workflow.startMs);
   return {
@@ -312,5 +324,18 @@ export function planCriticalPath(input: {
     chain,
     phaseEndMs: Object.fromEntries([...phaseEnd].map(([k, v]) => [k, Math.round(v.ms)])),
     unplacedMs: Math.round(unplacedMs),
+  };
+}
+
+/** A step's activities as they ran: first scheduled to last ended, time queued for a worker, and lead to the first command. */
+function actualOf(acts: ActivityCost[], t0: number): PlanStep['actual'] {
+  const fin = (xs: number[]) => xs.filter(Number.isFinite);
+  const r = (ms: number) => Math.round(ms);
+  return {
+    startMs: acts.length ? r(Math.min(...fin(acts.map((a) => a.activity.scheduledMs))) - t0) : NaN,
+    endMs: acts.length ? r(Math.max(...fin(acts.map((a) => a.activity.endedMs))) - t0) : NaN,
+    queueMs: r(fin(acts.map((a) => a.activity.startedMs - a.activity.scheduledMs)).reduce((x, y) => x + y, 0)),
+    leadMs: r(fin(acts.map((a) => a.leadMs)).reduce((x, y) => x + y, 0)),
+    commands: Math.round(acts.reduce((n, a) => n + a.commands, 0) * 10) / 10,
   };
 }
