@@ -1,16 +1,18 @@
 // Deployment wall time against its critical path, and the worker's resources, on 3+3, 3+50 and 3+100 lab hosts.
 // Every simulated command gets a fixed latency (kubeadm init/join a longer one); the critical path is what
-// those latencies alone force (bench/lib/critical-path.ts): the plan's (planCriticalPath: the chain through
-// kubeadm init, the control-plane joins and the slowest worker's pipeline), against which the ratio is taken,
-// and the stage-by-stage one of earlier runs. The worker runs as `kha worker` in a child process, sampled from
+// those latencies alone force (bench/lib/critical-path.ts): the plan's (planCriticalPath: src/phases/deploy.ts
+// with its barriers and bounds, each step its simulated latency; its chain runs through kubeadm init, the
+// control-plane joins one at a time and the slowest worker's join), against which the ratio is taken, and the
+// stage-by-stage one of earlier runs. The worker runs as `kha worker` in a child process, sampled from
 // /proc (peak RSS, CPU time); the lab's memory per host (PSS) is read at the end; the history's events and
 // bytes are counted with its child workflows'. Approval off, worker joins all at once.
 //   node dist/bench/deploy.js [--sizes 3+3,3+50,3+100] [--latency-ms 200] [--kubeadm-latency-ms 3000]
 import { rmSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { writeHostFaults } from '../src/lab/faults';
 import { deploymentStages } from '../src/render/order';
+import { DEPLOY } from '../src/phases/deploy';
 import type { ClusterSpec } from '../src/spec/types';
 import { deployWorkflowId, statusQuery, type DeployResult } from '../src/workflows/definitions';
 import { startDeployEnv } from '../test/helpers/deploy';
@@ -21,10 +23,10 @@ import { labMemory, type LabMemory } from './lib/lab-memory';
 import { temporal } from '@temporalio/proto';
 import { LAB_CLOCK_SKEW_MS, log, machine, machineLine, round1, round2, table, writeResult } from './lib/report';
 import { sshCost } from './lib/ssh-cost';
+import { benchSubnet } from './lib/subnets';
 import { machineCpu, sampleProcess, startWorkerProcess } from './lib/worker-process';
 import { recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
 
-const SUBNETS: Record<string, number> = { '3+3': 233, '3+50': 234, '3+100': 235 };
 /** wall / the plan's critical path (issue 12). */
 const TARGETS: Record<string, number> = { '3+3': 1.1, '3+50': 1.2, '3+100': 1.3 };
 const WORKER_RSS_TARGET_MIB = 300;
@@ -58,24 +60,14 @@ interface SizeResult {
   /** kha's executor on this lab: a new SSH session + `true` + close, and `true` on an open session (medians). */
   ssh: { newSessionMs: number; openSessionMs: number };
   /**
-   * What kha itself adds along the critical chain: workflow tasks between activities (gaps), Temporal handing
-   * activities to the worker (queue), and one SSH session set-up per activity; the rest of the wall time is
-   * the hosts running the scripts (latency, simulated tools, shell).
+   * Wall time beyond the plan's critical path, along its chain as the run took it: waits between one chain step's
+   * end and the next one's first scheduling (workflow tasks, or a barrier settled later by another node), time
+   * the chain's activities sat queued for the worker, the rest inside the steps beyond their latency (SSH,
+   * rendering, shell and simulated tools on a busy machine), and from the chain's last end to the workflow's.
    */
-  overhead: {
-    gapsMs: number;
-    queueMs: number;
-    sshMs: number;
-    totalMs: number;
-    shareOfWall: number;
-    wallOverHostTime: number;
-    /**
-     * Upper bound: SSH set-up replaced by each chain activity's whole lead (activity start to its first simulated
-     * command: rendering, SSH under load, the script's prelude and the first tool's start-up - not all kha's).
-     */
-    upperMs: number;
-    wallOverHostTimeUpper: number;
-  };
+  excess: { gapsMs: number; queueMs: number; inStepsMs: number; tailMs: number; leadMs: number };
+  /** Load average (1 min) when the size started and when its deployment ended. */
+  load: { start1m: number; end1m: number };
   worker: { startupMs: number; peakRssMiB: number; rssAtStartMiB: number; cpuSeconds: number; cpuShareOfOneCore: number };
   /** Share of all cores busy during the deployment (this machine, everything included). */
   machineCpuBusy: number;
@@ -110,9 +102,10 @@ async function simCommandCost(d: Awaited<ReturnType<typeof startDeployEnv>>, hos
   return { wallMs: round1(((real ?? 0) * 1000) / n), cpuMs: round1((((u ?? 0) + (s ?? 0)) * 1000 + serverMs) / n) };
 }
 
-async function runSize(size: string, latency: LatencyConfig): Promise<SizeResult> {
+async function runSize(size: string, index: number, latency: LatencyConfig): Promise<SizeResult> {
   const [cp, w] = size.split('+').map(Number) as [number, number];
-  const d = await startDeployEnv({ subnetIndex: SUBNETS[size] ?? 236, controlPlanes: cp, workers: w });
+  const load0 = round2(loadavg()[0]!);
+  const d = await startDeployEnv({ subnetIndex: benchSubnet('deploy', index), controlPlanes: cp, workers: w });
   try {
     const cluster = d.cluster('bench', (c) => {
       c.spec.policy.approveBeforeWorkers = false;
@@ -173,13 +166,7 @@ async function runSize(size: string, latency: LatencyConfig): Promise<SizeResult
       plan: phasePlan(cluster),
       workflow: workflowSpan(events),
     });
-    const plan = planCriticalPath({
-      costs,
-      controlPlanes: d.lab.nodes.filter((h) => h.role === 'control-plane').map((h) => h.name),
-      workers: d.lab.nodes.filter((h) => h.role === 'worker').map((h) => h.name),
-      workerJoinConcurrency: cluster.spec.policy.workerJoinConcurrency,
-      workflow: workflowSpan(events),
-    });
+    const plan = planCriticalPath({ op: DEPLOY, cluster, costs, workflow: workflowSpan(events) });
     const deployMs = path.wallMs;
     // Every activity of the one-at-a-time stages: where their time beyond the latency goes.
     const sequential = new Set(phasePlan(cluster).filter((p) => p.mode === 'sequential').map((p) => p.phase));
@@ -194,11 +181,17 @@ async function runSize(size: string, latency: LatencyConfig): Promise<SizeResult
         commands: round1(c.commands),
         leadMs: Number.isFinite(c.leadMs) ? Math.round(c.leadMs) : null,
       }));
-    const gapsMs = path.phases.reduce((g, p) => g + p.gapBeforeMs + p.chain.gapsMs, path.tailMs);
-    const queueMs = path.phases.reduce((q, p) => q + p.chain.queueMs, 0);
-    const sshMs = Math.round(path.phases.reduce((n, p) => n + p.chain.activities, 0) * Math.max(0, ssh.newSessionMs - ssh.openSessionMs));
-    const totalMs = gapsMs + queueMs + sshMs;
-    const upperMs = gapsMs + queueMs + path.phases.reduce((n, p) => n + p.chain.leadMs, 0);
+    let prevEnd = 0;
+    const excess = { gapsMs: 0, queueMs: 0, inStepsMs: 0, tailMs: 0, leadMs: 0 };
+    for (const c of plan.chain) {
+      if (!Number.isFinite(c.actual.startMs)) continue;
+      excess.gapsMs += Math.max(0, c.actual.startMs - prevEnd);
+      excess.queueMs += c.actual.queueMs;
+      excess.leadMs += c.actual.leadMs;
+      excess.inStepsMs += c.actual.endMs - c.actual.startMs - c.actual.queueMs - (c.endMs - c.startMs);
+      prevEnd = Math.max(prevEnd, c.actual.endMs);
+    }
+    excess.tailMs = Math.max(0, plan.wallMs - prevEnd);
     return {
       size,
       hosts: cp + w,
@@ -210,7 +203,8 @@ async function runSize(size: string, latency: LatencyConfig): Promise<SizeResult
       labMemory: lab,
       simCommand,
       ssh,
-      overhead: { gapsMs, queueMs, sshMs, totalMs, shareOfWall: round2(totalMs / deployMs), wallOverHostTime: round2(deployMs / (deployMs - totalMs)), upperMs, wallOverHostTimeUpper: round2(deployMs / (deployMs - upperMs)) },
+      excess,
+      load: { start1m: load0, end1m: round2(loadavg()[0]!) },
       worker: {
         startupMs: readyMs - worker.spawnedMs,
         peakRssMiB: round1(proc.peakRssKiB / 1024),
@@ -231,6 +225,12 @@ async function runSize(size: string, latency: LatencyConfig): Promise<SizeResult
   }
 }
 
+/** The last node of the chain outside the cluster-wide steps: what the end waited for. */
+function chainBound(p: PlanPath): string {
+  const s = [...p.chain].reverse().find((c) => c.phase !== 'verify');
+  return s ? `${s.node} ${s.phase}` : '-';
+}
+
 async function main(): Promise<void> {
   const sizes = arg('--sizes', '3+3,3+50,3+100').split(',');
   const L = Number(arg('--latency-ms', '200'));
@@ -239,25 +239,25 @@ async function main(): Promise<void> {
   const m = machine();
   log(machineLine(m));
   const results: SizeResult[] = [];
-  for (const s of sizes) results.push(await runSize(s, latency));
+  for (const [i, s] of sizes.entries()) results.push(await runSize(s, i, latency));
 
   const out: string[] = [`\n${machineLine(m)}`, `Deployment vs critical path (latency ${L} ms per simulated command, kubeadm init/join ${K} ms)`];
   out.push(
     table(
-      ['hosts', 'wall s', 'plan critical s', 'ratio', 'target', 'bound by', 'stage critical s', 'stage ratio', 'machine floor s', 'wall/floor', 'kha overhead s', 'wall/host time', 'commands', 'sim cmd ms (cpu)', 'worker peak MiB', 'worker CPU s', 'machine CPU busy', 'lab PSS/host MiB', 'history events', 'history KiB', 'events/worker'],
+      ['hosts', 'wall s', 'plan critical s', 'ratio', 'target', 'bound by', 'stage critical s', 'stage ratio', 'machine floor s', 'wall/floor', 'excess s: gaps/queue/in steps', 'load start/end', 'commands', 'sim cmd ms (cpu)', 'worker peak MiB', 'worker CPU s', 'machine CPU busy', 'lab PSS/host MiB', 'history events', 'history KiB', 'events/worker'],
       results.map((r) => [
         r.size,
         round1(r.plan.wallMs / 1000),
         round1(r.plan.criticalMs / 1000),
         r.plan.ratio,
         `<= ${r.target}`,
-        r.plan.bound,
+        chainBound(r.plan),
         round1(r.path.criticalMs / 1000),
         r.path.ratio,
         round1(r.machineFloorMs / 1000),
         round2(r.path.wallMs / r.machineFloorMs),
-        `${round1(r.overhead.totalMs / 1000)}-${round1(r.overhead.upperMs / 1000)}`,
-        `${r.overhead.wallOverHostTime}-${r.overhead.wallOverHostTimeUpper}`,
+        `${round1(r.excess.gapsMs / 1000)}/${round1(r.excess.queueMs / 1000)}/${round1(r.excess.inStepsMs / 1000)}`,
+        `${r.load.start1m}/${r.load.end1m}`,
         r.path.commandsTotal,
         `${r.simCommand.wallMs} (${r.simCommand.cpuMs})`,
         r.worker.peakRssMiB,
@@ -271,16 +271,24 @@ async function main(): Promise<void> {
     ),
   );
   for (const r of results) {
-    const sw = r.plan.slowestWorker;
     out.push(
-      `${r.size}: plan critical path ${r.plan.criticalMs} ms = max(control planes done ${r.plan.controlPlanesDoneMs}, workers done ${r.plan.workersDoneMs}) + verification ${r.plan.finalMs}; ` +
-        `kubeadm init done at ${r.plan.initDoneMs}; slowest worker ${sw ? `${sw.node} (host steps ${sw.prepMs}, join ${sw.joinMs})` : '-'}; wall ${r.plan.wallMs} ms, ratio ${r.plan.ratio} (target <= ${r.target})`,
+      `${r.size}: plan critical path ${r.plan.criticalMs} ms (phases, barriers and bounds of src/phases/deploy.ts, each step its simulated latency${r.plan.unplacedMs ? `; ${r.plan.unplacedMs} ms of latency in no phase of the plan` : ''}); wall ${r.plan.wallMs} ms, ratio ${r.plan.ratio} (target <= ${r.target}). Its chain:`,
+    );
+    out.push(
+      table(
+        ['phase', 'node', 'start', 'end', 'latency', 'waited for', 'ran from', 'to', 'took - latency', 'queued', 'lead', 'cmds'],
+        r.plan.chain.map((c) => [c.phase, c.node, c.startMs, c.endMs, c.endMs - c.startMs, c.after, c.actual.startMs, c.actual.endMs, c.actual.endMs - c.actual.startMs - (c.endMs - c.startMs), c.actual.queueMs, c.actual.leadMs, c.actual.commands]),
+      ),
+    );
+    out.push(
+      `${r.size}: the ${round1((r.plan.wallMs - r.plan.criticalMs) / 1000)} s beyond it along the chain: ${r.excess.gapsMs} ms between chain steps (workflow tasks, or a barrier another node settled later), ` +
+        `${r.excess.queueMs} ms queued for the worker, ${r.excess.inStepsMs} ms inside the steps beyond their latency (of it ${r.excess.leadMs} ms before each activity's first command: SSH, rendering, script start), ${r.excess.tailMs} ms after the last step; load ${r.load.start1m} at the start, ${r.load.end1m} at the end\n`,
     );
     out.push(
       `${r.size}: history ${r.history.events} events, ${round1(r.history.bytes / 1024)} KiB over ${r.history.executions} execution(s); ${r.history.eventsPerWorker} events per worker node, ${r.history.eventsPerNode} per node; ` +
         `lab memory per host ${round1(r.labMemory.pssPerHostKiB / 1024)} MiB PSS (${round1(r.labMemory.privatePerHostKiB / 1024)} MiB private, ${round1(r.labMemory.rssPerHostKiB / 1024)} MiB summed RSS); worker peak RSS ${r.worker.peakRssMiB} MiB (target <= ${WORKER_RSS_TARGET_MIB})\n`,
     );
-    out.push(`${r.size}: where the time goes (chain = slowest node of a parallel phase, every step of the others; ms)`);
+    out.push(`${r.size}: stage by stage (chain = slowest node of a parallel phase, every step of the others; phases overlap, so a gap can be negative; ms)`);
     out.push(
       table(
         ['phase', 'mode', 'steps', 'cmds', 'wall', 'critical', 'gap before', 'chain acts', 'chain gaps', 'chain queue', 'chain exec', 'chain lead', 'chain cmds', 'exec - latency'],
@@ -290,8 +298,7 @@ async function main(): Promise<void> {
     out.push(`${r.size}: the one-at-a-time stages, activity by activity (ms)`);
     out.push(table(['phase', 'node', 'activity', 'exec', 'latency', 'exec - latency', 'cmds', 'lead'], r.steps.map((x) => [x.phase, x.node, x.activity, x.execMs, x.latencyMs, x.execMs - x.latencyMs, x.commands, x.leadMs ?? '-'])));
     out.push(
-      `${r.size}: kha's own share ${round1(r.overhead.totalMs / 1000)} s (at most ${round1(r.overhead.upperMs / 1000)} s counting every chain lead) of ${round1(r.path.wallMs / 1000)} s (workflow gaps ${r.overhead.gapsMs} ms, activity queue ${r.overhead.queueMs} ms, ` +
-        `SSH set-up ${r.overhead.sshMs} ms = activities on the chain x ${round1(r.ssh.newSessionMs - r.ssh.openSessionMs)} ms); one simulated command costs ${r.simCommand.wallMs} ms wall ` +
+      `${r.size}: SSH on this lab: a new session and \`true\` ${r.ssh.newSessionMs} ms, \`true\` on an open one ${r.ssh.openSessionMs} ms (activities reuse sessions); one simulated command costs ${r.simCommand.wallMs} ms wall ` +
         `(${r.simCommand.cpuMs} ms CPU) on an idle host before latency; worker start-up ${r.worker.startupMs} ms, RSS ${r.worker.rssAtStartMiB} MiB at start; ` +
         `workflow tasks: ${r.workflowTasks.count}, queue median ${r.workflowTasks.queueMedianMs} ms (max ${r.workflowTasks.queueMaxMs}), run median ${r.workflowTasks.runMedianMs} ms (max ${r.workflowTasks.runMaxMs}), ${r.workflowTasks.timedOut} timed out\n`,
     );
@@ -309,7 +316,7 @@ async function main(): Promise<void> {
       ratio: r.plan.ratio,
       target: r.target,
       met: r.plan.ratio <= r.target,
-      boundBy: r.plan.bound,
+      boundBy: chainBound(r.plan),
       stageCriticalMs: r.path.criticalMs,
       stageRatio: r.path.ratio,
       labPssPerHostMiB: round1(r.labMemory.pssPerHostKiB / 1024),
@@ -317,9 +324,8 @@ async function main(): Promise<void> {
       historyBytes: r.history.bytes,
       historyEventsPerWorker: r.history.eventsPerWorker,
       workerPeakRssMet: r.worker.peakRssMiB <= WORKER_RSS_TARGET_MIB,
-      khaOverheadMs: r.overhead.totalMs,
-      wallOverHostTime: r.overhead.wallOverHostTime,
-      wallOverHostTimeUpper: r.overhead.wallOverHostTimeUpper,
+      excessMs: r.excess,
+      load: r.load,
       machineFloorMs: r.machineFloorMs,
       workerPeakRssMiB: r.worker.peakRssMiB,
       workerCpuSeconds: r.worker.cpuSeconds,

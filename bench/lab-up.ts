@@ -3,7 +3,7 @@
 // server has served a call): summed RSS as before, and PSS / private pages (bench/lib/lab-memory.ts), which
 // count the Node binary all sim servers share once instead of once per host.
 // Run as root: node dist/bench/lab-up.js [--runs N] [--sizes 3+3,3+50,3+100]
-// Prints a table and writes bench/results/lab-up.json. Labs use subnets 230.. (one per size).
+// Prints a table and writes bench/results/lab-up.json. Labs use bench/lib/subnets.ts (one per size).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,9 +11,9 @@ import { Lab } from '../src/lab/lab';
 import { rssKiB } from '../src/lab/proc';
 import { liveSupervisor } from '../src/lab/cleanup';
 import { labMemory, type LabMemory } from './lib/lab-memory';
+import { benchSubnet } from './lib/subnets';
 import { machine, machineLine, median, round1, table, writeResult } from './lib/report';
 
-const FIRST_SUBNET = 230;
 
 interface Row {
   hosts: string;
@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   try {
     for (const [i, [cp, w]] of sizes.entries()) {
-      for (let r = 1; r <= runs; r++) rows.push(await measure(base, cp, w, r, FIRST_SUBNET + i));
+      for (let r = 1; r <= runs; r++) rows.push(await measure(base, cp, w, r, benchSubnet('lab-up', i)));
     }
   } finally {
     rmSync(base, { recursive: true, force: true });

@@ -16,8 +16,9 @@ import { activityTimings, workflowSpan, workflowTaskStats, type ActivityTiming }
 import { LAB_CLOCK_SKEW_MS, log, machine, machineLine, round1, round2, table, writeResult } from './lib/report';
 import { sshCost } from './lib/ssh-cost';
 import { sampleProcess, startWorkerProcess } from './lib/worker-process';
+import { benchSubnet } from './lib/subnets';
 
-const SUBNET = 238;
+const SUBNET = benchSubnet('real');
 
 /** Length of the union of [start, end] intervals, and the activities that cover it one after another. */
 export function busySpine(acts: ActivityTiming[]): { busyMs: number; spine: ActivityTiming[] } {

@@ -15,8 +15,9 @@ import { activityTimings, eventMs } from './lib/history';
 import { LAB_CLOCK_SKEW_MS, log, machine, machineLine, table, writeResult } from './lib/report';
 import { startWorkerProcess, type WorkerProcess } from './lib/worker-process';
 import { recordKubeconfigChoice } from '../src/activities/kubeconfig-target';
+import { benchSubnet } from './lib/subnets';
 
-const SUBNET = 237;
+const SUBNET = benchSubnet('resume');
 
 /** Waits until an activity of this type runs on a worker (pending, state STARTED). */
 async function waitStarted(handle: WorkflowHandle, activityType: string, ms = 300_000): Promise<void> {

@@ -18,8 +18,9 @@ import * as stepActivities from './lib/step-activities';
 import { activityTimings } from './lib/history';
 import { log, machine, machineLine, round1, stats, table, writeResult, type Stats } from './lib/report';
 import { sshCost } from './lib/ssh-cost';
+import { benchSubnet } from './lib/subnets';
 
-const SUBNET = 236;
+const SUBNET = benchSubnet('step-overhead');
 
 interface KhaRun {
   hosts: number;

@@ -7,6 +7,9 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { commandLatencyMs, type HostFaultsFile } from '../../src/lab/faults';
 import type { ActivityTiming } from './history';
+import { activePhases, concurrencyOf, nodesOf } from '../../src/phases/select';
+import type { Operation, PhaseDef } from '../../src/phases/types';
+import type { ClusterSpec } from '../../src/spec/types';
 
 export interface Call {
   host: string;
@@ -216,77 +219,123 @@ export function criticalPath(input: {
 }
 
 /**
- * The critical path of the procedure itself, from the latencies of the steps every node cannot skip: the first
- * control plane's host steps, then kubeadm init with its kube-vip and Calico steps; each further control plane
- * joins once its own host steps and the previous join are done (etcd grows one member at a time); each worker
- * joins once its own host steps and kubeadm init are done (a worker needs the API, not the other control
- * planes); verification after all of them. Unlike criticalPath() no phase waits for every node of the phase
- * before: a node's pipeline runs as far as its dependencies allow, so a step kha runs per node more often than
- * the procedure needs (verification per node, say) is not part of it either, only the steps the plan runs.
+ * The critical path of the procedure itself, from the operation's own phase list (src/phases: modes, node sets,
+ * bounds, barriers; the list deployCluster runs and `kha plan` prints) and each step's simulated latency: a
+ * node's phase starts once that node's previous phase is done and every barrier of the phase is settled on all
+ * its nodes; a sequential phase takes its nodes one at a time in order; a bounded parallel phase hands nodes to
+ * free runners in order. Wall time on these hosts cannot beat the latest end, whatever kha does; a step kha
+ * adds (a command per node, say) raises it only by its own latency, and only where it lies on that chain.
  */
+export interface PlanStep {
+  phase: string;
+  node: string;
+  startMs: number;
+  endMs: number;
+  /** What its start waited for: the run's start, the node's previous phase, a barrier, the previous node's turn or a free runner. */
+  after: string;
+  /** What the run did for this step: the activities' times (ms from the workflow's start) and the commands' latency. */
+  actual: { startMs: number; endMs: number; queueMs: number; leadMs: number; commands: number };
+}
+
 export interface PlanPath {
   criticalMs: number;
   wallMs: number;
   ratio: number;
-  /** When each part of the chain could end at the earliest (ms from the start). */
-  initDoneMs: number;
-  controlPlanesDoneMs: number;
-  workersDoneMs: number;
-  /** The worker whose pipeline ends last, its host steps and join (ms). */
-  slowestWorker: { node: string; prepMs: number; joinMs: number } | null;
-  /** What the end waits for: 'control-plane joins' or 'worker <name>'. */
-  bound: string;
-  finalMs: number;
+  /** The steps whose waits make up the critical path, first to last. */
+  chain: PlanStep[];
+  /** Earliest end of each phase (ms from the start), in the operation's order. */
+  phaseEndMs: Record<string, number>;
+  /** Latency of activities whose phase or node the operation does not have (shown, never dropped silently). */
+  unplacedMs: number;
 }
 
-const HOST_PHASES = new Set(['preflight', 'host-prep', 'container-runtime', 'packages']);
-const INIT_PHASES = new Set(['kube-vip', 'kube-vip-before-init', 'kubeadm-init', 'kube-vip-switch', 'calico']);
-
 export function planCriticalPath(input: {
+  op: Operation;
+  cluster: ClusterSpec;
   costs: ActivityCost[];
-  controlPlanes: string[];
-  workers: string[];
-  /** Parallel worker joins at most (the spec's workerJoinConcurrency). */
-  workerJoinConcurrency?: number;
   workflow: { startMs: number; endMs: number };
 }): PlanPath {
-  const first = input.controlPlanes[0] ?? '';
-  const lat = (pred: (c: ActivityCost) => boolean) => input.costs.filter(pred).reduce((s, c) => s + c.latencyMs, 0);
-  const prep = (n: string) => lat((c) => c.activity.node === n && HOST_PHASES.has(c.activity.phase));
-  const init = lat((c) => c.activity.node === first && INIT_PHASES.has(c.activity.phase));
-  const join = (n: string, phases: string[]) => lat((c) => c.activity.node === n && phases.includes(c.activity.phase));
-  const initDoneMs = prep(first) + init;
-  let cpDone = initDoneMs;
-  for (const n of input.controlPlanes.slice(1)) cpDone = Math.max(cpDone, prep(n)) + join(n, ['control-plane-join', 'kube-vip']);
-  const ws = input.workers.map((n) => ({ node: n, prepMs: prep(n), joinMs: join(n, ['worker-join']) }));
-  const limit = input.workerJoinConcurrency ?? ws.length;
-  let workersDoneMs = initDoneMs;
-  let slowest: PlanPath['slowestWorker'] = null;
-  if (limit >= ws.length) {
-    for (const w of ws) {
-      const end = Math.max(initDoneMs, w.prepMs) + w.joinMs;
-      if (end >= workersDoneMs) {
-        workersDoneMs = end;
-        slowest = w;
-      }
+  const { op, cluster } = input;
+  const names = new Set(cluster.spec.nodes.map((n) => n.name));
+  const active = new Set(activePhases(op, cluster).map((p) => p.id));
+  const nodesIn = (p: PhaseDef) => (active.has(p.id) ? nodesOf(p.nodes, cluster).map((n) => n.name) : []);
+  const cost = new Map<string, number>();
+  const placed = new Map<string, ActivityCost[]>();
+  let unplacedMs = 0;
+  for (const c of input.costs) {
+    const p = op.phases.find((x) => x.id === c.activity.phase);
+    const nodes = p ? nodesIn(p) : [];
+    // A phase run once for the cluster is labelled 'cluster'; its one node ran it.
+    const node = names.has(c.activity.node) ? c.activity.node : nodes.length === 1 ? nodes[0]! : '';
+    if (!p || !nodes.includes(node)) {
+      unplacedMs += c.latencyMs;
+      continue;
     }
-  } else {
-    // Bounded: joins start in the plan's order as runners free up, none before init.
-    workersDoneMs = Math.max(initDoneMs, ...ws.map((w) => w.prepMs)) + listSchedule(ws.map((w) => w.joinMs), limit);
-    slowest = ws.reduce<PlanPath['slowestWorker']>((a, b) => (!a || b.prepMs + b.joinMs > a.prepMs + a.joinMs ? b : a), null);
+    cost.set(`${p.id}\0${node}`, (cost.get(`${p.id}\0${node}`) ?? 0) + c.latencyMs);
+    placed.set(`${p.id}\0${node}`, [...(placed.get(`${p.id}\0${node}`) ?? []), c]);
   }
-  const finalMs = lat((c) => c.activity.phase === 'verify');
-  const criticalMs = Math.round(Math.max(cpDone, workersDoneMs) + finalMs);
+  const nodeLast = new Map<string, PlanStep>();
+  const phaseEnd = new Map<string, { ms: number; by?: PlanStep }>();
+  for (const p of op.phases) {
+    // Barriers settle when their phase is done on all its nodes; a phase without nodes (a gate turned off)
+    // settles when its own barriers do.
+    let barrier: { ms: number; by?: PlanStep; after: string } = { ms: 0, after: 'start' };
+    for (const b of op.barriers.filter((x) => x.phase === p.id)) {
+      const e = phaseEnd.get(b.after) ?? { ms: 0 };
+      if (e.ms > barrier.ms || (e.ms === barrier.ms && e.by && !barrier.by)) barrier = { ...e, after: `barrier: ${b.after} on every node` };
+    }
+    const limit = p.mode === 'parallel' ? (concurrencyOf(p, cluster) ?? Infinity) : p.mode === 'sequential' ? 1 : Infinity;
+    const runners: PlanStep[] = [];
+    let end: { ms: number; by?: PlanStep } = barrier;
+    for (const node of nodesIn(p)) {
+      const own = nodeLast.get(node);
+      let start = { ms: barrier.ms, by: barrier.by, after: barrier.after };
+      if (own && own.endMs > start.ms) start = { ms: own.endMs, by: own, after: `${node}'s ${own.phase}` };
+      if (runners.length >= limit) {
+        // The runner that frees first takes the next node (the workflow's bounded loop, in node order).
+        const i = runners.reduce((best, r, k) => (r.endMs < runners[best]!.endMs ? k : best), 0);
+        const r = runners.splice(i, 1)[0]!;
+        if (r.endMs > start.ms) start = { ms: r.endMs, by: r, after: limit === 1 ? `${r.node}'s turn` : `a free runner (${r.node})` };
+      }
+      const step: PlanStep & { prev?: PlanStep } = {
+        phase: p.id,
+        node,
+        startMs: start.ms,
+        endMs: start.ms + (cost.get(`${p.id}\0${node}`) ?? 0),
+        after: start.after,
+        actual: actualOf(placed.get(`${p.id}\0${node}`) ?? [], input.workflow.startMs),
+        prev: start.by,
+      };
+      nodeLast.set(node, step);
+      runners.push(step);
+      if (step.endMs >= end.ms) end = { ms: step.endMs, by: step };
+    }
+    phaseEnd.set(p.id, end);
+  }
+  const last = [...phaseEnd.values()].reduce<{ ms: number; by?: PlanStep }>((a, b) => (b.ms >= a.ms ? b : a), { ms: 0 });
+  const chain: PlanStep[] = [];
+  for (let s = last.by as (PlanStep & { prev?: PlanStep }) | undefined; s; s = s.prev) chain.unshift({ phase: s.phase, node: s.node, startMs: Math.round(s.startMs), endMs: Math.round(s.endMs), after: s.after, actual: s.actual });
+  const criticalMs = Math.round(last.ms);
   const wallMs = Math.round(input.workflow.endMs - input.workflow.startMs);
   return {
     criticalMs,
     wallMs,
     ratio: Math.round((wallMs / criticalMs) * 1000) / 1000,
-    initDoneMs: Math.round(initDoneMs),
-    controlPlanesDoneMs: Math.round(cpDone),
-    workersDoneMs: Math.round(workersDoneMs),
-    slowestWorker: slowest && { node: slowest.node, prepMs: Math.round(slowest.prepMs), joinMs: Math.round(slowest.joinMs) },
-    bound: cpDone >= workersDoneMs ? 'control-plane joins' : `worker ${slowest?.node ?? '?'}`,
-    finalMs: Math.round(finalMs),
+    chain,
+    phaseEndMs: Object.fromEntries([...phaseEnd].map(([k, v]) => [k, Math.round(v.ms)])),
+    unplacedMs: Math.round(unplacedMs),
+  };
+}
+
+/** A step's activities as they ran: first scheduled to last ended, time queued for a worker, and lead to the first command. */
+function actualOf(acts: ActivityCost[], t0: number): PlanStep['actual'] {
+  const fin = (xs: number[]) => xs.filter(Number.isFinite);
+  const r = (ms: number) => Math.round(ms);
+  return {
+    startMs: acts.length ? r(Math.min(...fin(acts.map((a) => a.activity.scheduledMs))) - t0) : NaN,
+    endMs: acts.length ? r(Math.max(...fin(acts.map((a) => a.activity.endedMs))) - t0) : NaN,
+    queueMs: r(fin(acts.map((a) => a.activity.startedMs - a.activity.scheduledMs)).reduce((x, y) => x + y, 0)),
+    leadMs: r(fin(acts.map((a) => a.leadMs)).reduce((x, y) => x + y, 0)),
+    commands: Math.round(acts.reduce((n, a) => n + a.commands, 0) * 10) / 10,
   };
 }

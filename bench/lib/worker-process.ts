@@ -21,7 +21,8 @@ export interface WorkerProcess {
 
 export function startWorkerProcess(address: string, taskQueue: string): WorkerProcess {
   const spawnedMs = Date.now();
-  const child = spawn(process.execPath, [join(ROOT, 'bin', 'kha'), 'worker'], {
+  // Through its shebang, with the Node flags it sets, as an installed kha runs.
+  const child = spawn(join(ROOT, 'bin', 'kha'), ['worker'], {
     env: { ...process.env, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: 'default', KHA_TASK_QUEUE: taskQueue },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -52,11 +52,16 @@ interface ThreadData {
 }
 
 /**
- * Threads are started when calls overlap (a control-plane host minting credentials for 50 joins at once) and
- * kept while they are used: one idle longer than IDLE_MS ends, but never the last KEEP_IDLE.
+ * Threads are kept while they are used: one idle longer than IDLE_MS ends, but never the last KEEP_IDLE. At most
+ * MAX_RUNNING calls run at once; more wait for a thread to come back, because a new thread costs ~300 ms of CPU
+ * and ~9 MiB while a call costs ~2 (100 credential mints at once took 15 s and 900 MiB with a thread each). A
+ * call that waited QUEUE_MS gets a thread of its own anyway: calls that block (a hang fault, a tool waiting for
+ * stdin or polling the model) can hold every thread, and must never hold back the rest for long.
  */
-const KEEP_IDLE = 2;
+const KEEP_IDLE = 1;
 const IDLE_MS = 20_000;
+const MAX_RUNNING = 4;
+const QUEUE_MS = 250;
 
 function frame(kind: string, payload: Uint8Array | string = ''): Buffer {
   const body = typeof payload === 'string' ? Buffer.from(payload) : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
@@ -111,25 +116,70 @@ class CallThread {
   }
 }
 
-function serve(socketPath: string): void {
-  const idle: CallThread[] = [];
-  const take = () => {
-    for (let t = idle.pop(); t; t = idle.pop()) if (!t.dead) return t;
-    return new CallThread();
-  };
-  const release = (t: CallThread) => {
+/** Threads for calls: idle ones reused, at most MAX_RUNNING busy before callers queue (see QUEUE_MS). */
+class ThreadPool {
+  private readonly idle: CallThread[] = [];
+  private readonly queue: Array<(t: CallThread) => void> = [];
+  private running = 0;
+
+  constructor() {
+    // The most recently used threads sit at the end of the list; the oldest idle ones go first.
+    setInterval(() => {
+      const cutoff = Date.now() - IDLE_MS;
+      while (this.idle.length > KEEP_IDLE && this.idle[0]!.idleSince < cutoff) this.idle.shift()!.kill();
+    }, 5_000).unref();
+  }
+
+  /** Calls `give` with a thread, now or once one is free; the returned function withdraws a call still waiting. */
+  acquire(give: (t: CallThread) => void): () => void {
+    if (this.running < MAX_RUNNING) {
+      this.running++;
+      give(this.fresh());
+      return () => undefined;
+    }
+    const waiter = (t: CallThread) => {
+      clearTimeout(timer);
+      give(t);
+    };
+    const withdraw = () => {
+      const i = this.queue.indexOf(waiter);
+      if (i >= 0) this.queue.splice(i, 1);
+      clearTimeout(timer);
+    };
+    const timer = setTimeout(() => {
+      withdraw();
+      this.running++;
+      give(this.fresh());
+    }, QUEUE_MS);
+    this.queue.push(waiter);
+    return withdraw;
+  }
+
+  /** A call is over: its thread (unless it died) goes to the next caller waiting, else to the idle list. */
+  release(t: CallThread): void {
     t.onMessage = undefined;
     t.onGone = undefined;
+    const next = this.queue.shift();
+    if (next) return next(t.dead ? this.fresh() : t);
+    this.running--;
     if (t.dead) return;
     t.idleSince = Date.now();
-    idle.push(t);
-  };
-  // The most recently used threads sit at the end of the list; the oldest idle ones go first.
-  setInterval(() => {
-    const cutoff = Date.now() - IDLE_MS;
-    while (idle.length > KEEP_IDLE && idle[0]!.idleSince < cutoff) idle.shift()!.kill();
-  }, 5_000).unref();
+    this.idle.push(t);
+  }
 
+  /** The first call should not wait for a thread to load the tools. */
+  warm(): void {
+    this.idle.push(new CallThread());
+  }
+
+  private fresh(): CallThread {
+    for (let t = this.idle.pop(); t; t = this.idle.pop()) if (!t.dead) return t;
+    return new CallThread();
+  }
+}
+
+function serve(socketPath: string): void {
+  const pool = new ThreadPool();
   const server = net.createServer((sock) => {
     let buf = Buffer.alloc(0);
     let thread: CallThread | undefined;
@@ -144,14 +194,19 @@ function serve(socketPath: string): void {
         thread.giveStdin(Buffer.concat(stdin));
       }
     };
+    let withdraw: (() => void) | undefined;
     const finish = (code: number) => {
       if (finished) return;
       finished = true;
       sock.end(frame('x', String(code)));
-      if (thread) release(thread);
+      if (thread) pool.release(thread);
     };
     const start = (h: CallHeader) => {
-      const t = (thread = take());
+      withdraw = pool.acquire((t) => run(t, h));
+    };
+    const run = (t: CallThread, h: CallHeader) => {
+      thread = t;
+      if (finished) return pool.release(t); // the caller left while waiting
       t.onMessage = (m) => {
         if (m.t === 'o' || m.t === 'e') sock.write(frame(m.t, m.d));
         else if (m.t === 'stdin') {
@@ -204,7 +259,11 @@ function serve(socketPath: string): void {
     const abandon = () => {
       if (finished) return;
       finished = true;
-      thread?.kill();
+      withdraw?.();
+      if (thread) {
+        thread.kill();
+        pool.release(thread);
+      }
     };
     sock.on('close', abandon);
     sock.on('error', abandon);
@@ -214,7 +273,7 @@ function serve(socketPath: string): void {
   const oldMask = process.umask(0o177); // root only: other users' calls run as their own process
   server.listen(socketPath, () => {
     process.umask(oldMask);
-    idle.push(new CallThread()); // the first call should not wait for a thread to load the tools
+    pool.warm();
   });
   const stop = () => {
     server.close();
