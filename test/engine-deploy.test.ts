@@ -144,6 +144,30 @@ for (const mode of ['one workflow', 'batches of 2 workers in child workflows'] a
       assert.equal(s.state, 'aborted');
       assert.equal(row(s, 'worker-join', 'w-3').state, 'failed');
     });
+
+    test('abort --rollback waits for a step still running on another node before it resets that node', async () => {
+      hosts.reset();
+      const c = mockCluster(name('abort-busy'), 3, 3, (y) => y.replace('compensation: {', 'compensation: { enabled: false,'));
+      hosts.failNext('joinWorker', 'w-3');
+      // w-2's join is slow to end (a remote command being stopped): it finishes only when released.
+      const release = hosts.hold('joinWorker', 'w-2');
+      const h = await deploy(c, { autoApprove: true });
+      await h.signal('approveWorkersSignal', 'auto');
+      await until(h, 'w-3 waits while w-2 joins', (x) => x.pendingDecision?.node === 'w-3' && hosts.ran('joinWorker', 'w-2') === 1);
+      let joinEnded = -1;
+      try {
+        await h.executeUpdate(decisionUpdate, { args: [{ action: 'abort-rollback' }] });
+        await new Promise((r) => setTimeout(r, 1500));
+        assert.equal(hosts.ran('resetNode', 'w-2'), 0, `no reset of w-2 while its join runs: ${JSON.stringify(hosts.calls.filter((x) => x.activity === 'resetNode'))}`);
+        joinEnded = hosts.calls.length;
+      } finally {
+        release();
+      }
+      await assert.rejects(h.result(), (e: unknown) => e instanceof WorkflowFailedError && /aborted by the operator; rolled back 6 node\(s\)/.test(String((e.cause as Error).message)));
+      const resets = hosts.calls.map((x, i) => ({ ...x, i })).filter((x) => x.activity === 'resetNode');
+      assert.deepEqual(resets.map((x) => x.node).sort(), ['cp-1', 'cp-2', 'cp-3', 'w-1', 'w-2', 'w-3']);
+      assert.ok(resets.find((x) => x.node === 'w-2')!.i >= joinEnded, 'w-2 reset after its join ended');
+    });
   });
 }
 

@@ -159,6 +159,8 @@ export class Engine {
           this.status.waitingFor = undefined;
           this.board.setState('rolling-back');
         }
+        // Promise.all failed fast: other nodes' cancelled steps may still be stopping their remote commands.
+        await this.steps.quiet();
         await this.drain?.();
         if (action === 'abort-rollback') rolledBack = await rollback();
         this.board.setState('aborted');

@@ -5,6 +5,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  condition,
   isCancellation,
   log,
   proxyActivities,
@@ -59,6 +60,8 @@ export class StepRunner {
   private readonly budgetMs: number;
   /** Attempts of a row before its current run: a run after a compensation or a retry adds to them. */
   private readonly runBase = new Map<NodeStepStatus, number>();
+  /** Activities scheduled and not yet ended (a cancelled one ends once its remote command was stopped). */
+  private running = 0;
   /** Nodes of the cluster before this run: never compensated (reset). */
   readonly membersBefore = new Set<string>();
 
@@ -86,6 +89,11 @@ export class StepRunner {
     };
     this.acts = proxyActivities<Acts>(this.base);
     this.budgetMs = (r.transientBudgetSeconds ?? 0) * 1000;
+  }
+
+  /** Until no activity runs: after an abort, a rollback must not reset a host whose step is still ending. */
+  async quiet(): Promise<void> {
+    await condition(() => this.running === 0);
   }
 
   /** The cluster as one activity sees it: the control-plane nodes and its own node (small history on large clusters). */
@@ -131,7 +139,13 @@ export class StepRunner {
     };
     for (;;) {
       try {
-        const res = (await fn.executeWithOptions({ ...this.base, ...extra, summary: `${phase} · ${node} · ${String(name)}` }, args)) as Awaited<ReturnType<Acts[K]>>;
+        this.running++;
+        let res: Awaited<ReturnType<Acts[K]>>;
+        try {
+          res = (await fn.executeWithOptions({ ...this.base, ...extra, summary: `${phase} · ${node} · ${String(name)}` }, args)) as Awaited<ReturnType<Acts[K]>>;
+        } finally {
+          this.running--;
+        }
         count((res as { attempt?: number } | undefined)?.attempt ?? 1);
         return res;
       } catch (e) {
