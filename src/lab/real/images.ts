@@ -117,6 +117,13 @@ function imageDefs(t: TierRecord): ImageDef[] {
   return defs.filter((d) => !seen.has(`${d.name}:${d.tag}`) && seen.add(`${d.name}:${d.tag}`));
 }
 
+/** Readers (another lab's registry) see the old file or the whole new one, never a part. */
+function writeWhole(file: string, data: string | Buffer): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, file);
+}
+
 /** Builds (or reuses) every image's blobs under <cache>/oci; returns what the registry serves. */
 export function buildImages(t: TierRecord): ImageCatalog {
   const root = join(t.cache, 'oci');
@@ -134,7 +141,8 @@ export function buildImages(t: TierRecord): ImageCatalog {
       images.push(JSON.parse(readFileSync(indexFile, 'utf8')) as ImageRef);
       continue;
     }
-    const staging = join(root, 'staging', key);
+    // Per-process names, renamed into place: two labs starting at once may build the same image.
+    const staging = join(root, 'staging', `${key}.${process.pid}`);
     rmSync(staging, { recursive: true, force: true });
     for (const [inImage, src] of Object.entries(def.contents)) {
       const dst = join(staging, inImage);
@@ -151,7 +159,7 @@ export function buildImages(t: TierRecord): ImageCatalog {
     mkdirSync(join(staging, 'tmp'), { recursive: true });
     chmodSync(join(staging, 'tmp'), 0o1777);
     mkdirSync(join(staging, 'etc'), { recursive: true });
-    const layer = join(root, 'staging', `${key}.tar`);
+    const layer = `${staging}.tar`;
     const tar = spawnSync('tar', ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0', '-cf', layer, '-C', staging, '.']);
     if (tar.status !== 0) throw new Error(`tar of image ${def.name}: ${tar.stderr}`);
     rmSync(staging, { recursive: true, force: true });
@@ -167,7 +175,7 @@ export function buildImages(t: TierRecord): ImageCatalog {
       }),
     );
     const configDigest = createHash('sha256').update(config).digest('hex');
-    writeFileSync(join(blobsDir, configDigest), config);
+    writeWhole(join(blobsDir, configDigest), config);
     const manifest = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
@@ -177,10 +185,10 @@ export function buildImages(t: TierRecord): ImageCatalog {
       }),
     );
     const manifestDigest = createHash('sha256').update(manifest).digest('hex');
-    writeFileSync(join(blobsDir, manifestDigest), manifest);
+    writeWhole(join(blobsDir, manifestDigest), manifest);
     const ref: ImageRef = { name: def.name, tag: def.tag, manifestDigest: `sha256:${manifestDigest}`, manifestSize: manifest.length };
     mkdirSync(dirname(indexFile), { recursive: true });
-    writeFileSync(indexFile, JSON.stringify(ref));
+    writeWhole(indexFile, JSON.stringify(ref));
     images.push(ref);
   }
   return { images, blobsDir };
