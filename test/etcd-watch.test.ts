@@ -27,6 +27,17 @@ test('teardownProblems: two members at once, the wrong order, and etcd gone whil
   assert.match(teardownProblems([ok('cp-1', 'cp-2', 'cp-3'), gone(), ok('cp-1', 'cp-2'), ok('cp-1'), gone()], ORDER).join('\n'), /no member answered while \[cp-1,cp-2,cp-3\] were members/);
 });
 
+test('teardownProblems: the last member unhealthy while alone (its own reset), and a set the sampler missed', () => {
+  const alone: EtcdSample = { at: (t += 1000), kind: 'unhealthy', members: ['cp-1'], unhealthy: ['cp-1'], learners: [] };
+  assert.deepEqual(teardownProblems([ok('cp-1', 'cp-2', 'cp-3'), ok('cp-1', 'cp-2'), ok('cp-1'), alone, gone()], ORDER), []);
+  const missed = [ok('cp-1', 'cp-2', 'cp-3'), ok('cp-1'), gone()];
+  assert.match(teardownProblems(missed, ORDER).join('\n'), /member sets seen \[cp-1,cp-2,cp-3\] → \[cp-1\], expected/);
+  assert.deepEqual(teardownProblems(missed, ORDER, { sequential: true }), []);
+  // Proven sequential or not: a set outside the order, or the order reversed, is a problem.
+  assert.match(teardownProblems([ok('cp-1', 'cp-2', 'cp-3'), ok('cp-2', 'cp-3'), ok('cp-3'), gone()], ORDER, { sequential: true }).join('\n'), /seen \[cp-1,cp-2,cp-3\] → \[cp-2,cp-3\] → \[cp-3\]/);
+  assert.match(teardownProblems([ok('cp-1', 'cp-2', 'cp-3'), ok('cp-1'), ok('cp-1', 'cp-2'), gone()], ORDER, { sequential: true }).join('\n'), /member sets seen/);
+});
+
 test('parseMemberList reads etcdctl member list -w simple', () => {
   const rows = parseMemberList('8e9e05c52164694d, started, cp-1, https://198.18.0.11:2380, https://198.18.0.11:2379, false\n2a, unstarted, , https://198.18.0.12:2380, , true\n');
   assert.deepEqual(rows[1], { id: '2a', status: 'unstarted', name: '', peerURLs: ['https://198.18.0.12:2380'], clientURLs: [], isLearner: true });

@@ -544,6 +544,32 @@ describe('kha deploy onto real Kubernetes components (lab real tier, 3+3)', () =
     assert.equal(again.code, 0, `the API server of ${holder} did not come back: ${again.stderr}`);
   });
 
+  /** The reset's history: each control-plane node's activities all ended before the next one's first began. */
+  async function resetOneAtATime(order: string[]): Promise<boolean> {
+    const conn = await Connection.connect({ address: `127.0.0.1:${env.KHA_SERVER_PORT}` });
+    try {
+      const events = (await new Client({ connection: conn }).workflow.getHandle('kha-reset-real').fetchHistory()).events ?? [];
+      const nodeOf = new Map<number, string>();
+      const span = new Map<string, { first: number; last: number }>();
+      for (const e of events) {
+        const id = Number(e.eventId);
+        const sch = e.activityTaskScheduledEventAttributes;
+        if (sch) {
+          const node = (JSON.parse(new TextDecoder().decode(sch.input?.payloads?.[0]?.data ?? new Uint8Array())) as { node?: string }).node ?? '';
+          nodeOf.set(id, node);
+          const sp = span.get(node);
+          span.set(node, { first: sp?.first ?? id, last: Math.max(sp?.last ?? id, id) });
+        }
+        const closed = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes ?? e.activityTaskTimedOutEventAttributes ?? e.activityTaskCanceledEventAttributes;
+        const node = closed ? nodeOf.get(Number(closed.scheduledEventId)) : undefined;
+        if (node !== undefined) span.get(node)!.last = id;
+      }
+      return order.every((n, i) => i === 0 || (span.has(n) && span.has(order[i - 1]!) && span.get(order[i - 1]!)!.last < span.get(n)!.first));
+    } finally {
+      await conn.close();
+    }
+  }
+
   it('kha reset --yes: no kubelet.conf, static pods or etcd data left on any node; the remaining etcd members healthy at every step', async () => {
     // Watched from this machine while the reset runs: every member still listed answers a quorum read, and the
     // members leave one at a time, the first control plane last.
@@ -564,7 +590,7 @@ describe('kha deploy onto real Kubernetes components (lab real tier, 3+3)', () =
     samples.push(await sampleEtcd(etcd));
     timings.reset = r.ms;
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    const problems = teardownProblems(samples, [CONTROL_PLANES, ['k8scp-01', 'k8scp-02'], ['k8scp-01']]);
+    const problems = teardownProblems(samples, [CONTROL_PLANES, ['k8scp-01', 'k8scp-02'], ['k8scp-01']], { sequential: await resetOneAtATime(['k8scp-03', 'k8scp-02', 'k8scp-01']) });
     assert.deepEqual(problems, [], `${samples.length} samples`);
     assert.equal(samples.at(-1)?.kind, 'unreachable', 'etcd still answers after the reset');
     timings.resetSamples = samples.length;

@@ -116,14 +116,18 @@ export async function sampleEtcd(etcd: EtcdCtl): Promise<EtcdSample> {
 /**
  * What is wrong with a teardown seen through `samples`: a listed member that was not healthy (or a learner), a
  * step that removed more than one member or not in `order`, or etcd unreachable while more than the last member
- * was left. `order` is the member sets expected one after another, ending with the last member alone.
+ * was left. `order` is the member sets expected one after another, ending with the last member alone. The last
+ * member may answer unhealthy once it is alone: that is its own reset stopping it. A sampler slowed by a loaded
+ * machine can miss a set: with `sequential` (the workflow's history shows each member's node reset before the
+ * next one's began) sets seen in order with some missing are no problem.
  */
-export function teardownProblems(samples: EtcdSample[], order: string[][]): string[] {
+export function teardownProblems(samples: EtcdSample[], order: string[][], opts: { sequential?: boolean } = {}): string[] {
   const problems: string[] = [];
   const seen: string[][] = [];
+  const lastAlone = [...order.at(-1)!].sort().join(',');
   for (const s of samples) {
     const t = new Date(s.at).toISOString();
-    if (s.kind === 'unhealthy') {
+    if (s.kind === 'unhealthy' && !(s.members.join(',') === lastAlone && s.learners.length === 0)) {
       problems.push(`${t}: members [${s.members.join(',')}] listed, not healthy: [${s.unhealthy.join(',')}]${s.learners.length ? `, learners: [${s.learners.join(',')}]` : ''}`);
     }
     if (s.kind === 'unreachable') {
@@ -136,7 +140,8 @@ export function teardownProblems(samples: EtcdSample[], order: string[][]): stri
   }
   const want = order.map((m) => [...m].sort().join(','));
   const got = seen.map((m) => m.join(','));
-  if (got.join(' → ') !== want.join(' → ')) problems.push(`member sets seen [${got.join('] → [')}], expected [${want.join('] → [')}]`);
+  const inOrder = got[0] === want[0] && got.at(-1) === want.at(-1) && got.every((g, i) => i === 0 || want.indexOf(g) > want.indexOf(got[i - 1]!));
+  if (got.join(' → ') !== want.join(' → ') && !(opts.sequential && inOrder)) problems.push(`member sets seen [${got.join('] → [')}], expected [${want.join('] → [')}]`);
   return problems;
 }
 
