@@ -105,7 +105,13 @@ function vxlanMode(enc: string): string {
 export function renderCalico(c: ClusterSpec, n: NodeSpec, _facts: RenderFacts): PhaseRender {
   const cal = c.spec.networking.calico;
   const common = { cluster: c.name, node: n.name, phase: 'calico', name: 'install', step: true };
-  const head = lines(`export KUBECONFIG=${q(ADMIN_CONF)}`, '');
+  const head = lines(
+    `export KUBECONFIG=${q(ADMIN_CONF)}`,
+    // kubectl apply fails at once when nothing answers: ride out a kube-vip restart (its VIP gone for a while).
+    'api_ready() { kubectl get --raw=/readyz --request-timeout=5s >/dev/null 2>&1; }',
+    'kha_wait 180 "the API server through the control-plane endpoint" api_ready',
+    '',
+  );
   if (cal.installMethod === 'operator') {
     const resources = file(CALICO_RESOURCES, calicoResources(c), 0o644);
     const body = lines(
