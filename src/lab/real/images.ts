@@ -3,9 +3,10 @@
 // (`kubeadm config images list`), plus kube-vip's and calico-node's stand-ins.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { kubeBinDir, type TierRecord } from './tier';
+import { writeFileAtomic } from '../sim/env';
 
 export interface ImageRef {
   /** Repository path without the registry host, e.g. "kube-apiserver", "coredns/coredns". */
@@ -117,13 +118,6 @@ function imageDefs(t: TierRecord): ImageDef[] {
   return defs.filter((d) => !seen.has(`${d.name}:${d.tag}`) && seen.add(`${d.name}:${d.tag}`));
 }
 
-/** Readers (another lab's registry) see the old file or the whole new one, never a part. */
-function writeWhole(file: string, data: string | Buffer): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, file);
-}
-
 /** Builds (or reuses) every image's blobs under <cache>/oci; returns what the registry serves. */
 export function buildImages(t: TierRecord): ImageCatalog {
   const root = join(t.cache, 'oci');
@@ -175,7 +169,7 @@ export function buildImages(t: TierRecord): ImageCatalog {
       }),
     );
     const configDigest = createHash('sha256').update(config).digest('hex');
-    writeWhole(join(blobsDir, configDigest), config);
+    writeFileAtomic(join(blobsDir, configDigest), config);
     const manifest = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
@@ -185,10 +179,10 @@ export function buildImages(t: TierRecord): ImageCatalog {
       }),
     );
     const manifestDigest = createHash('sha256').update(manifest).digest('hex');
-    writeWhole(join(blobsDir, manifestDigest), manifest);
+    writeFileAtomic(join(blobsDir, manifestDigest), manifest);
     const ref: ImageRef = { name: def.name, tag: def.tag, manifestDigest: `sha256:${manifestDigest}`, manifestSize: manifest.length };
     mkdirSync(dirname(indexFile), { recursive: true });
-    writeWhole(indexFile, JSON.stringify(ref));
+    writeFileAtomic(indexFile, JSON.stringify(ref));
     images.push(ref);
   }
   return { images, blobsDir };
